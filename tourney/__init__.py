@@ -1,0 +1,64 @@
+"""tourney: a multi-response tournament ranking engine.
+
+A judge compares two candidate responses to one prompt at a time; a strategy decides which
+pairs to compare and turns the verdicts into a ranking and a best-of-N pick; the scheduler runs
+many prompts' tournaments concurrently against the judge.
+
+>>> import tourney
+>>> result = tourney.select_best("2 + 2 = ?", ["4", "5", "22"], judge="simulated", seed=1)
+>>> sorted(result.ranking)
+[0, 1, 2]
+
+Importing tourney loads numpy only: ray, vllm, torch, transformers and HTTP clients load when
+a backend that needs them is built.
+"""
+
+__version__ = "0.1.0"
+
+from .api import Tournament, select_best
+from .errors import (
+    InputError,
+    JudgeError,
+    MissingExtraError,
+    SpecError,
+    StoreError,
+    TourneyError,
+    TransientJudgeError,
+)
+from .items import Item, PromptResult, parse_item, read_items
+from .judges.base import JUDGES, Judge, build_judge
+from .scheduler import RunStats, Scheduler
+from .strategy import STRATEGIES, Strategy, StrategyFactory, build_strategy
+from .types import Judgement, Match, MatchResult, Outcome, Ranking, Request, TokenUsage
+
+__all__ = [
+    "InputError",
+    "Item",
+    "JUDGES",
+    "Judge",
+    "JudgeError",
+    "Judgement",
+    "Match",
+    "MatchResult",
+    "MissingExtraError",
+    "Outcome",
+    "PromptResult",
+    "Ranking",
+    "Request",
+    "RunStats",
+    "STRATEGIES",
+    "Scheduler",
+    "SpecError",
+    "StoreError",
+    "Strategy",
+    "StrategyFactory",
+    "TokenUsage",
+    "TourneyError",
+    "TransientJudgeError",
+    "Tournament",
+    "build_judge",
+    "build_strategy",
+    "parse_item",
+    "read_items",
+    "select_best",
+]

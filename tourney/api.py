@@ -1,0 +1,102 @@
+"""Python API: :func:`select_best` for one prompt, :class:`Tournament` for many.
+
+>>> from tourney import select_best
+>>> r = select_best("Name a prime.", ["4", "7", "9"], judge="simulated", seed=0)
+>>> r.best_response in ("4", "7", "9")
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+from .errors import InputError
+from .items import Item, PromptResult, parse_item
+from .judges.base import Judge, build_judge
+from .scheduler import RunStats, Scheduler, run_sync
+from .strategy import StrategyFactory, build_strategy
+from .types import Prompt
+
+__all__ = ["Tournament", "select_best"]
+
+
+class Tournament:
+    """A judge, a strategy and scheduler settings, reusable over many batches of prompts.
+
+    ``judge`` and ``strategy`` are spec strings (``"simulated"``, ``"replay:FILE"``,
+    ``"vllm:MODEL"``, ``"knockout:votes=3"``) or built objects. Scheduler keywords
+    (``concurrency``, ``retries``, ``max_comparisons``, ``cache``, ...) pass through.
+    """
+
+    def __init__(
+        self,
+        judge: str | Judge = "simulated",
+        strategy: str | StrategyFactory = "knockout",
+        *,
+        seed: int = 0,
+        judge_options: Mapping[str, Any] | None = None,
+        strategy_options: Mapping[str, Any] | None = None,
+        **scheduler_options: Any,
+    ):
+        self.judge = judge if isinstance(judge, Judge) else build_judge(judge, judge_options)
+        self.strategy = strategy if isinstance(strategy, StrategyFactory) else build_strategy(strategy, strategy_options)
+        self.seed = seed
+        self.scheduler_options = scheduler_options
+        self.stats: RunStats | None = None
+
+    def _scheduler(self) -> Scheduler:
+        return Scheduler(self.judge, self.strategy, seed=self.seed, **self.scheduler_options)
+
+    @staticmethod
+    def _items(items: Iterable[Mapping[str, Any] | Item]) -> list[Item | InputError]:
+        out: list[Item | InputError] = []
+        for k, it in enumerate(items):
+            if isinstance(it, Item):
+                out.append(Item(k, it.id, it.prompt, it.responses, it.scores))
+                continue
+            try:
+                out.append(parse_item(it, k))
+            except InputError as exc:
+                out.append(exc)
+        return out
+
+    async def arank(self, items: Iterable[Mapping[str, Any] | Item]) -> list[PromptResult]:
+        sched = self._scheduler()
+        results = await sched.rank(self._items(items))
+        self.stats = sched.stats
+        return results
+
+    def rank(self, items: Iterable[Mapping[str, Any] | Item]) -> list[PromptResult]:
+        """Rank every item (dicts in the input-line format); results in input order."""
+        materialised = list(items)
+        return run_sync(lambda: self.arank(materialised))
+
+    def rank_one(self, prompt: Prompt, responses: Sequence[str], scores: Sequence[float] | None = None) -> PromptResult:
+        item: dict[str, Any] = {"prompt": prompt, "responses": list(responses)}
+        if scores is not None:
+            item["scores"] = list(scores)
+        (res,) = self.rank([item])
+        if res.status == "failed":
+            raise InputError("; ".join(res.messages))
+        return res
+
+    async def aclose(self) -> None:
+        await self.judge.aclose()
+
+    def close(self) -> None:
+        run_sync(self.aclose)
+
+
+def select_best(
+    prompt: Prompt,
+    responses: Sequence[str],
+    *,
+    judge: str | Judge = "simulated",
+    strategy: str | StrategyFactory = "knockout",
+    seed: int = 0,
+    scores: Sequence[float] | None = None,
+    **options: Any,
+) -> PromptResult:
+    """Pick the best of ``responses`` to ``prompt``; ``result.best`` is its index and
+    ``result.best_response`` its text. Raises :class:`~tourney.errors.InputError` on bad input."""
+    return Tournament(judge, strategy, seed=seed, **options).rank_one(prompt, responses, scores)

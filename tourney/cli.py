@@ -1,0 +1,257 @@
+"""The ``tourney`` command line.
+
+    tourney rank INPUT.jsonl [--judge SPEC] [--strategy SPEC] [--out OUT.jsonl] [--seed S] ...
+    tourney judges            list judges and their options
+    tourney strategies        list strategies and their options
+
+Run ``tourney COMMAND --help`` for each command's options. Exit status: 0 when every item
+was ranked cleanly, 1 when any item failed or had judge errors (the others are still
+written), 2 for a usage error (unknown judge or strategy, unreadable input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Iterator, Sequence, TextIO
+
+from . import __version__
+from .errors import TourneyError
+
+EXAMPLE = Path(__file__).resolve().parent / "data" / "example.jsonl"
+
+_EPILOG = """\
+examples:
+  tourney rank prompts.jsonl                                   simulated judge, knockout, stdout
+  tourney rank prompts.jsonl --out ranked.jsonl --seed 7
+  tourney rank prompts.jsonl --strategy knockout:votes=3,both_orders=true
+  tourney rank vicuna.jsonl --judge replay:gpt35.jsonl
+  tourney rank prompts.jsonl --judge vllm:Reward-Reasoning/RRM-32B --judge-opt tensor_parallel_size=2
+  tourney rank prompts.jsonl --judge openai:http://127.0.0.1:8000/v1 --judge-opt model=judge
+
+input line:  {"id": "q1", "prompt": "...", "responses": ["...", "..."], "scores": [optional]}
+output line: {"id", "status", "best", "best_response", "ranking", "scores", "comparisons", ...}
+"""
+
+
+def _kv(text: str) -> tuple[str, Any]:
+    from .registry import parse_value
+
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    return k.strip().replace("-", "_"), parse_value(v)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tourney",
+        description="Multi-response tournament ranking: a judge compares two responses at a time, "
+        "a strategy turns the verdicts into a ranking and a best-of-N pick.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands have their own --help, e.g. 'tourney rank --help'",
+    )
+    p.add_argument("--version", action="version", version=f"tourney {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log retries and engine messages")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser(
+        "rank",
+        help="rank each prompt's responses and pick the best",
+        description="Rank each prompt's candidate responses with a judge and a strategy. "
+        "One output line per input line, in input order.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG,
+    )
+    r.add_argument("input", nargs="?", default=None,
+                   help="JSONL input ('-' for stdin); default: the bundled example")
+    r.add_argument("--judge", default="simulated",
+                   help="judge spec: simulated[:k=v,..], replay:FILE, vllm:MODEL, openai:URL (default: simulated)")
+    r.add_argument("--judge-opt", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="judge option, repeatable (e.g. model=judge, temperature=0.6, format=rrm)")
+    r.add_argument("--format", dest="judge_format", default=None,
+                   help="judge prompt/verdict format for vllm/openai judges: rrm, rm_r1, rm_r1_instruct "
+                   "(default: from the model name)")
+    r.add_argument("--strategy", default="knockout",
+                   help="strategy spec, e.g. knockout or knockout:votes=3,both_orders=true (default: knockout)")
+    r.add_argument("--strategy-opt", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="strategy option, repeatable")
+    r.add_argument("--out", "-o", default=None, help="output JSONL (default: stdout)")
+    r.add_argument("--seed", type=int, default=0, help="run seed: same seed, same output (default 0)")
+    r.add_argument("--concurrency", type=int, default=32, help="judge calls in flight at once (default 32)")
+    r.add_argument("--retries", type=int, default=3, help="retries of a failing judge call (default 3)")
+    r.add_argument("--backoff", type=float, default=0.5, help="first retry delay in seconds, doubling (default 0.5)")
+    r.add_argument("--resample-abstentions", type=int, default=2,
+                   help="times an abstaining sample is re-drawn (default 2)")
+    r.add_argument("--max-comparisons", type=int, default=None,
+                   help="per-prompt budget of matches; the ranking so far is returned, marked budget_limited")
+    r.add_argument("--max-tokens", type=int, default=None, help="per-run budget of judge tokens (prompt + completion)")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="show a progress line on stderr (default: when stderr is a terminal)")
+    g.add_argument("--no-progress", dest="progress", action="store_false")
+    r.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+
+    sub.add_parser("judges", help="list the judges and their options")
+    sub.add_parser("strategies", help="list the strategies and their options")
+    return p
+
+
+def _read_lines(path: str | None) -> tuple[Iterator[str], str, int | None]:
+    if path is None:
+        path = str(EXAMPLE)
+    if path == "-":
+        return iter(sys.stdin), "stdin", None
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"input file {path} does not exist")
+    with p.open("rb") as fh:
+        total = sum(1 for line in fh if line.strip())
+    return _iter_file(p), p.name, total
+
+
+def _iter_file(p: Path) -> Iterator[str]:
+    with p.open(encoding="utf-8", errors="replace") as fh:
+        yield from fh
+
+
+def cmd_rank(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .items import dumps, read_items
+    from .judges.base import build_judge
+    from .progress import Progress
+    from .scheduler import Scheduler
+    from .strategy import build_strategy
+
+    judge_opts = dict(args.judge_opt)
+    if args.judge_format:
+        judge_opts["format"] = args.judge_format
+    strategy = build_strategy(args.strategy, dict(args.strategy_opt))
+    lines, source, total = _read_lines(args.input)
+    judge = build_judge(args.judge, judge_opts)
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    progress = Progress(total) if show else None
+    sched = Scheduler(
+        judge,
+        strategy,
+        seed=args.seed,
+        concurrency=args.concurrency,
+        retries=args.retries,
+        backoff_s=args.backoff,
+        resample_abstentions=args.resample_abstentions,
+        max_comparisons=args.max_comparisons,
+        max_tokens=args.max_tokens,
+        on_progress=progress,
+    )
+    out: TextIO
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
+    bad: list[str] = []
+
+    async def go() -> None:
+        try:
+            async for res in sched.run_ordered(read_items(lines, source)):
+                out.write(dumps(res) + "\n")
+                if res.status != "ok":
+                    bad.append(f"{res.status}: item {res.id}: {'; '.join(res.messages)}")
+            out.flush()
+        finally:
+            await judge.aclose()
+
+    try:
+        asyncio.run(go())
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if progress is not None:
+        progress.close(sched.stats)
+    stats = sched.stats.to_json()
+    if args.out:
+        meta = {
+            "command": shlex.join(["tourney", *argv]),
+            "cwd": os.getcwd(),
+            "version": __version__,
+            "seed": args.seed,
+            "input": args.input or str(EXAMPLE),
+            "judge": judge.describe(),
+            "strategy": strategy.describe(),
+            "stats": stats,
+        }
+        Path(args.out + ".meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    for line in bad:
+        print(f"tourney: {line}", file=sys.stderr)
+    if not args.quiet:
+        print(
+            f"tourney: ranked {stats['prompts'] - stats['failed']}/{stats['prompts']} prompts "
+            f"with {strategy} on {judge.spec}: {stats['comparisons']} comparisons, "
+            f"{stats['samples']} judgements ({stats['reused']} reused, {stats['new']} new), "
+            f"{stats['abstentions']} abstentions, {stats['errors']} errors, "
+            f"{stats['tokens']['prompt'] + stats['tokens']['completion']} tokens, {stats['elapsed_s']:.2f}s"
+            + (f" -> {args.out}" if args.out else ""),
+            file=sys.stderr,
+        )
+    return 1 if bad else 0
+
+
+def cmd_judges(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .judges.base import JUDGES, build_judge  # noqa: F401
+
+    for name in JUDGES.names():
+        target = JUDGES.get(name)
+        if isinstance(target, str):
+            print(f"{name}  (loads {target.split(':')[0]} on use)")
+            continue
+        doc = (target.__doc__ or sys.modules[target.__module__].__doc__ or "").strip().splitlines()
+        print(f"{name}  {doc[0] if doc else ''}")
+        for k, v in getattr(target, "options", {}).items():
+            print(f"    {k}: {v}")
+    return 0
+
+
+def cmd_strategies(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    import inspect
+
+    from .strategy import STRATEGIES
+
+    for name in STRATEGIES.names():
+        cls = STRATEGIES.get(name)
+        doc = (sys.modules[cls.__module__].__doc__ or cls.__doc__ or "").strip().splitlines()
+        print(f"{name}  {doc[0] if doc else ''}")
+        sig = inspect.signature(cls.__init__)
+        for pname in cls.param_names():
+            print(f"    {pname}={sig.parameters[pname].default!r}")
+    return 0
+
+
+COMMANDS = {"rank": cmd_rank, "judges": cmd_judges, "strategies": cmd_strategies}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args, argv)
+    except (TourneyError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"tourney: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tourney: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `tourney rank ... | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

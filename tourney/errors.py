@@ -1,0 +1,67 @@
+"""The exceptions tourney raises, in one tree.
+
+::
+
+    TourneyError                      base of everything below
+    ├── SpecError (ValueError)        unknown judge/strategy name or bad option; lists what is known
+    ├── InputError (ValueError)       a bad input line or item; names the line
+    ├── MissingExtraError (ImportError)  an optional dependency is not installed; names the pip extra
+    ├── JudgeError (RuntimeError)     a judge call failed
+    │   └── TransientJudgeError       ... and may succeed if retried (timeouts, 429, 5xx, dead engine)
+    └── StoreError (RuntimeError)     the judgement store is unusable (corrupt, other version, read-only)
+
+Each subclasses the builtin a user would naturally catch, so ``except ValueError`` still works.
+A :class:`JudgeError` that is not transient (a replay file without the record, a prompt over
+the context budget with the ``error`` policy) is recorded at once as an error judgement; a
+transient one is retried with backoff first.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TourneyError",
+    "SpecError",
+    "InputError",
+    "MissingExtraError",
+    "JudgeError",
+    "TransientJudgeError",
+    "StoreError",
+]
+
+
+class TourneyError(Exception):
+    """Base class of all tourney errors."""
+
+
+class SpecError(TourneyError, ValueError):
+    """An unknown component name or a bad option in a spec string."""
+
+
+class InputError(TourneyError, ValueError):
+    """A bad input item. ``where`` names the line or item (e.g. ``"line 3"``)."""
+
+    def __init__(self, message: str, where: str | None = None):
+        self.where = where
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class MissingExtraError(TourneyError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str, feature: str):
+        super().__init__(
+            f"{feature} needs the '{package}' package, which is not installed. "
+            f"Install it with: pip install 'tourney-rank[{extra}]'"
+        )
+
+
+class JudgeError(TourneyError, RuntimeError):
+    """A judge call failed and retrying will not help."""
+
+
+class TransientJudgeError(JudgeError):
+    """A judge call failed in a way that may succeed when retried."""
+
+
+class StoreError(TourneyError, RuntimeError):
+    """The judgement store cannot be used safely."""

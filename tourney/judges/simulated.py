@@ -1,0 +1,195 @@
+"""A simulated judge with a known truth: for tests, benchmarks and strategy research.
+
+Each candidate has a latent quality: the input's ``scores`` when given, else a draw from
+``Normal(0, spread)`` keyed by (judge seed, prompt, response text). For a match,
+
+    P(first-shown wins) = F((q_first - q_second) / noise + offset)
+
+where F is the logistic function (``model=bradley_terry``) or the standard normal CDF
+(``model=thurstone``), and ``offset`` makes P(first wins) = 0.5 + ``position_bias`` when the two
+qualities are equal (a judge that favours the first-shown response, as real LLM judges do).
+Defaults are calibrated to a realistic reasoning judge: with qualities ~ N(0, 1), about 83%
+agreement with the latent order on random pairs (noise 0.5 logistic / 0.85 probit) and a
+first-position bias of 0.1.
+
+Each sample may abstain (``abstain_rate``), be an explicit tie (``tie_rate``) or fail
+(``error_rate``: the call raises a transient error, keyed by the attempt, so a retry can
+succeed). Latency is lognormal with median ``latency_median_s`` (0 = instant) and ``sigma``;
+completion tokens are lognormal around ``tokens_median``. Every draw is a hash of
+(seed, prompt, the two texts in order, sample index): deterministic for a seed and a match,
+whatever order the matches run in, in any process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+from functools import lru_cache
+from statistics import NormalDist
+from typing import Any
+
+from ..errors import SpecError, TransientJudgeError
+from ..registry import Spec
+from ..types import Judgement, Match, Outcome
+from .base import JUDGES, Judge
+
+_STD_NORMAL = NormalDist()
+_DEFAULT_NOISE = {"bradley_terry": 0.5, "thurstone": 0.85}
+
+_DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "model": "bradley_terry",
+    "spread": 1.0,
+    "noise": None,
+    "position_bias": 0.1,
+    "tie_rate": 0.0,
+    "abstain_rate": 0.0,
+    "error_rate": 0.0,
+    "latency_median_s": 0.0,
+    "latency_sigma": 1.0,
+    "tokens_median": 600,
+    "tokens_sigma": 0.6,
+}
+
+
+def _uniforms(key: bytes, k: int) -> list[float]:
+    """k independent uniforms in (0, 1) from a hash of ``key``."""
+    digest = hashlib.blake2b(key, digest_size=8 * k).digest()
+    return [(int.from_bytes(digest[8 * i : 8 * i + 8], "big") + 0.5) / 2.0**64 for i in range(k)]
+
+
+def _text_id(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
+
+
+def _prompt_text(prompt: Any) -> str:
+    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True, ensure_ascii=False)
+
+
+@JUDGES.register("simulated")
+class SimulatedJudge(Judge):
+    options = {
+        "seed": "seed of the latent qualities and every draw (default 0)",
+        "model": "bradley_terry (logistic) or thurstone (probit)",
+        "spread": "standard deviation of drawn latent qualities (default 1.0)",
+        "noise": "judge noise scale; default calibrated to ~83% agreement",
+        "position_bias": "P(first wins) - 0.5 at equal quality (default 0.1)",
+        "tie_rate": "probability a sample is an explicit tie (default 0)",
+        "abstain_rate": "probability a sample abstains (default 0)",
+        "error_rate": "probability a call fails with a transient error (default 0)",
+        "latency_median_s": "median latency of a call in seconds (default 0: instant)",
+        "latency_sigma": "lognormal sigma of the latency (default 1.0)",
+        "tokens_median": "median completion tokens per sample (default 600)",
+        "tokens_sigma": "lognormal sigma of completion tokens (default 0.6)",
+    }
+
+    def __init__(self, spec: Spec | None = None, **options: Any):
+        spec = spec or Spec("simulated", None, options)
+        super().__init__(spec)
+        if spec.arg is not None:
+            raise SpecError(f"the simulated judge takes options key=value, not {spec.arg!r}")
+        unknown = sorted(set(spec.options) - set(_DEFAULTS))
+        if unknown:
+            raise SpecError(
+                f"unknown option(s) {', '.join(unknown)} for judge 'simulated'; known: {', '.join(sorted(_DEFAULTS))}"
+            )
+        o = {**_DEFAULTS, **spec.options}
+        if o["model"] not in _DEFAULT_NOISE:
+            raise SpecError(f"simulated judge model must be one of {sorted(_DEFAULT_NOISE)}, got {o['model']!r}")
+        for name in ("tie_rate", "abstain_rate", "error_rate"):
+            if not 0.0 <= float(o[name]) <= 1.0:
+                raise SpecError(f"{name} must be in [0, 1], got {o[name]!r}")
+        if not -0.5 < float(o["position_bias"]) < 0.5:
+            raise SpecError(f"position_bias must be in (-0.5, 0.5), got {o['position_bias']!r}")
+        self.seed = int(o["seed"])
+        self.model = o["model"]
+        self.spread = float(o["spread"])
+        self.noise = float(o["noise"] if o["noise"] is not None else _DEFAULT_NOISE[self.model])
+        if self.noise <= 0:
+            raise SpecError(f"noise must be > 0, got {self.noise}")
+        self.position_bias = float(o["position_bias"])
+        self.tie_rate = float(o["tie_rate"])
+        self.abstain_rate = float(o["abstain_rate"])
+        self.error_rate = float(o["error_rate"])
+        self.latency_median_s = float(o["latency_median_s"])
+        self.latency_sigma = float(o["latency_sigma"])
+        self.tokens_median = float(o["tokens_median"])
+        self.tokens_sigma = float(o["tokens_sigma"])
+        p0 = 0.5 + self.position_bias
+        self._offset = math.log(p0 / (1 - p0)) if self.model == "bradley_terry" else _STD_NORMAL.inv_cdf(p0)
+        self._attempts: dict[tuple, int] = {}
+        self._quality = lru_cache(maxsize=65536)(self._draw_quality)
+
+    # -- the truth --------------------------------------------------------------------------
+    def _draw_quality(self, prompt_text: str, text: str) -> float:
+        (u,) = _uniforms(f"q|{self.seed}|{_text_id(prompt_text)}|{_text_id(text)}".encode(), 1)
+        return self.spread * _STD_NORMAL.inv_cdf(u)
+
+    def quality(self, match: Match, which: str) -> float:
+        """Latent quality of the first- or second-shown response of ``match``."""
+        given = match.first_score if which == "first" else match.second_score
+        if given is not None:
+            return float(given)
+        text = match.first_text if which == "first" else match.second_text
+        return self._quality(_prompt_text(match.prompt), text)
+
+    def p_first(self, match: Match) -> float:
+        """P(the first-shown response wins | a decisive vote)."""
+        z = (self.quality(match, "first") - self.quality(match, "second")) / self.noise + self._offset
+        if self.model == "bradley_terry":
+            return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+        return _STD_NORMAL.cdf(z)
+
+    # -- the judge --------------------------------------------------------------------------
+    async def judge(self, match: Match) -> list[Judgement]:
+        ptext = _prompt_text(match.prompt)
+        base = f"{self.seed}|{_text_id(ptext)}|{_text_id(match.first_text)}|{_text_id(match.second_text)}"
+        if self.error_rate > 0:
+            call_key = (base, match.sample_offset, match.samples)
+            attempt = self._attempts.get(call_key, 0)
+            self._attempts[call_key] = attempt + 1
+            (u,) = _uniforms(f"err|{base}|{match.sample_offset}|{attempt}".encode(), 1)
+            if u < self.error_rate:
+                raise TransientJudgeError(f"simulated judge error (attempt {attempt + 1})")
+        p = self.p_first(match)
+        prompt_tokens = 200 + (len(ptext) + len(match.first_text) + len(match.second_text)) // 4
+        out: list[Judgement] = []
+        latency = 0.0
+        for s in range(match.sample_offset, match.sample_offset + match.samples):
+            u_out, u_abs, u_tie, u_lat, u_tok = _uniforms(f"s|{base}|{s}".encode(), 5)
+            if self.latency_median_s > 0:
+                latency = max(latency, self.latency_median_s * math.exp(self.latency_sigma * _STD_NORMAL.inv_cdf(u_lat)))
+            tokens = max(1, int(self.tokens_median * math.exp(self.tokens_sigma * _STD_NORMAL.inv_cdf(u_tok))))
+            if u_abs < self.abstain_rate:
+                outcome, verdict = Outcome.ABSTAIN, ""
+            elif u_tie < self.tie_rate:
+                outcome, verdict = Outcome.TIE, "tie"
+            else:
+                outcome = Outcome.A if u_out < p else Outcome.B
+                verdict = outcome.value
+            out.append(
+                Judgement(
+                    outcome=outcome,
+                    reasoning=f"[simulated] P(first wins)={p:.4f}",
+                    verdict=verdict,
+                    sample=s,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=tokens,
+                )
+            )
+        if latency > 0:
+            await asyncio.sleep(latency)
+        if latency:
+            out = [_with_latency(j, latency) for j in out]
+        return out
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": "simulated", "options": {k: getattr(self, k) for k in _DEFAULTS}}
+
+
+def _with_latency(j: Judgement, latency: float) -> Judgement:
+    from dataclasses import replace
+
+    return replace(j, latency_s=latency)

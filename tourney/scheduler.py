@@ -1,0 +1,459 @@
+"""Event-driven scheduler: many prompts' tournaments at once against one judge.
+
+The scheduler owns concurrency; strategies own decisions; judges own inference.
+
+* A match is dispatched the moment its strategy proposes it (a knockout's next-round match
+  starts as soon as both feeders finish, not when the round ends).
+* ``concurrency`` workers pull ready matches from a priority queue ordered by input position,
+  so earlier prompts finish first and output streams in input order with a bounded buffer;
+  at most ``max_active_prompts`` prompts are open at once (memory stays flat on huge inputs).
+* A failing judge call is retried with exponential backoff (``retries``); a call that keeps
+  failing, or fails permanently, becomes ERROR judgements the strategy sees (never a win).
+* Abstentions are re-sampled up to ``resample_abstentions`` times per request, with sample
+  indices ``RESAMPLE_STRIDE * round + offset``, which never collide with ordinary indices, so a
+  re-sample is a new, reproducible draw.
+* Per-prompt randomness comes from ``stable_seed(seed, prompt id)``; with a deterministic
+  judge, the output is identical whatever the latencies, concurrency or executor.
+* An optional judgement cache (the SQLite store) answers matches already paid for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Protocol, Sequence
+
+import numpy as np
+
+from .errors import InputError, JudgeError, TransientJudgeError
+from .items import Item, PromptResult, failed, response_key
+from .judges.base import Judge, stable_seed
+from .strategy import Strategy, StrategyFactory
+from .types import Judgement, Match, MatchResult, Outcome, Request, TokenUsage
+
+__all__ = ["Scheduler", "RunStats", "JudgementCache", "RESAMPLE_STRIDE"]
+
+log = logging.getLogger("tourney")
+
+#: sample indices of re-samples start at multiples of this (ordinary indices stay below it)
+RESAMPLE_STRIDE = 1_000_000
+
+
+class JudgementCache(Protocol):
+    """What the scheduler needs from a judgement store."""
+
+    def lookup(self, match: Match) -> list[Judgement] | None: ...
+
+    def save(self, match: Match, judgements: Sequence[Judgement]) -> None: ...
+
+
+@dataclass
+class RunStats:
+    prompts: int = 0
+    failed: int = 0
+    partial: int = 0
+    comparisons: int = 0
+    samples: int = 0
+    reused: int = 0
+    judge_calls: int = 0
+    retries: int = 0
+    abstentions: int = 0
+    errors: int = 0
+    tokens: TokenUsage = TokenUsage()
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prompts": self.prompts,
+            "failed": self.failed,
+            "partial": self.partial,
+            "comparisons": self.comparisons,
+            "samples": self.samples,
+            "reused": self.reused,
+            "new": self.samples - self.reused,
+            "judge_calls": self.judge_calls,
+            "retries": self.retries,
+            "abstentions": self.abstentions,
+            "errors": self.errors,
+            "tokens": {"prompt": self.tokens.prompt, "cached": self.tokens.cached, "completion": self.tokens.completion},
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+class _PromptState:
+    __slots__ = ("item", "strategy", "inflight", "comparisons", "results", "judgements", "messages",
+                 "budget_limited", "closed", "reused")
+
+    def __init__(self, item: Item, strategy: Strategy):
+        self.item = item
+        self.strategy = strategy
+        self.inflight = 0
+        self.comparisons = 0
+        self.results: list[MatchResult] = []
+        self.judgements = 0
+        self.messages: list[str] = []
+        self.budget_limited = False
+        self.closed = False
+        self.reused = 0
+
+
+@dataclass
+class _Task:
+    state: _PromptState
+    request: Request
+    offset: int  # sample offset of THIS call
+    samples: int  # samples in THIS call
+    got: list[Judgement]
+    resample_round: int = 0
+    attempt: int = 0
+
+
+class Scheduler:
+    """Runs tournaments for many items concurrently; see the module docstring."""
+
+    def __init__(
+        self,
+        judge: Judge,
+        strategy: StrategyFactory,
+        *,
+        seed: int = 0,
+        concurrency: int = 32,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        resample_abstentions: int = 2,
+        max_comparisons: int | None = None,
+        max_tokens: int | None = None,
+        max_active_prompts: int | None = None,
+        cache: JudgementCache | None = None,
+        on_progress: Callable[[RunStats], None] | None = None,
+    ):
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self.judge = judge
+        self.strategy = strategy
+        self.seed = int(seed)
+        self.concurrency = concurrency
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.resample_abstentions = resample_abstentions
+        self.max_comparisons = max_comparisons
+        self.max_tokens = max_tokens
+        self.max_active_prompts = max_active_prompts or max(64, 4 * concurrency)
+        self.cache = cache
+        self.on_progress = on_progress
+        self.stats = RunStats()
+        self._strategy_spec = strategy.describe()
+        self._judge_spec = judge.describe()
+        self._seq = 0
+
+    # -- public ---------------------------------------------------------------------------
+    async def run(self, items: Iterable[Item | InputError]) -> AsyncIterator[PromptResult]:
+        """Yield one result per item, in completion order."""
+        self.stats = RunStats()
+        queue: asyncio.PriorityQueue = asyncio.PriorityQueue()
+        results: asyncio.Queue = asyncio.Queue()
+        room = asyncio.Semaphore(self.max_active_prompts)
+        self._queue, self._results, self._room = queue, results, room
+        self._pending_prompts = 0
+        self._all_fed = False
+        self._budget_exhausted = False
+        self._loop = asyncio.get_running_loop()
+        workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
+        feeder = asyncio.create_task(self._feed(items))
+        try:
+            while True:
+                res = await results.get()
+                if res is None:
+                    break
+                yield res
+            await feeder  # re-raise a feeder failure (e.g. unreadable input)
+        finally:
+            feeder.cancel()
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(feeder, *workers, return_exceptions=True)
+
+    async def run_ordered(self, items: Iterable[Item | InputError]) -> AsyncIterator[PromptResult]:
+        """Yield one result per item, in input order (buffers only what finished early)."""
+        buffer: dict[int, PromptResult] = {}
+        nxt = 0
+        async for res in self.run(items):
+            buffer[res.index] = res
+            while nxt in buffer:
+                yield buffer.pop(nxt)
+                nxt += 1
+        for k in sorted(buffer):  # pragma: no cover - indices are contiguous
+            yield buffer[k]
+
+    async def rank(self, items: Iterable[Item | InputError]) -> list[PromptResult]:
+        return [r async for r in self.run_ordered(items)]
+
+    # -- feeding prompts -----------------------------------------------------------------------
+    async def _feed(self, items: Iterable[Item | InputError]) -> None:
+        index = 0
+        try:
+            for item in items:
+                if isinstance(item, InputError):
+                    self._emit(failed(index, str(index), str(item)))
+                    index += 1
+                    continue
+                index = item.index + 1
+                await self._room.acquire()
+                self._pending_prompts += 1
+                self._start(item)
+                await asyncio.sleep(0)  # let workers run while a long input is read
+        finally:
+            self._all_fed = True
+            self._maybe_end()
+
+    def _maybe_end(self) -> None:
+        if self._all_fed and self._pending_prompts == 0:
+            self._results.put_nowait(None)
+
+    def _start(self, item: Item) -> None:
+        try:
+            rng = np.random.default_rng(stable_seed(self.seed, "strategy", item.id))
+            strat = self.strategy.create(item.n, rng, [response_key(r) for r in item.responses])
+        except Exception as exc:  # a strategy that cannot start fails this item only
+            self._finish_failed(item, f"{type(exc).__name__}: {exc}")
+            return
+        state = _PromptState(item, strat)
+        self._advance(state)
+
+    # -- the event loop of one prompt --------------------------------------------------------
+    def _advance(self, state: _PromptState) -> None:
+        """Dispatch whatever the strategy is ready for; close the prompt when it is finished."""
+        try:
+            proposals = [] if state.budget_limited else state.strategy.propose()
+        except Exception as exc:
+            self._close(state, error=f"strategy {self.strategy} failed: {type(exc).__name__}: {exc}")
+            return
+        for req in proposals:
+            if self._over_budget(state):
+                state.budget_limited = True
+                break
+            state.comparisons += 1
+            state.inflight += 1
+            self._enqueue(_Task(state, req, req.sample_offset, req.samples, []))
+        if state.inflight == 0:
+            if state.strategy.done or state.budget_limited:
+                self._close(state)
+            else:
+                self._close(state, error=f"strategy {self.strategy} stalled: not done and proposed nothing")
+
+    def _over_budget(self, state: _PromptState) -> bool:
+        if self.max_comparisons is not None and state.comparisons >= self.max_comparisons:
+            return True
+        if self.max_tokens is not None and self.stats.tokens.total >= self.max_tokens:
+            self._budget_exhausted = True
+            return True
+        return False
+
+    def _enqueue(self, task: _Task) -> None:
+        self._seq += 1
+        self._queue.put_nowait((task.state.item.index, self._seq, task))
+
+    async def _worker(self) -> None:
+        while True:
+            _, _, task = await self._queue.get()
+            try:
+                await self._run_task(task)
+            except Exception as exc:  # a bug in a strategy or the engine: fail that prompt only
+                log.exception("internal error on prompt %s", task.state.item.id)
+                task.state.inflight -= 1
+                if not task.state.closed:
+                    self._close(task.state, error=f"internal error: {type(exc).__name__}: {exc}")
+
+    def _match(self, task: _Task) -> Match:
+        item, req = task.state.item, task.request
+        sc = item.scores
+        return Match(
+            prompt=item.prompt,
+            first_text=item.responses[req.first],
+            second_text=item.responses[req.second],
+            prompt_id=item.id,
+            first=req.first,
+            second=req.second,
+            samples=task.samples,
+            sample_offset=task.offset,
+            first_score=sc[req.first] if sc else None,
+            second_score=sc[req.second] if sc else None,
+        )
+
+    async def _run_task(self, task: _Task) -> None:
+        state = task.state
+        if state.closed:  # the prompt failed meanwhile: do not pay for more judgements
+            state.inflight -= 1
+            return
+        match = self._match(task)
+        judgements = self.cache.lookup(match) if self.cache is not None else None
+        if judgements is not None:
+            state.reused += len(judgements)
+            self.stats.reused += len(judgements)
+        else:
+            self.stats.judge_calls += 1
+            try:
+                judgements = await self.judge.judge(match)
+                if len(judgements) != match.samples:
+                    raise JudgeError(f"judge returned {len(judgements)} samples, {match.samples} were asked for")
+            except JudgeError as exc:
+                if isinstance(exc, TransientJudgeError) and self._retry(task, exc):
+                    return
+                judgements = self._errors(match, f"{type(exc).__name__}: {exc}")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # anything else is treated as transient
+                if self._retry(task, exc):
+                    return
+                judgements = self._errors(match, f"{type(exc).__name__}: {exc}")
+            else:
+                if self.cache is not None:
+                    self.cache.save(match, judgements)
+        self._account(judgements)
+        task.got.extend(judgements)
+        abstained = sum(1 for j in judgements if j.outcome is Outcome.ABSTAIN)
+        if abstained and task.resample_round < self.resample_abstentions and not state.closed:
+            rnd = task.resample_round + 1
+            self._enqueue(replace(task, offset=RESAMPLE_STRIDE * rnd + task.request.sample_offset,
+                                  samples=abstained, resample_round=rnd, attempt=0))
+            return
+        self._deliver(task)
+
+    def _retry(self, task: _Task, exc: BaseException) -> bool:
+        if task.attempt >= self.retries:
+            return False
+        task.attempt += 1
+        self.stats.retries += 1
+        delay = min(self.max_backoff_s, self.backoff_s * 2 ** (task.attempt - 1))
+        delay *= 0.5 + random.random() / 2  # jitter: timing only, never results
+        log.warning("judge call for prompt %s failed (%s); retry %d/%d in %.2fs",
+                    task.state.item.id, exc, task.attempt, self.retries, delay)
+        self._loop.call_later(delay, self._enqueue, task)
+        return True
+
+    @staticmethod
+    def _errors(match: Match, message: str) -> list[Judgement]:
+        return [Judgement.failed(message, sample=match.sample_offset + k) for k in range(match.samples)]
+
+    def _account(self, judgements: Sequence[Judgement]) -> None:
+        st = self.stats
+        st.samples += len(judgements)
+        st.tokens = st.tokens + TokenUsage.of(judgements)
+        for j in judgements:
+            if j.outcome is Outcome.ABSTAIN:
+                st.abstentions += 1
+            elif j.outcome is Outcome.ERROR:
+                st.errors += 1
+
+    def _deliver(self, task: _Task) -> None:
+        state = task.state
+        state.inflight -= 1
+        if state.closed:
+            return
+        result = MatchResult(task.request, tuple(task.got))
+        state.results.append(result)
+        state.judgements += len(task.got)
+        try:
+            state.strategy.observe(result)
+        except Exception as exc:
+            self._close(state, error=f"strategy {self.strategy} failed: {type(exc).__name__}: {exc}")
+            return
+        self._advance(state)
+
+    # -- closing ------------------------------------------------------------------------------
+    def _close(self, state: _PromptState, error: str | None = None) -> None:
+        if state.closed:
+            return
+        state.closed = True
+        item = state.item
+        if error is not None:
+            self._finish_failed(item, error)
+            return
+        try:
+            ranking = state.strategy.ranking()
+        except Exception as exc:
+            self._finish_failed(item, f"strategy {self.strategy} failed to rank: {type(exc).__name__}: {exc}")
+            return
+        all_j = [j for r in state.results for j in r.judgements]
+        errors = [j for j in all_j if j.outcome is Outcome.ERROR]
+        messages = tuple(dict.fromkeys(j.error or "error" for j in errors))
+        status = "partial" if errors else "ok"
+        budget = state.budget_limited or ranking.budget_limited
+        res = PromptResult(
+            index=item.index,
+            id=item.id,
+            status=status,
+            best=ranking.best,
+            ranking=ranking.order,
+            scores=ranking.scores,
+            scale=ranking.scale,
+            uncertainty=ranking.uncertainty,
+            best_response=item.responses[ranking.best],
+            comparisons=len(state.results),
+            samples=len(all_j),
+            abstentions=sum(1 for j in all_j if j.outcome is Outcome.ABSTAIN),
+            ties=sum(1 for j in all_j if j.outcome is Outcome.TIE),
+            errors=len(errors),
+            tokens=TokenUsage.of(all_j),
+            budget_limited=budget,
+            reused=state.reused,
+            messages=messages,
+            matches=tuple(_match_record(r) for r in state.results),
+            info=ranking.info,
+            strategy=self._strategy_spec,
+            judge=self._judge_spec,
+            seed=self.seed,
+        )
+        if status == "partial":
+            self.stats.partial += 1
+        self.stats.comparisons += res.comparisons
+        self._emit(res)
+        self._release()
+
+    def _finish_failed(self, item: Item, message: str) -> None:
+        self._emit(failed(item.index, item.id, message))
+        self._release()
+
+    def _release(self) -> None:
+        self._pending_prompts -= 1
+        self._room.release()
+        self._maybe_end()
+
+    def _emit(self, res: PromptResult) -> None:
+        self.stats.prompts += 1
+        if res.status == "failed":
+            self.stats.failed += 1
+        self._results.put_nowait(res)
+        if self.on_progress is not None:
+            self.on_progress(self.stats)
+
+
+def _match_record(r: MatchResult) -> dict[str, Any]:
+    """Compact, deterministic record of one judged request (no latencies)."""
+    return {
+        "first": r.request.first,
+        "second": r.request.second,
+        "outcome": r.outcome.value,
+        "votes": [r.first_wins, r.second_wins, r.ties, r.abstentions, r.errors],
+    }
+
+
+def run_sync(coro_factory: Callable[[], Awaitable[Any]]) -> Any:
+    """Run a coroutine from synchronous code, also inside a running loop (notebooks)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro_factory())
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(coro_factory())).result()

@@ -1,0 +1,248 @@
+"""Records that cross process boundaries: matches, judgements, results.
+
+Conventions used everywhere in tourney:
+
+* Candidates of one prompt are numbered ``0 .. n-1`` in input order.
+* In a :class:`Match`, ``first`` is the candidate shown FIRST to the judge (position "A",
+  "Assistant 1", "Chatbot A") and ``second`` the one shown second.
+* :class:`Outcome` ``A`` means the first-shown response won, ``B`` the second-shown one.
+  An abstention (the judge gave no parseable verdict) and an error (the call failed) are
+  outcomes of their own: failure is never encoded as a number or as a silent tie.
+
+All records are frozen dataclasses of plain values, so they pickle cheaply (Ray) and
+serialise to JSON with :func:`dataclasses.asdict`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence, Union
+
+__all__ = [
+    "Message",
+    "Prompt",
+    "Outcome",
+    "Request",
+    "Match",
+    "Judgement",
+    "MatchResult",
+    "Ranking",
+    "TokenUsage",
+]
+
+#: A chat message ``{"role": ..., "content": ...}``.
+Message = Mapping[str, str]
+#: A prompt is either a plain user question or a list of chat messages (multi-turn).
+Prompt = Union[str, Sequence[Message]]
+
+
+class Outcome(str, enum.Enum):
+    """The outcome of ONE judge sample on a match."""
+
+    A = "A"  #: the first-shown response is better
+    B = "B"  #: the second-shown response is better
+    TIE = "tie"  #: the judge explicitly called it a tie (the seed judges never do)
+    ABSTAIN = "abstain"  #: no parseable verdict (truncated, missing or ambiguous)
+    ERROR = "error"  #: the judge call failed; ``Judgement.error`` says why
+
+    @property
+    def is_vote(self) -> bool:
+        """True for A, B and TIE: outcomes that carry a preference (or an explicit tie)."""
+        return self in (Outcome.A, Outcome.B, Outcome.TIE)
+
+    def swapped(self) -> "Outcome":
+        """The same verdict seen from the other presentation order."""
+        if self is Outcome.A:
+            return Outcome.B
+        if self is Outcome.B:
+            return Outcome.A
+        return self
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a strategy asks for: judge candidate ``first`` (shown first) against ``second``.
+
+    ``samples`` independent samples are wanted (voting@k), with sample indices
+    ``sample_offset .. sample_offset + samples - 1``; a judge derives its per-sample seed
+    from the index, so extending a vote later with a higher offset is reproducible.
+    ``tag`` is the strategy's own bookkeeping (hashable, e.g. a bracket slot); it makes two
+    requests for the same pair distinct.
+    """
+
+    first: int
+    second: int
+    samples: int = 1
+    sample_offset: int = 0
+    tag: Any = None
+
+    def __post_init__(self) -> None:
+        if self.first == self.second:
+            raise ValueError(f"a request must compare two different candidates, got {self.first} twice")
+        if self.samples < 1:
+            raise ValueError(f"samples must be >= 1, got {self.samples}")
+
+
+@dataclass(frozen=True)
+class Match:
+    """A match as a judge sees it: one prompt and two response texts in presentation order."""
+
+    prompt: Prompt
+    first_text: str
+    second_text: str
+    prompt_id: str = ""
+    first: int = -1  #: candidate index of ``first_text`` (bookkeeping; judges may ignore it)
+    second: int = -1  #: candidate index of ``second_text``
+    samples: int = 1
+    sample_offset: int = 0
+    #: optional latent qualities for the simulated judge (from the input's ``scores``)
+    first_score: float | None = None
+    second_score: float | None = None
+
+    @property
+    def key(self) -> tuple:
+        """Identity of the match, independent of when or where it runs."""
+        return (self.prompt_id, self.first, self.second, self.sample_offset, self.samples)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One judge sample on one match.
+
+    ``reasoning`` is the judge's thinking (text before the last ``</think>``), ``verdict``
+    the text the verdict was parsed from (or that failed to parse). Tokens: ``prompt_tokens``
+    were sent, ``cached_tokens`` of them were served from the engine's prefix cache (0 when
+    the engine does not say), ``completion_tokens`` were generated. ``latency_s`` is the
+    wall time of the call that produced this sample (shared by the k samples of one call).
+    """
+
+    outcome: Outcome
+    reasoning: str = ""
+    verdict: str = ""
+    sample: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    error: str | None = None
+    #: structured extras a format surfaces (RM-R1 instruct's <type>, <rubric>, ...) or notes
+    #: such as the context-budget policy applied; plain JSON values only.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def failed(cls, message: str, sample: int = 0, latency_s: float = 0.0) -> "Judgement":
+        return cls(outcome=Outcome.ERROR, error=message, sample=sample, latency_s=latency_s)
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """All the samples a strategy got back for one :class:`Request`.
+
+    Counts are from the REQUEST's point of view: ``first_wins`` counts samples won by
+    ``request.first``. A request whose samples include re-samples of abstentions lists every
+    sample, abstentions included, so nothing paid for is hidden.
+    """
+
+    request: Request
+    judgements: tuple[Judgement, ...]
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for j in self.judgements if j.outcome is outcome)
+
+    @property
+    def first_wins(self) -> int:
+        return self.count(Outcome.A)
+
+    @property
+    def second_wins(self) -> int:
+        return self.count(Outcome.B)
+
+    @property
+    def ties(self) -> int:
+        return self.count(Outcome.TIE)
+
+    @property
+    def abstentions(self) -> int:
+        return self.count(Outcome.ABSTAIN)
+
+    @property
+    def errors(self) -> int:
+        return self.count(Outcome.ERROR)
+
+    @property
+    def votes(self) -> int:
+        """Samples that carry a preference or an explicit tie."""
+        return self.first_wins + self.second_wins + self.ties
+
+    @property
+    def outcome(self) -> Outcome:
+        """Majority over valid votes. No valid vote: ERROR if every sample failed, else ABSTAIN."""
+        a, b = self.first_wins, self.second_wins
+        if a > b:
+            return Outcome.A
+        if b > a:
+            return Outcome.B
+        if self.votes:
+            return Outcome.TIE
+        if self.judgements and all(j.outcome is Outcome.ERROR for j in self.judgements):
+            return Outcome.ERROR
+        return Outcome.ABSTAIN
+
+    def winner(self) -> int | None:
+        """Candidate index of the majority winner, or None (tie, abstention, error)."""
+        o = self.outcome
+        if o is Outcome.A:
+            return self.request.first
+        if o is Outcome.B:
+            return self.request.second
+        return None
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    prompt: int = 0
+    cached: int = 0
+    completion: int = 0
+
+    def __add__(self, other: "TokenUsage") -> "TokenUsage":
+        return TokenUsage(self.prompt + other.prompt, self.cached + other.cached, self.completion + other.completion)
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.completion
+
+    @classmethod
+    def of(cls, judgements: Sequence[Judgement]) -> "TokenUsage":
+        return cls(
+            sum(j.prompt_tokens for j in judgements),
+            sum(j.cached_tokens for j in judgements),
+            sum(j.completion_tokens for j in judgements),
+        )
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """What a strategy concludes for one prompt.
+
+    ``order`` lists every candidate index exactly once, best first. ``scores[i]`` is
+    candidate i's score on the strategy's own scale (higher is better; the scale is named
+    in ``scale``). ``uncertainty[i]``, where the strategy has one, is a standard error or
+    similar on the same scale. ``info`` carries strategy-specific details (JSON values).
+    """
+
+    order: tuple[int, ...]
+    scores: tuple[float, ...]
+    scale: str = "score"
+    uncertainty: tuple[float, ...] | None = None
+    budget_limited: bool = False
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.scores)
+        if sorted(self.order) != list(range(n)):
+            raise ValueError(f"ranking order {self.order} is not a permutation of 0..{n - 1}")
+
+    @property
+    def best(self) -> int:
+        return self.order[0]
