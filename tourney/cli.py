@@ -100,7 +100,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("judges", help="list the judges and their options")
     sub.add_parser("strategies", help="list the strategies and their options")
+    for module in _extension_modules():
+        COMMANDS.update(module.register(sub))
     return p
+
+
+#: modules that add subcommands: each has ``register(subparsers) -> {name: handler}`` where a
+#: handler is ``handler(args, argv) -> exit code``; they must import only light modules at the top.
+_EXTENSIONS = ("tourney.cli_data", "tourney.cli_rate", "tourney.cli_store", "tourney.cli_simulate")
+
+
+def _extension_modules() -> list[Any]:
+    import importlib
+
+    mods = []
+    for name in _EXTENSIONS:
+        try:
+            mods.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+    return mods
 
 
 def _read_lines(path: str | None) -> tuple[Iterator[str], str, int | None]:
@@ -227,7 +247,7 @@ def cmd_strategies(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"rank": cmd_rank, "judges": cmd_judges, "strategies": cmd_strategies}
+COMMANDS: dict[str, Any] = {"rank": cmd_rank, "judges": cmd_judges, "strategies": cmd_strategies}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
