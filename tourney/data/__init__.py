@@ -1,0 +1,1 @@
+"""Bundled example data and converters for public pairwise-judgement data sets."""
