@@ -96,7 +96,7 @@ class _PromptState:
         self.strategy = strategy
         self.inflight = 0
         self.comparisons = 0
-        self.results: list[MatchResult] = []
+        self.results: list[tuple[int, MatchResult]] = []
         self.judgements = 0
         self.messages: list[str] = []
         self.budget_limited = False
@@ -113,6 +113,7 @@ class _Task:
     got: list[Judgement]
     resample_round: int = 0
     attempt: int = 0
+    pseq: int = 0  # position in the prompt's proposal order
 
 
 class Scheduler:
@@ -243,7 +244,7 @@ class Scheduler:
                 break
             state.comparisons += 1
             state.inflight += 1
-            self._enqueue(_Task(state, req, req.sample_offset, req.samples, []))
+            self._enqueue(_Task(state, req, req.sample_offset, req.samples, [], pseq=state.comparisons))
         if state.inflight == 0:
             if state.strategy.done or state.budget_limited:
                 self._close(state)
@@ -360,7 +361,7 @@ class Scheduler:
         if state.closed:
             return
         result = MatchResult(task.request, tuple(task.got))
-        state.results.append(result)
+        state.results.append((task.pseq, result))
         state.judgements += len(task.got)
         try:
             state.strategy.observe(result)
@@ -383,7 +384,9 @@ class Scheduler:
         except Exception as exc:
             self._finish_failed(item, f"strategy {self.strategy} failed to rank: {type(exc).__name__}: {exc}")
             return
-        all_j = [j for r in state.results for j in r.judgements]
+        # a canonical order (not completion order, which depends on latencies): by pair, then offset
+        ordered = [r for _, r in sorted(state.results, key=_result_key)]
+        all_j = [j for r in ordered for j in r.judgements]
         errors = [j for j in all_j if j.outcome is Outcome.ERROR]
         messages = tuple(dict.fromkeys(j.error or "error" for j in errors))
         status = "partial" if errors else "ok"
@@ -398,7 +401,7 @@ class Scheduler:
             scale=ranking.scale,
             uncertainty=ranking.uncertainty,
             best_response=item.responses[ranking.best],
-            comparisons=len(state.results),
+            comparisons=len(ordered),
             samples=len(all_j),
             abstentions=sum(1 for j in all_j if j.outcome is Outcome.ABSTAIN),
             ties=sum(1 for j in all_j if j.outcome is Outcome.TIE),
@@ -407,7 +410,7 @@ class Scheduler:
             budget_limited=budget,
             reused=state.reused,
             messages=messages,
-            matches=tuple(_match_record(r) for r in state.results),
+            matches=tuple(_match_record(r) for r in ordered),
             info=ranking.info,
             strategy=self._strategy_spec,
             judge=self._judge_spec,
@@ -435,6 +438,11 @@ class Scheduler:
         self._results.put_nowait(res)
         if self.on_progress is not None:
             self.on_progress(self.stats)
+
+
+def _result_key(x: tuple[int, MatchResult]) -> tuple:
+    req = x[1].request
+    return (req.first, req.second, req.sample_offset, req.samples, repr(req.tag), x[0])
 
 
 def _match_record(r: MatchResult) -> dict[str, Any]:

@@ -1,0 +1,23 @@
+"""`import tourney` stays light, and the public API is explicit."""
+
+import subprocess
+import sys
+
+import tourney
+
+HEAVY = ("ray", "vllm", "torch", "transformers", "httpx", "scipy")
+
+
+def test_import_tourney_loads_no_heavy_module():
+    code = (
+        "import sys, tourney, tourney.cli, tourney.judges.vllm_judge, tourney.judges.openai_judge;"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"import tourney loaded heavy modules: {out.stdout.strip()}"
+
+
+def test_all_is_sorted_and_resolvable():
+    assert tourney.__all__ == sorted(tourney.__all__)
+    for name in tourney.__all__:
+        assert getattr(tourney, name) is not None
