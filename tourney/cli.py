@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-comparisons", type=int, default=None,
                    help="per-prompt budget of matches; the ranking so far is returned, marked budget_limited")
     r.add_argument("--max-tokens", type=int, default=None, help="per-run budget of judge tokens (prompt + completion)")
+    r.add_argument("--store", default=None, metavar="PATH",
+                   help="SQLite judgement store: every judgement is saved as it completes and reused by any "
+                   "later run with the same judge (resume after a crash, a second strategy on the same data). "
+                   "Default: OUT.judgements.sqlite next to --out; none when writing to stdout")
+    r.add_argument("--no-store", action="store_true", help="do not keep a judgement store")
     g = r.add_mutually_exclusive_group()
     g.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="show a progress line on stderr (default: when stderr is a terminal)")
@@ -154,6 +159,13 @@ def cmd_rank(args: argparse.Namespace, argv: Sequence[str]) -> int:
     strategy = build_strategy(args.strategy, dict(args.strategy_opt))
     lines, source, total = _read_lines(args.input)
     judge = build_judge(args.judge, judge_opts)
+    store = None
+    store_path = None if args.no_store else (args.store or (args.out + ".judgements.sqlite" if args.out else None))
+    if store_path:
+        from .cache import StoreCache
+        from .store import JudgementStore
+
+        store = JudgementStore(store_path)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = Progress(total) if show else None
     sched = Scheduler(
@@ -166,6 +178,7 @@ def cmd_rank(args: argparse.Namespace, argv: Sequence[str]) -> int:
         resample_abstentions=args.resample_abstentions,
         max_comparisons=args.max_comparisons,
         max_tokens=args.max_tokens,
+        cache=StoreCache(store, judge) if store is not None else None,
         on_progress=progress,
     )
     out: TextIO
@@ -187,6 +200,8 @@ def cmd_rank(args: argparse.Namespace, argv: Sequence[str]) -> int:
     finally:
         if out is not sys.stdout:
             out.close()
+        if store is not None:
+            store.close()  # commits the last batch; raises StoreError if it cannot
     if progress is not None:
         progress.close(sched.stats)
     stats = sched.stats.to_json()
@@ -199,6 +214,7 @@ def cmd_rank(args: argparse.Namespace, argv: Sequence[str]) -> int:
             "input": args.input or str(EXAMPLE),
             "judge": judge.describe(),
             "strategy": strategy.describe(),
+            "store": store_path,
             "stats": stats,
         }
         Path(args.out + ".meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -211,7 +227,8 @@ def cmd_rank(args: argparse.Namespace, argv: Sequence[str]) -> int:
             f"{stats['samples']} judgements ({stats['reused']} reused, {stats['new']} new), "
             f"{stats['abstentions']} abstentions, {stats['errors']} errors, "
             f"{stats['tokens']['prompt'] + stats['tokens']['completion']} tokens, {stats['elapsed_s']:.2f}s"
-            + (f" -> {args.out}" if args.out else ""),
+            + (f" -> {args.out}" if args.out else "")
+            + (f" (store: {store_path})" if store_path else ""),
             file=sys.stderr,
         )
     return 1 if bad else 0

@@ -31,7 +31,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Protocol, 
 
 import numpy as np
 
-from .errors import InputError, JudgeError, TransientJudgeError
+from .errors import InputError, JudgeError, StoreError, TransientJudgeError
 from .items import Item, PromptResult, failed, response_key
 from .judges.base import Judge, stable_seed
 from .strategy import Strategy, StrategyFactory
@@ -46,9 +46,10 @@ RESAMPLE_STRIDE = 1_000_000
 
 
 class JudgementCache(Protocol):
-    """What the scheduler needs from a judgement store."""
+    """What the scheduler needs from a judgement store: the stored samples of a match by
+    sample index (only those present), and a place to save new ones (raises StoreError)."""
 
-    def lookup(self, match: Match) -> list[Judgement] | None: ...
+    def lookup(self, match: Match) -> dict[int, Judgement]: ...
 
     def save(self, match: Match, judgements: Sequence[Judgement]) -> None: ...
 
@@ -169,6 +170,7 @@ class Scheduler:
         self._queue, self._results, self._room = queue, results, room
         self._pending_prompts = 0
         self._all_fed = False
+        self._fatal: BaseException | None = None
         self._budget_exhausted = False
         self._loop = asyncio.get_running_loop()
         workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
@@ -179,6 +181,8 @@ class Scheduler:
                 if res is None:
                     break
                 yield res
+            if self._fatal is not None:
+                raise self._fatal
             await feeder  # re-raise a feeder failure (e.g. unreadable input)
         finally:
             feeder.cancel()
@@ -270,6 +274,8 @@ class Scheduler:
     async def _worker(self) -> None:
         while True:
             *_, task = await self._queue.get()
+            if self._fatal is not None:
+                continue
             try:
                 await self._run_task(task)
             except Exception as exc:  # a bug in a strategy or the engine: fail that prompt only
@@ -300,29 +306,37 @@ class Scheduler:
             state.inflight -= 1
             return
         match = self._match(task)
-        judgements = self.cache.lookup(match) if self.cache is not None else None
-        if judgements is not None:
-            state.reused += len(judgements)
-            self.stats.reused += len(judgements)
-        else:
+        stored = self.cache.lookup(match) if self.cache is not None else {}
+        wanted = range(match.sample_offset, match.sample_offset + match.samples)
+        fresh: list[Judgement] = []
+        for offset, count in _runs([s for s in wanted if s not in stored]):
+            sub = match if count == match.samples else replace(match, sample_offset=offset, samples=count)
             self.stats.judge_calls += 1
             try:
-                judgements = await self.judge.judge(match)
-                if len(judgements) != match.samples:
-                    raise JudgeError(f"judge returned {len(judgements)} samples, {match.samples} were asked for")
+                got = await self.judge.judge(sub)
+                if len(got) != sub.samples:
+                    raise JudgeError(f"judge returned {len(got)} samples, {sub.samples} were asked for")
             except JudgeError as exc:
                 if isinstance(exc, TransientJudgeError) and self._retry(task, exc):
                     return
-                judgements = self._errors(match, f"{type(exc).__name__}: {exc}")
+                got = self._errors(sub, f"{type(exc).__name__}: {exc}")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # anything else is treated as transient
                 if self._retry(task, exc):
                     return
-                judgements = self._errors(match, f"{type(exc).__name__}: {exc}")
-            else:
-                if self.cache is not None:
-                    self.cache.save(match, judgements)
+                got = self._errors(sub, f"{type(exc).__name__}: {exc}")
+            if self.cache is not None:
+                try:
+                    self.cache.save(sub, got)
+                except StoreError as exc:  # disk full, read-only: stop the run, keep what is stored
+                    self._abort(exc)
+                    return
+            fresh.extend(got)
+        if stored:
+            state.reused += len(stored)
+            self.stats.reused += len(stored)
+        judgements = sorted([*stored.values(), *fresh], key=lambda j: j.sample) if stored else fresh
         self._account(judgements)
         task.got.extend(judgements)
         abstained = sum(1 for j in judgements if j.outcome is Outcome.ABSTAIN)
@@ -332,6 +346,14 @@ class Scheduler:
                                   samples=abstained, resample_round=rnd, attempt=0))
             return
         self._deliver(task)
+
+    def _abort(self, exc: BaseException) -> None:
+        """Stop the whole run (the store cannot take more judgements): results already
+        yielded stand, nothing more is dispatched, ``run`` raises ``exc``."""
+        if self._fatal is None:
+            self._fatal = exc
+            log.error("stopping the run: %s", exc)
+            self._results.put_nowait(None)
 
     def _retry(self, task: _Task, exc: BaseException) -> bool:
         if task.attempt >= self.retries:
@@ -442,6 +464,17 @@ class Scheduler:
         self._results.put_nowait(res)
         if self.on_progress is not None:
             self.on_progress(self.stats)
+
+
+def _runs(samples: Sequence[int]) -> list[tuple[int, int]]:
+    """Contiguous runs ``(offset, count)`` of sorted sample indices."""
+    out: list[tuple[int, int]] = []
+    for s in samples:
+        if out and out[-1][0] + out[-1][1] == s:
+            out[-1] = (out[-1][0], out[-1][1] + 1)
+        else:
+            out.append((s, 1))
+    return out
 
 
 def _result_key(x: tuple[int, MatchResult]) -> tuple:

@@ -1,0 +1,74 @@
+"""Adapter between the scheduler and the judgement store (one key per judge sample).
+
+Group commit: judgements are put into the store's buffer as they complete and committed once
+per event-loop iteration (all judgements completed in the same iteration share one commit).
+A killed process therefore loses at most the judgements of the iteration it died in, while a
+burst of fast judgements costs one commit, not one per judgement.
+
+The key covers the judge's identity (model, format, sampling settings: ``Judge.identity()``),
+the prompt, the two responses in their order and the sample index, so a match already paid
+for, in this run or any earlier one with the same judge, is answered from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Sequence
+
+from .errors import StoreError
+from .judges.base import Judge
+from .store import JudgementStore
+from .types import Judgement, Match
+
+__all__ = ["StoreCache"]
+
+
+class StoreCache:
+    def __init__(self, store: JudgementStore, judge: Judge):
+        self.store = store
+        self.identity = judge.identity()
+        self._flush_scheduled = False
+        self._failed: StoreError | None = None
+
+    def _key(self, match: Match, sample: int) -> str:
+        return self.store.key(self.identity, match.prompt, match.first_text, match.second_text, sample)
+
+    def lookup(self, match: Match) -> dict[int, Judgement]:
+        keys = {s: self._key(match, s) for s in range(match.sample_offset, match.sample_offset + match.samples)}
+        found = self.store.get_many(keys.values())
+        return {s: found[k] for s, k in keys.items() if k in found}
+
+    def save(self, match: Match, judgements: Sequence[Judgement]) -> None:
+        self._raise_if_failed()
+        for k, j in enumerate(judgements):
+            sample = match.sample_offset + k
+            self.store.put(
+                self._key(match, sample),
+                j,
+                prompt_id=match.prompt_id,
+                prompt=match.prompt,
+                first=match.first,
+                second=match.second,
+                first_text=match.first_text,
+                second_text=match.second_text,
+                judge_identity=self.identity,
+            )
+        if not self._flush_scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.store.flush()
+                return
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        try:
+            self.store.flush()
+        except StoreError as exc:  # the store keeps the batch; the next save stops the run
+            self._failed = exc
+
+    def _raise_if_failed(self) -> None:
+        if self._failed is not None:
+            raise self._failed

@@ -1,0 +1,75 @@
+"""``tourney log export`` and ``tourney store check|stats``: the judgement store from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+
+def register(sub: Any) -> dict[str, Any]:
+    log = sub.add_parser(
+        "log",
+        help="export the judgements kept in a store",
+        description="Judgement logs. 'tourney log export' writes every judgement in a store as JSONL in the "
+        "replay judge's format (prompt, first, second, verdict) plus metadata (prompt_id, indices, sample, "
+        "reasoning, tokens, latency, judge), so logs become replay data and 'tourney rate' input.",
+    )
+    lsub = log.add_subparsers(dest="log_command", metavar="SUBCOMMAND", required=True)
+    ex = lsub.add_parser("export", help="every judgement as JSONL")
+    ex.add_argument("--store", required=True, help="the SQLite judgement store")
+    ex.add_argument("--prompt", default=None, metavar="ID", help="only this prompt id")
+    ex.add_argument("--include-errors", action="store_true", help="also failed calls (verdict null)")
+    ex.add_argument("--out", "-o", default=None, help="output file (default stdout)")
+
+    st = sub.add_parser("store", help="check or summarise a judgement store",
+                        description="'check' verifies the store (SQLite integrity, versions, every key and row hash); "
+                        "exit 1 if any problem. 'stats' prints counts as JSON.")
+    ssub = st.add_subparsers(dest="store_command", metavar="SUBCOMMAND", required=True)
+    for name in ("check", "stats"):
+        p = ssub.add_parser(name, help=f"{name} a store")
+        p.add_argument("store", help="the SQLite judgement store")
+    return {"log": _log, "store": _store}
+
+
+def _open(path: str) -> Any:
+    from pathlib import Path
+
+    from .errors import StoreError
+    from .store import JudgementStore
+
+    if not Path(path).is_file():
+        raise StoreError(f"no judgement store at {path}")
+    return JudgementStore(path, readonly=True)
+
+
+def _log(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    store = _open(args.store)
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
+    n = 0
+    try:
+        for rec in store.export(args.prompt, include_errors=args.include_errors):
+            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            n += 1
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        store.close()
+    print(f"tourney: exported {n} judgements" + (f" -> {args.out}" if args.out else ""), file=sys.stderr)
+    return 0
+
+
+def _store(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    store = _open(args.store)
+    try:
+        if args.store_command == "stats":
+            print(json.dumps(store.stats(), indent=2))
+            return 0
+        problems = store.check()
+    finally:
+        store.close()
+    for p in problems:
+        print(f"tourney: store problem: {p}", file=sys.stderr)
+    print(f"tourney: store {args.store}: " + ("OK" if not problems else f"{len(problems)} problem(s)"), file=sys.stderr)
+    return 1 if problems else 0
