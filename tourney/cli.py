@@ -197,6 +197,14 @@ def cmd_rank(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     try:
         asyncio.run(go())
+    except BaseException:
+        if store is not None:
+            try:  # keep the original error: it says why the run stopped
+                store.close()
+            except TourneyError as close_exc:
+                print(f"tourney: {close_exc}", file=sys.stderr)
+            store = None
+        raise
     finally:
         if out is not sys.stdout:
             out.close()
