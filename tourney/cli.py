@@ -19,7 +19,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Sequence, TextIO
+from typing import Any, Callable, Iterator, Sequence, TextIO
 
 from . import __version__
 from .errors import TourneyError
@@ -49,6 +49,40 @@ def _kv(text: str) -> tuple[str, Any]:
     return k.strip().replace("-", "_"), parse_value(v)
 
 
+def add_rank_options(r: argparse.ArgumentParser) -> None:
+    """The judge, strategy, scheduler and store options shared by rank and mine-pairs."""
+    r.add_argument("--judge", default="simulated",
+                   help="judge spec: simulated[:k=v,..], replay:FILE, vllm:MODEL, openai:URL (default: simulated)")
+    r.add_argument("--judge-opt", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="judge option, repeatable (e.g. model=judge, temperature=0.6, format=rrm)")
+    r.add_argument("--format", dest="judge_format", default=None,
+                   help="judge prompt/verdict format for vllm/openai judges: rrm, rm_r1, rm_r1_instruct "
+                   "(default: from the model name)")
+    r.add_argument("--strategy", default="knockout",
+                   help="strategy spec, e.g. knockout or knockout:votes=3,both_orders=true (default: knockout)")
+    r.add_argument("--strategy-opt", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="strategy option, repeatable")
+    r.add_argument("--seed", type=int, default=0, help="run seed: same seed, same output (default 0)")
+    r.add_argument("--concurrency", type=int, default=32, help="judge calls in flight at once (default 32)")
+    r.add_argument("--retries", type=int, default=3, help="retries of a failing judge call (default 3)")
+    r.add_argument("--backoff", type=float, default=0.5, help="first retry delay in seconds, doubling (default 0.5)")
+    r.add_argument("--resample-abstentions", type=int, default=2,
+                   help="times an abstaining sample is re-drawn (default 2)")
+    r.add_argument("--max-comparisons", type=int, default=None,
+                   help="per-prompt budget of matches; the ranking so far is returned, marked budget_limited")
+    r.add_argument("--max-tokens", type=int, default=None, help="per-run budget of judge tokens (prompt + completion)")
+    r.add_argument("--store", default=None, metavar="PATH",
+                   help="SQLite judgement store: every judgement is saved as it completes and reused by any "
+                   "later run with the same judge (resume after a crash, a second strategy on the same data). "
+                   "Default: OUT.judgements.sqlite next to --out; none when writing to stdout")
+    r.add_argument("--no-store", action="store_true", help="do not keep a judgement store")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="show a progress line on stderr (default: when stderr is a terminal)")
+    g.add_argument("--no-progress", dest="progress", action="store_false")
+    r.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tourney",
@@ -71,37 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("input", nargs="?", default=None,
                    help="JSONL input ('-' for stdin); default: the bundled example")
-    r.add_argument("--judge", default="simulated",
-                   help="judge spec: simulated[:k=v,..], replay:FILE, vllm:MODEL, openai:URL (default: simulated)")
-    r.add_argument("--judge-opt", action="append", type=_kv, default=[], metavar="KEY=VALUE",
-                   help="judge option, repeatable (e.g. model=judge, temperature=0.6, format=rrm)")
-    r.add_argument("--format", dest="judge_format", default=None,
-                   help="judge prompt/verdict format for vllm/openai judges: rrm, rm_r1, rm_r1_instruct "
-                   "(default: from the model name)")
-    r.add_argument("--strategy", default="knockout",
-                   help="strategy spec, e.g. knockout or knockout:votes=3,both_orders=true (default: knockout)")
-    r.add_argument("--strategy-opt", action="append", type=_kv, default=[], metavar="KEY=VALUE",
-                   help="strategy option, repeatable")
     r.add_argument("--out", "-o", default=None, help="output JSONL (default: stdout)")
-    r.add_argument("--seed", type=int, default=0, help="run seed: same seed, same output (default 0)")
-    r.add_argument("--concurrency", type=int, default=32, help="judge calls in flight at once (default 32)")
-    r.add_argument("--retries", type=int, default=3, help="retries of a failing judge call (default 3)")
-    r.add_argument("--backoff", type=float, default=0.5, help="first retry delay in seconds, doubling (default 0.5)")
-    r.add_argument("--resample-abstentions", type=int, default=2,
-                   help="times an abstaining sample is re-drawn (default 2)")
-    r.add_argument("--max-comparisons", type=int, default=None,
-                   help="per-prompt budget of matches; the ranking so far is returned, marked budget_limited")
-    r.add_argument("--max-tokens", type=int, default=None, help="per-run budget of judge tokens (prompt + completion)")
-    r.add_argument("--store", default=None, metavar="PATH",
-                   help="SQLite judgement store: every judgement is saved as it completes and reused by any "
-                   "later run with the same judge (resume after a crash, a second strategy on the same data). "
-                   "Default: OUT.judgements.sqlite next to --out; none when writing to stdout")
-    r.add_argument("--no-store", action="store_true", help="do not keep a judgement store")
-    g = r.add_mutually_exclusive_group()
-    g.add_argument("--progress", dest="progress", action="store_true", default=None,
-                   help="show a progress line on stderr (default: when stderr is a terminal)")
-    g.add_argument("--no-progress", dest="progress", action="store_false")
-    r.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+    add_rank_options(r)
 
     sub.add_parser("judges", help="list the judges and their options")
     sub.add_parser("strategies", help="list the strategies and their options")
@@ -112,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: modules that add subcommands: each has ``register(subparsers) -> {name: handler}`` where a
 #: handler is ``handler(args, argv) -> exit code``; they must import only light modules at the top.
-_EXTENSIONS = ("tourney.cli_data", "tourney.cli_rate", "tourney.cli_store", "tourney.cli_simulate")
+_EXTENSIONS = ("tourney.cli_data", "tourney.cli_rate", "tourney.cli_store", "tourney.cli_mine", "tourney.cli_simulate")
 
 
 def _extension_modules() -> list[Any]:
@@ -146,8 +151,17 @@ def _iter_file(p: Path) -> Iterator[str]:
         yield from fh
 
 
-def cmd_rank(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .items import dumps, read_items
+def run_ranking(
+    args: argparse.Namespace,
+    argv: Sequence[str],
+    sink: Callable[[Any, Any], None],
+    meta_path: str | None,
+    store_default: str | None,
+) -> int:
+    """Rank every item of ``args.input`` and hand ``sink(item, result)`` each result in input
+    order (``item`` is None for a line that failed to parse). Writes ``meta_path`` (the exact
+    command, version, seed, specs and totals), prints the summary, returns the exit code."""
+    from .items import Item, read_items
     from .judges.base import build_judge
     from .progress import Progress
     from .scheduler import Scheduler
@@ -158,14 +172,14 @@ def cmd_rank(args: argparse.Namespace, argv: Sequence[str]) -> int:
         judge_opts["format"] = args.judge_format
     strategy = build_strategy(args.strategy, dict(args.strategy_opt))
     lines, source, total = _read_lines(args.input)
-    judge = build_judge(args.judge, judge_opts)
     store = None
-    store_path = None if args.no_store else (args.store or (args.out + ".judgements.sqlite" if args.out else None))
+    store_path = None if args.no_store else (args.store or store_default)
     if store_path:
         from .cache import StoreCache
         from .store import JudgementStore
 
-        store = JudgementStore(store_path)
+        store = JudgementStore(store_path)  # refuses a corrupt or foreign file before any work
+    judge = build_judge(args.judge, judge_opts)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = Progress(total) if show else None
     sched = Scheduler(
@@ -181,17 +195,21 @@ def cmd_rank(args: argparse.Namespace, argv: Sequence[str]) -> int:
         cache=StoreCache(store, judge) if store is not None else None,
         on_progress=progress,
     )
-    out: TextIO
-    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
     bad: list[str] = []
+    items: dict[int, Item] = {}
+
+    def remember(stream: Any) -> Any:
+        for it in stream:
+            if isinstance(it, Item):
+                items[it.index] = it
+            yield it
 
     async def go() -> None:
         try:
-            async for res in sched.run_ordered(read_items(lines, source)):
-                out.write(dumps(res) + "\n")
+            async for res in sched.run_ordered(remember(read_items(lines, source))):
+                sink(items.pop(res.index, None), res)
                 if res.status != "ok":
                     bad.append(f"{res.status}: item {res.id}: {'; '.join(res.messages)}")
-            out.flush()
         finally:
             await judge.aclose()
 
@@ -206,14 +224,12 @@ def cmd_rank(args: argparse.Namespace, argv: Sequence[str]) -> int:
             store = None
         raise
     finally:
-        if out is not sys.stdout:
-            out.close()
         if store is not None:
             store.close()  # commits the last batch; raises StoreError if it cannot
     if progress is not None:
         progress.close(sched.stats)
     stats = sched.stats.to_json()
-    if args.out:
+    if meta_path:
         meta = {
             "command": shlex.join(["tourney", *argv]),
             "cwd": os.getcwd(),
@@ -225,7 +241,7 @@ def cmd_rank(args: argparse.Namespace, argv: Sequence[str]) -> int:
             "store": store_path,
             "stats": stats,
         }
-        Path(args.out + ".meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        Path(meta_path).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     for line in bad:
         print(f"tourney: {line}", file=sys.stderr)
     if not args.quiet:
@@ -235,11 +251,50 @@ def cmd_rank(args: argparse.Namespace, argv: Sequence[str]) -> int:
             f"{stats['samples']} judgements ({stats['reused']} reused, {stats['new']} new), "
             f"{stats['abstentions']} abstentions, {stats['errors']} errors, "
             f"{stats['tokens']['prompt'] + stats['tokens']['completion']} tokens, {stats['elapsed_s']:.2f}s"
-            + (f" -> {args.out}" if args.out else "")
             + (f" (store: {store_path})" if store_path else ""),
             file=sys.stderr,
         )
     return 1 if bad else 0
+
+
+class LazyOutput:
+    """An output file opened on first write (so a run refused at start leaves no file), or stdout."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self._fh: TextIO | None = None if path else sys.stdout
+
+    def write(self, text: str) -> None:
+        if self._fh is None:
+            self._fh = open(self.path, "w", encoding="utf-8")  # type: ignore[arg-type]  # noqa: SIM115
+        self._fh.write(text)
+
+    def close(self, create: bool = True) -> None:
+        if self._fh is None and create and self.path:
+            self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+        if self._fh is sys.stdout:
+            sys.stdout.flush()
+        elif self._fh is not None:
+            self._fh.close()
+
+
+def cmd_rank(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .items import dumps
+
+    out = LazyOutput(args.out)
+    ok = False
+    try:
+        code = run_ranking(
+            args,
+            argv,
+            lambda item, res: out.write(dumps(res) + "\n"),
+            meta_path=args.out + ".meta.json" if args.out else None,
+            store_default=args.out + ".judgements.sqlite" if args.out else None,
+        )
+        ok = True
+        return code
+    finally:
+        out.close(create=ok)
 
 
 def cmd_judges(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -1,0 +1,93 @@
+"""``tourney mine-pairs``: rank each prompt's responses and write DPO pairs (TRL's format)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+_EPILOG = """\
+examples:
+  tourney mine-pairs data.jsonl --judge vllm:Reward-Reasoning/RRM-32B --strategy knockout:both_orders=true \\
+      --out pairs.jsonl --policy best_each --min-confidence 0.8
+  tourney mine-pairs data.jsonl --ranked ranked.jsonl --out pairs.jsonl      # reuse an earlier 'tourney rank' output
+
+pair line: {"prompt": ..., "chosen": ..., "rejected": ..., "tourney": {"margin", "confidence", "direct",
+            "both_orders", "orders_agree", "votes", "chosen_rank", "rejected_rank", ...}}
+"""
+
+
+def register(sub: Any) -> dict[str, Any]:
+    from .cli import add_rank_options
+
+    p = sub.add_parser(
+        "mine-pairs",
+        help="rank responses and write DPO preference pairs (TRL format)",
+        description="Rank each prompt's responses (or read an earlier 'tourney rank' output with --ranked) and "
+        "write DPO pairs in the format TRL's DPO trainer reads: {prompt, chosen, rejected}, as strings or, for "
+        "chat prompts, as conversations; each pair carries its evidence under 'tourney'.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG,
+    )
+    p.add_argument("input", help="the input JSONL (prompts and responses)")
+    p.add_argument("--out", "-o", required=True, help="pairs JSONL to write")
+    p.add_argument("--ranked", default=None, metavar="RANKED.jsonl",
+                   help="an earlier 'tourney rank' output for INPUT: mine from it instead of judging")
+    p.add_argument("--policy", default="best_worst", choices=["best_worst", "best_each", "margin"],
+                   help="best_worst: one pair per prompt; best_each: best vs every other; margin: every "
+                   "ordered pair with margin >= --min-margin (default best_worst)")
+    p.add_argument("--min-margin", type=float, default=0.0, help="minimum score margin (strategy's scale)")
+    p.add_argument("--min-confidence", type=float, default=None,
+                   help="minimum P(chosen better) (from the strategy's uncertainty or the direct votes)")
+    p.add_argument("--require-consistent", action="store_true",
+                   help="keep only pairs judged in both orders with both orders agreeing")
+    p.add_argument("--conversational", action="store_true",
+                   help="write conversational pairs even for plain-text prompts")
+    add_rank_options(p)
+    return {"mine-pairs": _mine}
+
+
+def _mine(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .cli import LazyOutput, run_ranking
+    from .items import InputError, Item, read_items
+    from .mining import PairPolicy, mine_pairs
+
+    policy = PairPolicy(args.policy, args.min_margin, args.min_confidence, args.require_consistent,
+                        True if args.conversational else None)
+    out = LazyOutput(args.out)
+    counts = {"prompts": 0, "pairs": 0}
+
+    def sink(item: Item | None, result: Any) -> None:
+        res = result if isinstance(result, dict) else result.to_json()
+        counts["prompts"] += 1
+        if item is None:
+            return
+        for pair in mine_pairs(item, res, policy):
+            out.write(json.dumps(pair, ensure_ascii=False) + "\n")
+            counts["pairs"] += 1
+
+    ok = False
+    try:
+        if args.ranked:
+            code = 0
+            with open(args.input, encoding="utf-8") as fi, open(args.ranked, encoding="utf-8") as fr:
+                for no, (item, line) in enumerate(zip(read_items(fi, args.input), fr), 1):
+                    res = json.loads(line)
+                    if isinstance(item, InputError):
+                        code = 1
+                        print(f"tourney: {item}", file=sys.stderr)
+                        continue
+                    if res.get("id") != item.id:
+                        raise InputError(f"{args.ranked} line {no} is for item {res.get('id')!r}, "
+                                         f"the input's line is {item.id!r}: not the output of this input")
+                    sink(item, res)
+        else:
+            code = run_ranking(args, argv, sink, meta_path=args.out + ".meta.json",
+                               store_default=args.out + ".judgements.sqlite")
+        ok = True
+    finally:
+        out.close(create=ok)
+    print(f"tourney: {counts['pairs']} pairs from {counts['prompts']} prompts ({args.policy}) -> {args.out}",
+          file=sys.stderr)
+    return code
