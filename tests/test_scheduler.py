@@ -197,3 +197,12 @@ def test_select_best_inside_a_running_event_loop():
 def test_bad_concurrency(c):
     with pytest.raises(ValueError):
         Scheduler(build_judge("simulated"), build_strategy("knockout"), concurrency=c)
+
+
+def test_token_budget_stops_new_matches_for_the_whole_run():
+    # each simulated judgement here costs ~200 prompt + ~600 completion tokens
+    res, sched = run(build_judge("simulated:tokens_sigma=0"), its=items(4, 8), max_tokens=4000, concurrency=1)
+    assert sched.stats.tokens.total >= 4000
+    assert sched.stats.samples < 4 * 7
+    assert any(r.budget_limited for r in res)
+    assert all(sorted(r.ranking) == list(range(8)) for r in res)
