@@ -20,7 +20,8 @@ Contract (checked for every registered strategy by ``tests/test_strategy_conform
   candidates by key, so relabelling the input relabels the result.
 * Abstentions, explicit ties and errors are never counted as a win.
 * ``ranking()`` works at any time (a budget-limited run asks for the best ranking so far).
-* ``expected_comparisons(n, **params)`` documents how many requests a full run makes.
+* ``expected_comparisons(n, **params)`` documents how many requests a full run makes; where that
+  is data dependent (None), ``comparison_bound(n, **params)`` gives the most it can make.
 
 Strategies are registered by name with ``@STRATEGIES.register("name")`` in a module of the
 top-level ``strategies`` package; every module there is imported on first lookup, so adding a
@@ -88,6 +89,11 @@ class Strategy(ABC):
         """Number of requests a complete run makes for n candidates (None: data dependent)."""
         return None
 
+    @classmethod
+    def comparison_bound(cls, n: int, **params: Any) -> int | None:
+        """Most requests a complete run can make (default: ``expected_comparisons``)."""
+        return cls.expected_comparisons(n, **params)
+
     # helpers for subclasses -------------------------------------------------------------
     def order_by(self, scores: Sequence[float]) -> tuple[int, ...]:
         """Candidates best first by score; equal scores in the content-keyed base order."""
@@ -122,6 +128,9 @@ class StrategyFactory:
 
     def expected_comparisons(self, n: int) -> int | None:
         return self.cls.expected_comparisons(n, **self.spec.options)
+
+    def comparison_bound(self, n: int) -> int | None:
+        return self.cls.comparison_bound(n, **self.spec.options)
 
     def describe(self) -> dict[str, Any]:
         return self.spec.to_dict()
