@@ -377,7 +377,7 @@ def register(subparsers: Any) -> dict[str, Any]:
         "rate",
         help="rate models from pairwise judgements (Bradley-Terry or Elo leaderboard)",
         description="Read pairwise judgements (Chatbot Arena battles, or tourney judgement logs) and "
-        "print a leaderboard: rating, 95%% CI, number of comparisons, rank.",
+        "print a leaderboard: rating, 95% CI, number of comparisons, rank.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_EPILOG,
     )
