@@ -21,8 +21,10 @@ Items are numbered ``0 .. n-1``. A set of ``m`` comparisons is three aligned arr
     float ``>= 0``, how many times each row counts (default 1). Zero-weight rows are ignored.
 
 Self-pairs (``first == second``) carry no information and are dropped everywhere. Duplicated
-``(first, second)`` rows are summed into one row of a :class:`PairTable` first, so the fitting
-code works in memory linear in the number of DISTINCT ordered pairs, not comparisons.
+rows are summed first (:func:`aggregate` returns the public :class:`PairTable` of distinct
+ordered pairs; the fit itself merges the two presentation orders of a pair unless it models
+position), so fitting works in memory linear in the number of DISTINCT pairs, not comparisons
+(plus the dense ``n x n`` information matrix).
 
 Strengths are natural-log Bradley-Terry strengths: ``P(i beats j) = 1 / (1 + exp(s_j - s_i))``,
 or with a first-position (home) advantage ``h``: ``P(first wins) = 1 / (1 + exp(s_second -
@@ -32,7 +34,9 @@ the comparison graph, and are reported centred (mean 0 within each component). T
 that the online :func:`elo` uses, so a 400-point gap means 10:1 odds.
 
 Regularisation convention: ``l2 > 0`` maximises ``loglik(s) - l2 / 2 * sum(s**2)`` (a Gaussian
-prior with precision ``l2`` on each strength; the position coefficient is never penalised).
+prior with precision ``l2`` on each strength; with ``position=True`` the position coefficient
+``h`` gets the same prior, ``- l2 / 2 * h**2``, so that with ``l2 > 0`` a finite estimate always
+exists, e.g. after a single comparison; ``l2 == 0`` leaves everything unpenalised, as R does).
 choix's ``opt_pairwise(alpha)`` minimises ``-loglik + alpha * sum(s**2)``, so it equals
 ``l2 = 2 * alpha`` here. choix's ``ilsr_pairwise(alpha)`` and ``mm_pairwise(alpha)`` use
 ``alpha`` for different, non-Gaussian regularisers (a pseudo-rate in the spectral chain, a Gamma
@@ -48,6 +52,11 @@ Degenerate data, and what happens:
   some group of items beat every item outside it, so the "who beat whom" graph of a component is
   not strongly connected): with ``l2 == 0`` :func:`bradley_terry` raises
   :class:`~tourney.errors.InputError` naming the items and telling to pass ``l2 > 0``.
+  This is Ford's condition, checked exactly on the graph before fitting.
+* With ``position=True`` and ``l2 == 0``: if the first-shown (or the second-shown) item won
+  every comparison the position effect is infinite and an InputError says so; a fit whose
+  parameters run away is checked exactly for separation (a small linear program) and refused
+  with advice to pass ``l2 > 0``.
 """
 
 from __future__ import annotations
@@ -148,7 +157,8 @@ class BTFit:
     loglik
         log-likelihood at the estimate (ties counted as configured; no penalty term).
     iterations, converged
-        Newton steps taken, and whether the step size fell below ``tol``.
+        Newton steps taken, and whether the largest step fell below ``tol`` (or the quadratic
+        convergence of the last steps predicts the next one far below it).
     """
 
     strengths: np.ndarray
@@ -458,8 +468,58 @@ def _separation_message(pb: _Problem) -> str:
     )
 
 
-def _softplus(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+def _position_report(pb: _Problem) -> str | None:
+    """Why the position effect has no finite estimate (cheap necessary check), or None."""
+    first_won = float(pb.a.sum())
+    second_won = float((pb.m - pb.a).sum())
+    if first_won > 0 and second_won > 0:
+        return None
+    side = "first-shown" if second_won == 0 else "second-shown"
+    return (
+        f"no finite estimate of the position effect: the {side} item won every comparison, so "
+        "the first-position advantage is infinite. Pass l2 > 0 or fit without position=True."
+    )
+
+
+def _separated_with_position(pb: _Problem) -> bool:
+    """Is there a direction (ds, dh) along which the log-likelihood keeps rising?
+
+    That happens iff some non-null direction weakly agrees with every observed outcome
+    (s_i - s_j + h up where i won, down where j won) and strictly with one: a linear program
+    (maximise the total agreement, each capped at 1). Only used for position=True, l2 == 0,
+    when the fit looks divergent.
+    """
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_array
+
+    n, i, j = pb.n, pb.i, pb.j
+    b = pb.m - pb.a
+    rows_i = np.concatenate([i[pb.a > 0], i[b > 0]])
+    rows_j = np.concatenate([j[pb.a > 0], j[b > 0]])
+    sign = np.concatenate([np.ones(int((pb.a > 0).sum())), -np.ones(int((b > 0).sum()))])
+    r = sign.shape[0]
+    idx = np.arange(r)
+    # Row k of M: sign_k * (e_i - e_j + e_h), so (M @ x)_k is outcome k's agreement.
+    mat = coo_array(
+        (np.concatenate([sign, -sign, sign]),
+         (np.concatenate([idx, idx, idx]), np.concatenate([rows_i, rows_j, np.full(r, n)]))),
+        shape=(r, n + 1),
+    ).tocsr()
+    from scipy.sparse import vstack
+
+    res = linprog(
+        -np.asarray(mat.sum(axis=0)).ravel(),
+        A_ub=vstack([-mat, mat]).tocsr(),
+        b_ub=np.concatenate([np.zeros(r), np.ones(r)]),
+        bounds=[(None, None)] * (n + 1),
+        method="highs",
+    )
+    return bool(res.status == 0 and -res.fun > 1e-7)
+
+
+# A fitted first-position effect or strength this large means odds beyond 1e13 to 1: with
+# position=True and l2 == 0 it triggers the exact separation check above.
+_DIVERGENT = 30.0
 
 
 def _block_ones(pb: _Problem) -> np.ndarray | float:
@@ -480,6 +540,9 @@ _LS_T_MIN, _LS_T_MAX = 0.1, 4.0
 # Stop once quadratic convergence predicts the next step below tol * _PREDICT_MARGIN.
 _PREDICT_MARGIN = 1e-2
 _PREDICT_BELOW = 1e-4
+# Chord steps (see _newton): at most this many, each must shrink the step by _CHORD_RATE.
+_CHORD_STEPS = 8
+_CHORD_RATE = 0.5
 
 
 def _newton(
@@ -488,7 +551,8 @@ def _newton(
     max_iter: int,
     tol: float,
     want_cov: Literal[False, "diag", "full"],
-) -> tuple[np.ndarray, float, int, bool, np.ndarray | None]:
+    chord: np.ndarray | None = None,
+) -> tuple[np.ndarray, float, int, bool, np.ndarray | None, np.ndarray | None]:
     """Damped Newton on the concave (penalised) log-likelihood, sum-to-zero handled exactly.
 
     The information matrix H is singular along the all-ones vector u_C of every component when
@@ -507,8 +571,13 @@ def _newton(
 
     Work arrays are allocated once and reused (``out=``): fresh large temporaries cost page
     faults that, on small VMs, rival the arithmetic.
-    Returns (theta, loglik, iterations, converged, cov): cov is None, the variances ("diag")
-    or the covariance matrix ("full") of the parameters.
+    ``chord``: the Cholesky factor of a nearby problem's (fixed) information matrix, e.g. the
+    full data's when fitting a bootstrap resample. Cheap steps ``theta += F^-1 g`` (no
+    factorisation) then run while they contract fast, before Newton proper finishes.
+
+    Returns (theta, loglik, iterations, converged, cov, factor): cov is None, the variances
+    ("diag") or the covariance matrix ("full") of the parameters; factor is the last Cholesky
+    factor (for ``chord``), or None.
     """
     from scipy.linalg import lapack
     from scipy.special import expit
@@ -533,7 +602,7 @@ def _newton(
         np.log1p(tmp, out=tmp)
         np.add(tmp, np.maximum(e, 0.0, out=r), out=tmp)
         ll = float(a @ e - m @ tmp)
-        return (ll - 0.5 * l2 * float(t[:n] @ t[:n]) if l2 else ll), ll
+        return (ll - 0.5 * l2 * float(t @ t) if l2 else ll), ll
 
     def line_search(base: np.ndarray, th_s: np.ndarray, ds: np.ndarray, t: float) -> tuple[float, bool]:
         """Maximise along base + t * de (theta = th + t * step) by 1-d Newton; clobbers p, mp, r, wgt."""
@@ -571,7 +640,7 @@ def _newton(
             u = np.zeros(k)
             u[:n] = _centre(pb, np.log((won + 0.5) / (lost + 0.5)))
             eta_of(u, de)
-            t0, ok = line_search(np.zeros(npairs), th[:n], u[:n], 1.0)
+            t0, ok = line_search(np.zeros(npairs), th, u, 1.0)
             th = t0 * u
     # Hessian entries go in the LOWER triangle of H (all dpotrf reads). We fill ht = H^T in C
     # order, whose transpose is F-contiguous, so LAPACK factors it in place without copies.
@@ -590,6 +659,27 @@ def _newton(
     converged = npairs == 0
     it = 0
     prev_smax = math.inf
+    if chord is not None and not converged:
+        for _ in range(_CHORD_STEPS):
+            np.multiply(m, p, out=mp)
+            np.subtract(a, mp, out=r)
+            grad = np.empty(k)
+            grad[:n] = np.bincount(i, r, n) - np.bincount(j, r, n)
+            if position:
+                grad[n] = r.sum()
+            if l2:
+                grad -= l2 * th
+            step, info = lapack.dpotrs(chord, grad, lower=1)
+            smax = float(np.max(np.abs(step))) if info == 0 else math.inf
+            if not smax <= _CHORD_RATE * prev_smax and prev_smax < math.inf:
+                break  # not contracting fast enough: leave it to Newton
+            th += step
+            eta_of(th, eta)
+            expit(eta, out=p)
+            if smax <= _LS_ABOVE:
+                break
+            prev_smax = smax
+        prev_smax = math.inf
     while not converged and it < max_iter:
         it += 1
         np.multiply(m, p, out=mp)
@@ -598,8 +688,10 @@ def _newton(
         np.subtract(mp, wgt, out=wgt)
         grad = np.empty(k)
         grad[:n] = np.bincount(i, r, n) - np.bincount(j, r, n)
+        if position:
+            grad[n] = r.sum()
         if l2:
-            grad[:n] -= l2 * th[:n]
+            grad -= l2 * th  # the position effect is penalised too
         wi = np.bincount(i, wgt, n)
         wj = np.bincount(j, wgt, n)
         diag = wi + wj
@@ -608,9 +700,8 @@ def _newton(
         if position:
             ht.ravel()[:] = np.bincount(flat, wgt, k * k)
             np.negative(ht, out=ht)
-            grad[n] = r.sum()
             ht[:n, n] = wi - wj
-            ht[n, n] = wgt.sum()
+            ht[n, n] = wgt.sum() + l2
         else:
             ht.fill(0.0)
             ht.ravel()[flat] = wgt
@@ -637,7 +728,7 @@ def _newton(
         searched = False
         if smax > _LS_ABOVE:
             eta_of(step, de)
-            t, searched = line_search(eta, th[:n], step[:n], 1.0)
+            t, searched = line_search(eta, th, step, 1.0)
         th_new = th + t * step
         if smax > _LS_ABOVE and not searched:
             # Safeguard: never accept a decrease of the objective. (Not needed when the 1-d
@@ -673,7 +764,7 @@ def _newton(
             cov[:n, :n] -= blk / (l2 + c_fix)
         elif n:
             cov[:n] -= 1.0 / ((l2 + c_fix) * pb.comp_size[pb.labels])
-    return th, ll, it, converged, cov
+    return th, ll, it, converged, cov, chol
 
 
 def _inverse_parts(chol: np.ndarray | None, k: int, full: bool) -> np.ndarray:
@@ -722,7 +813,7 @@ def _dense_information(pb: _Problem, th: np.ndarray, c_fix: float, blk: np.ndarr
         h[:n, :n] += c_fix * blk
         if pb.position:
             h[n, :n] = h[:n, n] = wi - wj
-            h[n, n] = wgt.sum()
+            h[n, n] = wgt.sum() + pb.l2
     return h
 
 
@@ -771,8 +862,8 @@ def bradley_terry(
     ``ties="half"`` counts a tie as half a win for each side (what R's BradleyTerry2 does with a
     0.5 response); ``"drop"`` ignores tie rows. ``l2`` is the ridge penalty
     ``l2 / 2 * sum(s**2)`` (choix ``opt_pairwise(alpha)`` is ``l2 = 2 * alpha``).
-    ``position=True`` adds one common log-odds advantage for the first-shown (home) item,
-    unpenalised (BradleyTerry2's ``at.home``).
+    ``position=True`` adds one common log-odds advantage for the first-shown (home) item
+    (BradleyTerry2's ``at.home``); ``l2`` penalises it like a strength.
 
     ``return_cov=True`` also fills :attr:`BTFit.cov` (the full covariance matrix, for contrasts
     such as ``var(s_i - s_j)``); it costs about one more Newton step, so it is off by default.
@@ -791,9 +882,22 @@ def bradley_terry(
     pb = _problem(n, *_pairs(n, f, s, yy, w, ties, position), l2, position)
     if pb.separated and not l2:
         raise InputError(_separation_message(pb))
-    theta, ll, it, conv, cov = _newton(
+    if position and n and not l2 and (msg := _position_report(pb)):
+        raise InputError(msg)
+    theta, ll, it, conv, cov, _ = _newton(
         pb, None, int(max_iter), float(tol), "full" if return_cov else "diag"
     )
+    if (
+        position
+        and not l2
+        and (not conv or np.max(np.abs(theta)) > _DIVERGENT)
+        and _separated_with_position(pb)
+    ):
+        raise InputError(
+            "no finite Bradley-Terry estimate with a position effect: the strengths plus a "
+            "first-position advantage predict every outcome perfectly. Pass l2 > 0 or fit "
+            "without position=True."
+        )
     assert cov is not None
     strengths = _centre(pb, theta[:n]) if n else theta[:0].copy()
     se = np.sqrt(np.maximum(np.diag(cov) if return_cov else cov, 0.0))
@@ -869,19 +973,22 @@ def bt_bootstrap(
         return out
     if full.separated and not l2:
         raise InputError(_separation_message(full))
-    theta0 = _newton(full, None, max_iter, tol, False)[0]
-    # Resampling cells: first won, second won, tie (tie cells only count with ties="half").
+    theta0, _, _, _, _, factor = _newton(full, None, max_iter, tol, False)
+    # Resampling cells: first won, second won, tie (tie cells only count with ties="half");
+    # only cells with positive weight take part in the multinomial draw.
     cells = [table.first_wins, table.second_wins]
     if ties == "half":
         cells.append(table.ties)
     cell_w = np.concatenate(cells)
-    total = float(cell_w.sum())
+    live = np.flatnonzero(cell_w > 0)
+    total = float(cell_w[live].sum())
     draws = max(int(round(total)), 1)
-    prob = cell_w / total
+    prob = cell_w[live] / total
     npair = table.n_pairs
+    counts = np.zeros(cell_w.shape[0])
     zeros = np.zeros(npair)
     for r in range(int(rounds)):
-        counts = rng.multinomial(draws, prob).astype(np.float64)
+        counts[live] = rng.multinomial(draws, prob)
         fw, sw = counts[:npair], counts[npair : 2 * npair]
         tw = counts[2 * npair :] if ties == "half" else zeros
         pb = _problem(n, *_cell_pairs(n, merge, fw, sw, tw, ties), l2, position)
@@ -893,7 +1000,7 @@ def bt_bootstrap(
                 )
             if pb.separated:
                 raise InputError(f"bootstrap round {r}: {_separation_message(pb)}")
-        theta = _newton(pb, theta0, max_iter, tol, False)[0]
+        theta = _newton(pb, theta0, max_iter, tol, False, chord=factor)[0]
         out[r] = _centre(full, theta[:n])
     return out
 
