@@ -269,17 +269,23 @@ class TestRendering:
         "prompt",
         [
             [],
-            [{"role": "system", "content": "be nice"}, {"role": "user", "content": "hi"}],
+            [{"role": "system", "content": "be nice"}],
+            [{"role": "user", "content": "hi"}, {"role": "system", "content": "x"}, {"role": "user", "content": "y"}],
             [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
             [{"role": "user"}],
             [{"role": "user", "content": 3}],
             42,
         ],
-        ids=["empty", "system", "ends-with-assistant", "no-content", "non-str-content", "int"],
+        ids=["empty", "system-only", "system-mid-chat", "ends-with-assistant", "no-content", "non-str-content", "int"],
     )
     def test_bad_prompts_raise_input_error(self, fmt: JudgeFormat, prompt: object) -> None:
         with pytest.raises(InputError):
             fmt.messages(prompt, "a", "b")  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("fmt", ALL_FORMATS, ids=lambda f: f.name)
+    def test_leading_system_message_is_folded_into_the_question(self, fmt: JudgeFormat) -> None:
+        chat = [{"role": "system", "content": "Be concise."}, {"role": "user", "content": "Name a prime."}]
+        assert fmt.messages(chat, "a", "b") == fmt.messages("Be concise.\n\nName a prime.", "a", "b")
 
     @pytest.mark.parametrize("fmt", ALL_FORMATS, ids=lambda f: f.name)
     def test_non_string_response_raises(self, fmt: JudgeFormat) -> None:

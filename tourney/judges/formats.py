@@ -303,26 +303,39 @@ def _rejoin(text: str | None, reasoning: str | None) -> str | None:
 def _turns(prompt: Prompt) -> str | list[tuple[str, str]]:
     """Validate a prompt: a ``str`` question, or ``user``/``assistant`` messages ending with the
     final user turn. A list holding a single user message is a single-turn question (returned as
-    ``str``); a longer one is returned as ``(role, content)`` turns."""
+    ``str``); a longer one is returned as ``(role, content)`` turns.
+
+    Leading ``system`` messages are folded into the first user turn (system text, a blank line,
+    the user text): the seed judges were trained without a system slot for the judged
+    conversation, but a chat's system prompt says what a good answer is ("be concise"), so it
+    must reach the judge rather than be dropped. A system message anywhere else is refused."""
     if isinstance(prompt, str):
         return prompt
     if not isinstance(prompt, Sequence) or not prompt:
         raise InputError("a prompt must be a string or a non-empty list of {'role', 'content'} messages")
     turns: list[tuple[str, str]] = []
+    system: list[str] = []
     for i, msg in enumerate(prompt):
         if not isinstance(msg, Mapping) or not isinstance(msg.get("content"), str):
             raise InputError(f"prompt message {i} must be a mapping with a string 'content'")
         role = msg.get("role")
+        if role == "system" and not turns:
+            system.append(msg["content"])
+            continue
         if role not in ("user", "assistant"):
-            # The authors' conversation rendering knows only User and Chatbot turns; a system
-            # message has no place in the trained format, so it is refused rather than guessed.
             raise InputError(
-                f"prompt message {i} has role {role!r}; the judge formats render only 'user' and "
-                "'assistant' turns (fold a system message into the first user turn or drop it)"
+                f"prompt message {i} has role {role!r}; the judge formats render 'user' and 'assistant' "
+                "turns, and 'system' messages only before the first of them"
             )
+        if role == "user" and not turns and system:
+            turns.append((role, "\n\n".join([*system, msg["content"]])))
+            continue
         turns.append((role, msg["content"]))
-    if turns[-1][0] != "user":
-        raise InputError("a multi-turn prompt must end with the final user turn (the responses answer it)")
+    if not turns:
+        raise InputError("a chat prompt needs at least one user message")
+    if turns[0][0] != "user" or turns[-1][0] != "user":
+        raise InputError("a multi-turn prompt must start with a user turn and end with the final user turn "
+                         "(the responses answer it)")
     if len(turns) == 1:
         return turns[0][1]
     return turns
