@@ -239,7 +239,9 @@ def test_context_policy_truncate(vllm_judge, loop_thread):
 
 @pytest.mark.vllm
 def test_bad_prompt_is_a_permanent_error(vllm_judge, loop_thread):
-    bad = Match(prompt=[{"role": "system", "content": "x"}, {"role": "user", "content": "q"}], first_text="a", second_text="b")
+    # a system message after the first turn has no place in the trained formats
+    bad = Match(prompt=[{"role": "user", "content": "q"}, {"role": "system", "content": "x"},
+                        {"role": "user", "content": "q2"}], first_text="a", second_text="b")
     with pytest.raises(JudgeError) as info:
         loop_thread.run(vllm_judge.judge(bad))
     assert not isinstance(info.value, TransientJudgeError)
