@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 from .api import Tournament, select_best
 from .errors import (
+    ExecutorError,
     InputError,
     JudgeError,
     MissingExtraError,
@@ -32,6 +33,7 @@ from .strategy import STRATEGIES, Strategy, StrategyFactory, build_strategy
 from .types import Judgement, Match, MatchResult, Outcome, Ranking, Request, TokenUsage
 
 __all__ = [
+    "ExecutorError",
     "InputError",
     "Item",
     "JUDGES",

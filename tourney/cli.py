@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator, Sequence, TextIO
 
 from . import __version__
 from .errors import TourneyError
+from .executors import add_executor_options
 
 EXAMPLE = Path(__file__).resolve().parent / "data" / "example.jsonl"
 
@@ -65,7 +66,8 @@ def add_rank_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--strategy-opt", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="strategy option, repeatable")
     r.add_argument("--seed", type=int, default=0, help="run seed: same seed, same output (default 0)")
-    r.add_argument("--concurrency", type=int, default=32, help="judge calls in flight at once (default 32)")
+    r.add_argument("--concurrency", type=int, default=None,
+                   help="judge calls in flight at once (default 32; with --executor ray, twice the pool's window)")
     r.add_argument("--retries", type=int, default=3, help="retries of a failing judge call (default 3)")
     r.add_argument("--backoff", type=float, default=0.5, help="first retry delay in seconds, doubling (default 0.5)")
     r.add_argument("--resample-abstentions", type=int, default=2,
@@ -83,6 +85,7 @@ def add_rank_options(r: argparse.ArgumentParser) -> None:
                    help="show a progress line on stderr (default: when stderr is a terminal)")
     g.add_argument("--no-progress", dest="progress", action="store_false")
     r.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+    add_executor_options(r)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,8 +166,8 @@ def run_ranking(
     """Rank every item of ``args.input`` and hand ``sink(item, result)`` each result in input
     order (``item`` is None for a line that failed to parse). Writes ``meta_path`` (the exact
     command, version, seed, specs and totals), prints the summary, returns the exit code."""
+    from .executors import build_executor_judge, describe_executor
     from .items import Item, read_items
-    from .judges.base import build_judge
     from .progress import Progress
     from .scheduler import Scheduler
     from .strategy import build_strategy
@@ -183,14 +186,14 @@ def run_ranking(
         from .store import JudgementStore
 
         store = JudgementStore(store_path)  # refuses a corrupt or foreign file before any work
-    judge = build_judge(args.judge, judge_opts)
+    judge, concurrency = build_executor_judge(args, args.judge, judge_opts)  # a Ray pool starts here
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = Progress(total) if show else None
     sched = Scheduler(
         judge,
         strategy,
         seed=args.seed,
-        concurrency=args.concurrency,
+        concurrency=concurrency,
         retries=args.retries,
         backoff_s=args.backoff,
         resample_abstentions=args.resample_abstentions,
@@ -241,6 +244,7 @@ def run_ranking(
             "seed": args.seed,
             "input": args.input or str(EXAMPLE),
             "judge": judge.describe(),
+            "executor": describe_executor(judge),
             "strategy": strategy.describe(),
             "store": store_path,
             "stats": stats,
@@ -258,6 +262,8 @@ def run_ranking(
             + (f" (store: {store_path})" if store_path else ""),
             file=sys.stderr,
         )
+        if hasattr(judge, "report"):  # the Ray pool: per-replica load, affinity, failures, cache hits
+            print(judge.report(), file=sys.stderr)
     return 1 if bad else 0
 
 

@@ -8,7 +8,8 @@
     ├── MissingExtraError (ImportError)  an optional dependency is not installed; names the pip extra
     ├── JudgeError (RuntimeError)     a judge call failed
     │   └── TransientJudgeError       ... and may succeed if retried (timeouts, 429, 5xx, dead engine)
-    └── StoreError (RuntimeError)     the judgement store is unusable (corrupt, other version, read-only)
+    ├── StoreError (RuntimeError)     the judgement store is unusable (corrupt, other version, read-only)
+    └── ExecutorError (RuntimeError)  a Ray pool cannot start (no cluster, too small, a replica fails)
 
 Each subclasses the builtin a user would naturally catch, so ``except ValueError`` still works.
 A :class:`JudgeError` that is not transient (a replay file without the record, a prompt over
@@ -26,6 +27,7 @@ __all__ = [
     "JudgeError",
     "TransientJudgeError",
     "StoreError",
+    "ExecutorError",
 ]
 
 
@@ -65,3 +67,8 @@ class TransientJudgeError(JudgeError):
 
 class StoreError(TourneyError, RuntimeError):
     """The judgement store cannot be used safely."""
+
+
+class ExecutorError(TourneyError, RuntimeError):
+    """The distributed executor cannot run: no cluster at the address, not enough resources,
+    a replica that cannot start. Raised before any work starts."""
