@@ -21,7 +21,7 @@ ceil(log2 n)); the champion scores ``rounds + 1``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 

@@ -71,7 +71,6 @@ from ..errors import (
     JudgeError,
     MissingExtraError,
     SpecError,
-    TourneyError,
     TransientJudgeError,
 )
 from ..judges.base import JUDGES, Judge, build_judge, stable_seed
