@@ -35,20 +35,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_scheduler import lower_bound
+from bench_scheduler import lower_bound, round_synchronous
 
 from tourney.executors import RayJudgePool
-from tourney.items import Item, dumps, response_key
+from tourney.items import Item, dumps
 from tourney.judges import build_judge
-from tourney.judges.base import Judge, stable_seed
+from tourney.judges.base import Judge
 from tourney.scheduler import Scheduler
 from tourney.strategy import build_strategy
-from tourney.types import Match, MatchResult
+from tourney.types import Match
 
 SEED = 1
 INSTANT = "simulated:seed=5"
@@ -82,27 +81,6 @@ async def event_driven(judge: Judge, items: list[Item], concurrency: int) -> tup
     t0 = time.perf_counter()
     res = await sched.rank(items)
     return time.perf_counter() - t0, [dumps(r) for r in res], sched.stats
-
-
-async def round_synchronous(judge: Judge, items: list[Item]) -> tuple[float, list[tuple[int, ...]]]:
-    """Every prompt's ready matches of a round go to the pool together; the next round is
-    proposed only when the whole round has come back. The pool bounds what is in flight."""
-    factory = build_strategy("knockout")
-    strats = [factory.create(it.n, np.random.default_rng(stable_seed(SEED, "strategy", it.id)),
-                             [response_key(r) for r in it.responses]) for it in items]
-
-    async def one(it: Item, s: Any, req: Any) -> None:
-        js = await judge.judge(Match(it.prompt, it.responses[req.first], it.responses[req.second],
-                                     it.id, req.first, req.second, req.samples, req.sample_offset))
-        s.observe(MatchResult(req, tuple(js)))
-
-    t0 = time.perf_counter()
-    while True:
-        batch = [(it, s, r) for it, s in zip(items, strats) for r in s.propose()]
-        if not batch:
-            break
-        await asyncio.gather(*(one(*b) for b in batch))
-    return time.perf_counter() - t0, [s.ranking().order for s in strats]
 
 
 def rankings(lines: list[str]) -> list[tuple[int, ...]]:
@@ -144,7 +122,7 @@ def variable(n_prompts: int, replicas: int, inflight: int, prefetch: int | None)
         span_ray, ray_lines, st = asyncio.run(event_driven(timed, items, 2 * pool.window))
         per_replica = [s.matches - base[s.replica][0] for s in pool.stats()]
         affinity = sum(s.affinity - base[s.replica][1] for s in pool.stats()) / max(1, sum(per_replica))
-        span_sync, sync_rankings = asyncio.run(round_synchronous(pool, items))
+        span_sync, sync_rankings = asyncio.run(round_synchronous(pool, items, seed=SEED))
     finally:
         pool.close()
     bound, cp, work = lower_bound(timed.calls, slots)

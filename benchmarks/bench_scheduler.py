@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import time
@@ -37,7 +38,7 @@ from tourney.judges import build_judge
 from tourney.judges.base import Judge, stable_seed
 from tourney.scheduler import Scheduler
 from tourney.strategy import build_strategy
-from tourney.types import Judgement, MatchResult, Outcome
+from tourney.types import Judgement, Match, MatchResult, Outcome
 
 
 def make_items(n_prompts: int, n: int, tag: int) -> list[Item]:
@@ -119,15 +120,16 @@ async def event_driven(items: list[Item], spec: str, concurrency: int) -> tuple[
     return time.perf_counter() - t0, judge.calls
 
 
-async def round_synchronous(items: list[Item], spec: str, concurrency: int) -> float:
+async def round_synchronous(
+    judge: Judge, items: list[Item], concurrency: int | None = None, seed: int = 1
+) -> tuple[float, list[tuple[int, ...]]]:
     """Baseline: every prompt's ready matches of a round go out together; the next round is
-    proposed only when all of them have finished."""
-    judge = build_judge(spec)
+    proposed only when all of them have finished. ``concurrency`` caps calls in flight (None:
+    the judge bounds it, e.g. a Ray pool). Returns (makespan, each prompt's ranking)."""
     factory = build_strategy("knockout")
-    strats = [factory.create(it.n, np.random.default_rng(stable_seed(1, "strategy", it.id)),
+    strats = [factory.create(it.n, np.random.default_rng(stable_seed(seed, "strategy", it.id)),
                              [response_key(r) for r in it.responses]) for it in items]
-    sem = asyncio.Semaphore(concurrency)
-    from tourney.types import Match
+    sem = asyncio.Semaphore(concurrency) if concurrency else contextlib.nullcontext()
 
     async def one(it, s, req):
         async with sem:
@@ -142,7 +144,7 @@ async def round_synchronous(items: list[Item], spec: str, concurrency: int) -> f
             break
         await asyncio.gather(*(one(*b) for b in batch))
     assert all(s.done for s in strats)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, [s.ranking().order for s in strats]
 
 
 class Instant(Judge):
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             items = make_items(n_prompts, n, rep)
             span, calls = asyncio.run(event_driven(items, spec, args.concurrency))
             bound, _cp, _wc = lower_bound(calls, args.concurrency)
-            sync = asyncio.run(round_synchronous(items, spec, args.concurrency))
+            sync, _ = asyncio.run(round_synchronous(build_judge(spec), items, args.concurrency))
             ratios.append(span / bound)
             speedups.append(sync / span)
             ceilings.append(sync / bound)
