@@ -38,6 +38,8 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
     "merge_sort": [{"beam": 3, "votes": 3}, {"both_orders": True}],
     "voting": [{"k": 5, "inner": "round_robin"}, {"k": 4, "early_stop": False},
                {"k": 3, "inner": "merge_sort"}],
+    "adaptive": [{"budget": 12, "batch": 2, "close": 0.0}, {"top_k": 2, "threshold": 0.9}, {"first_pass": "cycle"},
+                 {"first_pass": "knockout_both"}, {"position": False, "threshold": 0.99, "draws": 300}],
 }
 
 #: strategies that must place someone ahead even without evidence (a bracket has to advance
