@@ -29,7 +29,8 @@ from .base import JUDGES, Judge
 _VERDICTS = {"a": Outcome.A, "b": Outcome.B, "tie": Outcome.TIE, "abstain": Outcome.ABSTAIN}
 
 
-def _prompt_key(prompt: Any) -> str:
+def prompt_key(prompt: Any) -> str:
+    """How a replay file keys a prompt: the text, or a chat prompt's canonical JSON."""
     return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True, ensure_ascii=False)
 
 
@@ -73,18 +74,18 @@ class ReplayJudge(Judge):
             verdict = _VERDICTS.get(str(rec["verdict"]).strip().lower())
             if verdict is None:
                 raise SpecError(f"{where}: verdict must be A, B, tie or abstain, got {rec['verdict']!r}")
-            key = (_prompt_key(rec["prompt"]), str(rec["first"]), str(rec["second"]))
+            key = (prompt_key(rec["prompt"]), str(rec["first"]), str(rec["second"]))
             self.records.setdefault(key, []).append(verdict)
         if not self.records:
             raise SpecError(f"replay file {self.path} has no records")
 
     async def judge(self, match: Match) -> list[Judgement]:
-        key = (_prompt_key(match.prompt), match.first_text, match.second_text)
+        key = (prompt_key(match.prompt), match.first_text, match.second_text)
         recorded = self.records.get(key)
         if recorded is None:
             raise JudgeError(
                 f"replay file {self.path} has no record for prompt {match.prompt_id or '?'} "
-                f"({_short(_prompt_key(match.prompt))!r}) with first={_short(match.first_text, 40)!r}, "
+                f"({_short(prompt_key(match.prompt))!r}) with first={_short(match.first_text, 40)!r}, "
                 f"second={_short(match.second_text, 40)!r}"
             )
         last = match.sample_offset + match.samples
