@@ -193,10 +193,8 @@ def _as_index(x: Any, name: str, n: int) -> np.ndarray:
     return arr
 
 
-def _validate(
-    n: int, first: Any, second: Any, y: Any, weights: Any = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Check and convert inputs; drop self-pairs and zero-weight rows."""
+def _check_arrays(n: Any, first: Any, second: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``first``/``second`` as item indices below ``n`` and ``y`` in [0, 1], all one length."""
     if int(n) != n or n < 0:
         raise InputError(f"n must be a non-negative integer, got {n!r}")
     n = int(n)
@@ -209,6 +207,14 @@ def _validate(
         )
     if yy.size and not (np.all(yy >= 0.0) and np.all(yy <= 1.0)):  # also catches NaN
         raise InputError("y must lie in [0, 1] (1 = first won, 0 = second won, 0.5 = tie)")
+    return f, s, yy
+
+
+def _validate(
+    n: int, first: Any, second: Any, y: Any, weights: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Check and convert inputs; drop self-pairs and zero-weight rows."""
+    f, s, yy = _check_arrays(n, first, second, y)
     keep = f != s
     w = None
     if weights is not None:
@@ -1087,16 +1093,8 @@ def elo(
     dependence); ``order`` and ``rng`` are exclusive, and ``n_orders > 1`` needs ``rng``.
     Self-pairs are skipped. Cost: a Python loop, O(n_orders * m).
     """
-    if int(n) != n or n < 0:
-        raise InputError(f"n must be a non-negative integer, got {n!r}")
+    f, s, yy = _check_arrays(n, first, second, y)  # self-pairs stay: ``order`` indexes all rows
     n = int(n)
-    f = _as_index(first, "first", n)
-    s = _as_index(second, "second", n)
-    yy = np.asarray(y, dtype=np.float64)
-    if not (f.shape == s.shape == yy.shape):
-        raise InputError("first, second and y must have the same length")
-    if yy.size and not (np.all(yy >= 0.0) and np.all(yy <= 1.0)):
-        raise InputError("y must lie in [0, 1] (1 = first won, 0 = second won, 0.5 = tie)")
     if not (k > 0 and scale > 0 and base > 1):
         raise InputError("elo needs k > 0, scale > 0 and base > 1")
     if int(n_orders) != n_orders or n_orders < 1:
