@@ -1,6 +1,7 @@
 """The event-driven scheduler: dispatch on readiness, concurrency, retries, re-samples, order."""
 
 import asyncio
+import json
 import time
 
 import numpy as np
@@ -206,3 +207,71 @@ def test_token_budget_stops_new_matches_for_the_whole_run():
     assert sched.stats.samples < 4 * 7
     assert any(r.budget_limited for r in res)
     assert all(sorted(r.ranking) == list(range(8)) for r in res)
+
+
+@pytest.mark.parametrize("flaw", ["ranks_too_many", "done_raises"])
+def test_a_strategy_that_breaks_late_fails_its_prompt_and_the_run_ends(flaw):
+    """Found in review: an exception after a prompt was closed (or while it started) hung the run."""
+
+    @STRATEGIES.register("_test_flawed")
+    class Flawed(Strategy):
+        def propose(self):
+            return []
+
+        def observe(self, result):
+            pass
+
+        @property
+        def done(self):
+            if flaw == "done_raises":
+                raise RuntimeError("done is broken")
+            return True
+
+        def ranking(self):
+            return Ranking(tuple(range(self.n + 1)), (0.0,) * (self.n + 1))
+
+    try:
+        async def go():
+            sched = Scheduler(build_judge("simulated"), build_strategy("_test_flawed"))
+            return await asyncio.wait_for(sched.rank(items(3, 2)), timeout=10)
+
+        res = asyncio.run(go())
+        assert [r.status for r in res] == ["failed"] * 3
+    finally:
+        STRATEGIES._items.pop("_test_flawed")
+
+
+def test_a_progress_callback_that_raises_does_not_stop_the_run():
+    def bad(stats):
+        raise RuntimeError("display broke")
+
+    async def go():
+        sched = Scheduler(build_judge("simulated"), build_strategy("knockout"), on_progress=bad)
+        return await asyncio.wait_for(sched.rank(items(3, 4)), timeout=10)
+
+    assert [r.status for r in asyncio.run(go())] == ["ok"] * 3
+
+
+def test_replayed_abstentions_are_not_resampled(tmp_path):
+    from .conftest import write_jsonl
+
+    rep = write_jsonl(tmp_path / "r.jsonl", [{"prompt": "q", "first": a, "second": b, "verdict": "abstain"}
+                                            for a, b in (("x", "y"), ("y", "x"))])
+    res = Tournament(f"replay:{rep}", "knockout:both_orders=true").rank([{"prompt": "q", "responses": ["x", "y"]}])
+    assert res[0].status == "ok" and res[0].abstentions == 2 and res[0].errors == 0
+
+
+def test_simulated_errors_are_deterministic_with_duplicate_prompts():
+    rows = [{"id": f"p{i}", "prompt": "same", "responses": ["a", "b", "c", "d"]} for i in range(6)]
+    outs = set()
+    for _ in range(4):
+        res = Tournament("simulated:error_rate=0.5,latency_median_s=0.001", retries=1, backoff_s=0.001).rank(rows)
+        outs.add(json.dumps([r.to_json() for r in res]))
+    assert len(outs) == 1
+
+
+def test_tournament_is_reusable_across_calls():
+    with Tournament("simulated", seed=2) as t:
+        a = t.rank([{"prompt": "q", "responses": ["a", "b", "c"]}])
+        b = t.rank([{"prompt": "q", "responses": ["a", "b", "c"]}])
+    assert a[0].to_json() == b[0].to_json()

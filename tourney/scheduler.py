@@ -27,7 +27,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Protocol, Sequence
+from typing import Any, AsyncIterator, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
@@ -118,6 +118,7 @@ class _Task:
     resample_round: int = 0
     attempt: int = 0
     pseq: int = 0  # position in the prompt's proposal order
+    saved: set[int] = field(default_factory=set)  # samples this task itself stored (before a retry)
 
 
 class Scheduler:
@@ -157,6 +158,8 @@ class Scheduler:
         self.on_progress = on_progress
         self.stats = RunStats()
         self._strategy_spec = strategy.describe()
+        # a judge whose samples are fixed records (replay) has no fresh draw to offer
+        self._resamples = bool(getattr(judge, "resample_abstentions", True))
         self._judge_spec = judge.describe()
         self._seq = 0
 
@@ -235,7 +238,11 @@ class Scheduler:
             self._finish_failed(item, f"{type(exc).__name__}: {exc}")
             return
         state = _PromptState(item, strat)
-        self._advance(state)
+        try:
+            self._advance(state)
+        except Exception as exc:  # a bug in the strategy: fail this item, keep the run going
+            log.exception("internal error starting prompt %s", item.id)
+            self._close(state, error=f"internal error: {type(exc).__name__}: {exc}")
 
     # -- the event loop of one prompt --------------------------------------------------------
     def _advance(self, state: _PromptState) -> None:
@@ -253,7 +260,12 @@ class Scheduler:
             state.inflight += 1
             self._enqueue(_Task(state, req, req.sample_offset, req.samples, [], pseq=state.comparisons))
         if state.inflight == 0:
-            if state.strategy.done or state.budget_limited:
+            try:
+                finished = state.strategy.done
+            except Exception as exc:
+                self._close(state, error=f"strategy {self.strategy} failed: {type(exc).__name__}: {exc}")
+                return
+            if finished or state.budget_limited:
                 self._close(state)
             else:
                 self._close(state, error=f"strategy {self.strategy} stalled: not done and proposed nothing")
@@ -306,7 +318,15 @@ class Scheduler:
             state.inflight -= 1
             return
         match = self._match(task)
-        stored = self.cache.lookup(match) if self.cache is not None else {}
+        try:
+            stored = self.cache.lookup(match) if self.cache is not None else {}
+        except StoreError as exc:  # an unreadable store: stop rather than pay for everything again
+            self._abort(exc)
+            return
+        if task.saved:  # samples this task saved before a retry are not reuse
+            stored_reused = len(set(stored) - task.saved)
+        else:
+            stored_reused = len(stored)
         wanted = range(match.sample_offset, match.sample_offset + match.samples)
         fresh: list[Judgement] = []
         for offset, count in _runs([s for s in wanted if s not in stored]):
@@ -332,15 +352,17 @@ class Scheduler:
                 except StoreError as exc:  # disk full, read-only: stop the run, keep what is stored
                     self._abort(exc)
                     return
+                task.saved.update(range(sub.sample_offset, sub.sample_offset + sub.samples))
             fresh.extend(got)
-        if stored:
-            state.reused += len(stored)
-            self.stats.reused += len(stored)
+        if stored_reused:
+            state.reused += stored_reused
+            self.stats.reused += stored_reused
         judgements = sorted([*stored.values(), *fresh], key=lambda j: j.sample) if stored else fresh
         self._account(judgements)
         task.got.extend(judgements)
         abstained = sum(1 for j in judgements if j.outcome is Outcome.ABSTAIN)
-        if abstained and task.resample_round < self.resample_abstentions and not state.closed:
+        if (abstained and self._resamples and task.resample_round < self.resample_abstentions
+                and not state.closed):
             rnd = task.resample_round + 1
             self._enqueue(replace(task, offset=RESAMPLE_STRIDE * rnd + task.request.sample_offset,
                                   samples=abstained, resample_round=rnd, attempt=0))
@@ -406,21 +428,30 @@ class Scheduler:
             self._finish_failed(item, error)
             return
         try:
-            ranking = state.strategy.ranking()
-        except Exception as exc:
+            res = self._result(state)
+        except Exception as exc:  # a strategy that cannot rank (or ranks wrongly) fails its item only
             self._finish_failed(item, f"strategy {self.strategy} failed to rank: {type(exc).__name__}: {exc}")
             return
+        if res.status == "partial":
+            self.stats.partial += 1
+        self.stats.comparisons += res.comparisons
+        self._emit(res)
+        self._release()
+
+    def _result(self, state: _PromptState) -> PromptResult:
+        item = state.item
+        ranking = state.strategy.ranking()
+        if len(ranking.scores) != item.n:
+            raise ValueError(f"ranking covers {len(ranking.scores)} candidates, the item has {item.n}")
         # a canonical order (not completion order, which depends on latencies): by pair, then offset
         ordered = [r for _, r in sorted(state.results, key=_result_key)]
         all_j = [j for r in ordered for j in r.judgements]
         errors = [j for j in all_j if j.outcome is Outcome.ERROR]
         messages = tuple(dict.fromkeys(j.error or "error" for j in errors))
-        status = "partial" if errors else "ok"
-        budget = state.budget_limited or ranking.budget_limited
-        res = PromptResult(
+        return PromptResult(
             index=item.index,
             id=item.id,
-            status=status,
+            status="partial" if errors else "ok",
             best=ranking.best,
             ranking=ranking.order,
             scores=ranking.scores,
@@ -433,7 +464,7 @@ class Scheduler:
             ties=sum(1 for j in all_j if j.outcome is Outcome.TIE),
             errors=len(errors),
             tokens=TokenUsage.of(all_j),
-            budget_limited=budget,
+            budget_limited=state.budget_limited or ranking.budget_limited,
             reused=state.reused,
             messages=messages,
             matches=tuple(_match_record(r) for r in ordered),
@@ -442,11 +473,6 @@ class Scheduler:
             judge=self._judge_spec,
             seed=self.seed,
         )
-        if status == "partial":
-            self.stats.partial += 1
-        self.stats.comparisons += res.comparisons
-        self._emit(res)
-        self._release()
 
     def _finish_failed(self, item: Item, message: str) -> None:
         self._emit(failed(item.index, item.id, message))
@@ -463,7 +489,10 @@ class Scheduler:
             self.stats.failed += 1
         self._results.put_nowait(res)
         if self.on_progress is not None:
-            self.on_progress(self.stats)
+            try:
+                self.on_progress(self.stats)
+            except Exception:  # a broken progress display must not stop the run
+                log.exception("progress callback failed")
 
 
 def _runs(samples: Sequence[int]) -> list[tuple[int, int]]:
@@ -490,15 +519,3 @@ def _match_record(r: MatchResult) -> dict[str, Any]:
         "outcome": r.outcome.value,
         "votes": [r.first_wins, r.second_wins, r.ties, r.abstentions, r.errors],
     }
-
-
-def run_sync(coro_factory: Callable[[], Awaitable[Any]]) -> Any:
-    """Run a coroutine from synchronous code, also inside a running loop (notebooks)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro_factory())
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(coro_factory())).result()

@@ -146,6 +146,7 @@ class _JudgeActor:
             "node": ray.get_runtime_context().get_node_id(),
             "identity": self._judge.identity(),
             "describe": self._judge.describe(),
+            "resample_abstentions": bool(getattr(self._judge, "resample_abstentions", True)),
         }
 
     async def judge_stream(self, matches: Sequence[Match]):  # -> AsyncIterator[list[tuple[int, list | exc]]]
@@ -534,6 +535,7 @@ class RayJudgePool(Judge):
             if self._identity is None:
                 self._identity = info.get("identity")
                 self._describe = info.get("describe")
+                self.resample_abstentions = bool(info.get("resample_abstentions", True))
         log.info("ray judge pool: %d replicas of %s up (%s each)", self.replicas, self.spec, self._needs())
 
     # -- Judge API ----------------------------------------------------------------------------

@@ -44,6 +44,9 @@ class Judge(ABC):
     name: ClassVar[str] = "judge"
     #: options this judge accepts (for validation and --help); subclasses extend it
     options: ClassVar[Mapping[str, str]] = {}
+    #: whether a new sample index gives a fresh draw, so an abstention is worth re-sampling
+    #: (False for judges that replay a fixed record per sample)
+    resample_abstentions: ClassVar[bool] = True
 
     def __init__(self, spec: Spec | None = None):
         self.spec = spec or Spec(self.name)
@@ -100,5 +103,7 @@ def build_judge(spec: str | Spec, options: Mapping[str, Any] | None = None) -> J
         target = getattr(mod, attr)
     try:
         return target(sp)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, SpecError):
+            raise
         raise SpecError(f"bad options for judge {sp.name!r}: {exc}") from exc

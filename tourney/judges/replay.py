@@ -17,6 +17,7 @@ cyclically instead (sample i answers with record i mod k).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ def _short(text: str, n: int = 60) -> str:
 @JUDGES.register("replay")
 class ReplayJudge(Judge):
     options = {"cycle": "reuse recorded samples cyclically when more are asked for (default false)"}
+    resample_abstentions = False  # a recorded abstention stays one: there is no other draw
 
     def __init__(self, spec: Spec | None = None, path: str | None = None, **options: Any):
         spec = spec or Spec("replay", path, options)
@@ -58,9 +60,12 @@ class ReplayJudge(Judge):
 
     def _load(self) -> None:
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise SpecError(f"cannot read replay file {self.path}: {exc.strerror or exc}") from exc
+            raw = self.path.read_bytes()
+            lines = raw.decode("utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(f"cannot read replay file {self.path}: {getattr(exc, 'strerror', None) or exc}") from exc
+        # the store keys judgements by identity: an edited file must not reuse old verdicts
+        self.digest = hashlib.sha256(raw).hexdigest()
         for no, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -101,4 +106,4 @@ class ReplayJudge(Judge):
         return out
 
     def identity(self) -> dict[str, Any]:
-        return {"name": "replay", "file": self.path.name, "cycle": self.cycle}
+        return {"name": "replay", "file": self.path.name, "sha256": self.digest, "cycle": self.cycle}

@@ -147,7 +147,8 @@ class SimulatedJudge(Judge):
         ptext = _prompt_text(match.prompt)
         base = f"{self.seed}|{_text_id(ptext)}|{_text_id(match.first_text)}|{_text_id(match.second_text)}"
         if self.error_rate > 0:
-            call_key = (base, match.sample_offset, match.samples)
+            # per prompt id too: identical texts under two ids must not share an attempt count
+            call_key = (match.prompt_id, base, match.sample_offset, match.samples)
             attempt = self._attempts.get(call_key, 0)
             self._attempts[call_key] = attempt + 1
             (u,) = _uniforms(f"err|{base}|{match.sample_offset}|{attempt}".encode(), 1)
