@@ -137,3 +137,31 @@ def test_disk_full_stops_the_run_with_a_clear_message_and_keeps_what_was_stored(
         assert chk.returncode == 0, chk.stderr
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_store_keys_cover_the_simulated_truth_and_the_replay_file(tmp_path):
+    """Found in review: swapped `scores`, or an edited replay file, silently reused old verdicts."""
+    store = tmp_path / "s.sqlite"
+    out = tmp_path / "o.jsonl"
+
+    def best(rows, *judge):
+        inp = write_jsonl(tmp_path / "in.jsonl", rows)
+        assert main(["rank", str(inp), "--out", str(out), "--store", str(store), "--no-progress", "--quiet",
+                     *judge]) in (0, 1)
+        return read_jsonl(out)[0]
+
+    sharp = ["--judge", "simulated:noise=0.01,position_bias=0"]
+    assert best([{"prompt": "q", "responses": ["a", "b"], "scores": [0, 10]}], *sharp)["best"] == 1
+    assert best([{"prompt": "q", "responses": ["a", "b"], "scores": [10, 0]}], *sharp)["best"] == 0
+    rep = tmp_path / "rep.jsonl"
+    rows = [{"prompt": "q", "responses": ["a", "b"]}]
+    for verdict, winner in (("A", "a"), ("B", "b")):
+        write_jsonl(rep, [{"prompt": "q", "first": f, "second": s, "verdict": verdict} for f, s in (("a", "b"), ("b", "a"))])
+        r = best(rows, "--judge", f"replay:{rep}", "--strategy", "knockout:both_orders=true")
+        assert r["info"]["coin_flips"] == 1  # a judge that always prefers one position: a split vote
+    write_jsonl(rep, [{"prompt": "q", "first": "a", "second": "b", "verdict": "A"},
+                      {"prompt": "q", "first": "b", "second": "a", "verdict": "B"}])
+    assert best(rows, "--judge", f"replay:{rep}", "--strategy", "knockout:both_orders=true")["best_response"] == "a"
+    write_jsonl(rep, [{"prompt": "q", "first": "a", "second": "b", "verdict": "B"},
+                      {"prompt": "q", "first": "b", "second": "a", "verdict": "A"}])
+    assert best(rows, "--judge", f"replay:{rep}", "--strategy", "knockout:both_orders=true")["best_response"] == "b"

@@ -13,6 +13,7 @@ for, in this run or any earlier one with the same judge, is answered from the st
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Sequence
 
 from .errors import StoreError
@@ -30,8 +31,14 @@ class StoreCache:
         self._flush_scheduled = False
         self._failed: StoreError | None = None
 
+    def _identity(self, match: Match) -> dict:
+        # latent qualities from the input's `scores` decide a simulated judge's verdicts: part of the key
+        if match.first_score is None and match.second_score is None:
+            return self.identity
+        return {**self.identity, "scores": [match.first_score, match.second_score]}
+
     def _key(self, match: Match, sample: int) -> str:
-        return self.store.key(self.identity, match.prompt, match.first_text, match.second_text, sample)
+        return self.store.key(self._identity(match), match.prompt, match.first_text, match.second_text, sample)
 
     def lookup(self, match: Match) -> dict[int, Judgement]:
         keys = {s: self._key(match, s) for s in range(match.sample_offset, match.sample_offset + match.samples)}
@@ -39,20 +46,29 @@ class StoreCache:
         return {s: found[k] for s, k in keys.items() if k in found}
 
     def save(self, match: Match, judgements: Sequence[Judgement]) -> None:
-        self._raise_if_failed()
-        for k, j in enumerate(judgements):
+        identity = self._identity(match)
+        failure: StoreError | None = None
+        for k, j in enumerate(judgements):  # buffer every judgement, even after a failed commit
             sample = match.sample_offset + k
-            self.store.put(
-                self._key(match, sample),
-                j,
-                prompt_id=match.prompt_id,
-                prompt=match.prompt,
-                first=match.first,
-                second=match.second,
-                first_text=match.first_text,
-                second_text=match.second_text,
-                judge_identity=self.identity,
-            )
+            if j.sample != sample:
+                j = dataclasses.replace(j, sample=sample)
+            try:
+                self.store.put(
+                    self._key(match, sample),
+                    j,
+                    prompt_id=match.prompt_id,
+                    prompt=match.prompt,
+                    first=match.first,
+                    second=match.second,
+                    first_text=match.first_text,
+                    second_text=match.second_text,
+                    judge_identity=identity,
+                )
+            except StoreError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        self._raise_if_failed()  # an earlier commit failed: stop the run (the buffer is kept)
         if not self._flush_scheduled:
             try:
                 loop = asyncio.get_running_loop()
