@@ -48,3 +48,11 @@ def test_read_items_keeps_going_after_bad_lines():
 def test_chat_prompt_and_ids():
     it = parse_item({"id": "x", "prompt": [{"role": "user", "content": "hi"}], "responses": ["a"]}, 0)
     assert it.id == "x" and it.prompt[0]["content"] == "hi" and it.n == 1
+
+
+def test_overflowing_numbers_and_deep_nesting_are_input_errors():
+    lines = [json.dumps({"prompt": "q", "responses": ["a", "b"], "scores": [10**400, 1]}),
+             "[" * 100000 + "]" * 100000,
+             json.dumps({"prompt": "q", "responses": ["a"]})]
+    got = list(read_items(lines))
+    assert "finite numbers" in str(got[0]) and "nested too deeply" in str(got[1]) and isinstance(got[2], Item)

@@ -106,3 +106,12 @@ def test_loads_with_trl_when_installed(tmp_path):
         ex = {k: row[k] for k in ("prompt", "chosen", "rejected")}
         assert trl_utils.is_conversational(ex)
         assert trl_utils.is_conversational(ds[0])
+
+
+def test_ranked_file_that_does_not_match_the_input_is_refused(tmp_path):
+    ranked = tmp_path / "r.jsonl"
+    assert main(["rank", str(EXAMPLE), "--out", str(ranked), "--no-progress", "--quiet"]) == 0
+    short = write_jsonl(tmp_path / "short.jsonl", ranked.read_text().splitlines()[:2])
+    assert main(["mine-pairs", str(EXAMPLE), "--ranked", str(short), "--out", str(tmp_path / "p.jsonl")]) == 2
+    bad = write_jsonl(tmp_path / "bad.jsonl", ["{not json"])
+    assert main(["mine-pairs", str(EXAMPLE), "--ranked", str(bad), "--out", str(tmp_path / "p.jsonl")]) == 2

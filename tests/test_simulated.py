@@ -107,6 +107,7 @@ def test_latency_is_lognormal_with_given_median():
         ("simulated:abstain_rate=2", "abstain_rate must be in [0, 1]"),
         ("simulated:position_bias=0.7", "position_bias"),
         ("simulated:noise=0", "noise must be > 0"),
+        ("simulated:seed=abc", "bad options for judge 'simulated'"),
         ("nonesuch", "unknown judge 'nonesuch'; known: "),
     ],
 )

@@ -8,16 +8,39 @@ True
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+import asyncio
+import threading
+from typing import Any, Awaitable, Iterable, Mapping, Sequence, TypeVar
 
 from .errors import InputError
 from .items import Item, PromptResult, parse_item
 from .judges.base import Judge, build_judge
-from .scheduler import RunStats, Scheduler, run_sync
+from .scheduler import RunStats, Scheduler
 from .strategy import StrategyFactory, build_strategy
 from .types import Prompt
 
 __all__ = ["Tournament", "select_best"]
+
+T = TypeVar("T")
+
+
+class _LoopThread:
+    """One event loop on a daemon thread for a Tournament's whole life: judges hold loop-bound
+    state (an HTTP client, a vLLM engine's output handler), so every call must use the same loop.
+    Being its own thread, it also works where a loop is already running (Jupyter)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="tourney-loop", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
 
 
 class Tournament:
@@ -43,6 +66,7 @@ class Tournament:
         self.seed = seed
         self.scheduler_options = scheduler_options
         self.stats: RunStats | None = None
+        self._runner: _LoopThread | None = None
 
     def _scheduler(self) -> Scheduler:
         return Scheduler(self.judge, self.strategy, seed=self.seed, **self.scheduler_options)
@@ -67,9 +91,11 @@ class Tournament:
         return results
 
     def rank(self, items: Iterable[Mapping[str, Any] | Item]) -> list[PromptResult]:
-        """Rank every item (dicts in the input-line format); results in input order."""
-        materialised = list(items)
-        return run_sync(lambda: self.arank(materialised))
+        """Rank every item (dicts in the input-line format); results in input order. Calls from
+        synchronous code share one background event loop, so the judge can be reused."""
+        if self._runner is None:
+            self._runner = _LoopThread()
+        return self._runner.run(self.arank(list(items)))
 
     def rank_one(self, prompt: Prompt, responses: Sequence[str], scores: Sequence[float] | None = None) -> PromptResult:
         item: dict[str, Any] = {"prompt": prompt, "responses": list(responses)}
@@ -84,7 +110,20 @@ class Tournament:
         await self.judge.aclose()
 
     def close(self) -> None:
-        run_sync(self.aclose)
+        """Release the judge (engine, HTTP client) and the background loop."""
+        if self._runner is None:
+            return
+        try:
+            self._runner.run(self.aclose())
+        finally:
+            self._runner.stop()
+            self._runner = None
+
+    def __enter__(self) -> "Tournament":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def select_best(
@@ -99,4 +138,5 @@ def select_best(
 ) -> PromptResult:
     """Pick the best of ``responses`` to ``prompt``; ``result.best`` is its index and
     ``result.best_response`` its text. Raises :class:`~tourney.errors.InputError` on bad input."""
-    return Tournament(judge, strategy, seed=seed, **options).rank_one(prompt, responses, scores)
+    with Tournament(judge, strategy, seed=seed, **options) as t:
+        return t.rank_one(prompt, responses, scores)

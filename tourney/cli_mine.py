@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from typing import Any, Sequence
@@ -71,16 +72,28 @@ def _mine(args: argparse.Namespace, argv: Sequence[str]) -> int:
     try:
         if args.ranked:
             code = 0
-            with open(args.input, encoding="utf-8") as fi, open(args.ranked, encoding="utf-8") as fr:
-                for no, (item, line) in enumerate(zip(read_items(fi, args.input), fr), 1):
-                    res = json.loads(line)
+            with open(args.input, encoding="utf-8", errors="replace") as fi, \
+                    open(args.ranked, encoding="utf-8", errors="replace") as fr:
+                ranked_lines = (line for line in fr if line.strip())
+                pairs = itertools.zip_longest(read_items(fi, args.input), ranked_lines)
+                for no, (item, line) in enumerate(pairs, 1):
+                    if item is None or line is None:
+                        raise InputError(f"{args.ranked} has {'more' if item is None else 'fewer'} results than "
+                                         f"{args.input} has items: not the output of this input")
+                    try:
+                        res = json.loads(line)
+                    except ValueError as exc:
+                        raise InputError(f"{args.ranked} result {no}: malformed JSON ({exc})") from exc
+                    if not isinstance(res, dict):
+                        raise InputError(f"{args.ranked} result {no}: expected a JSON object")
                     if isinstance(item, InputError):
                         code = 1
                         print(f"tourney: {item}", file=sys.stderr)
                         continue
-                    if res.get("id") != item.id:
-                        raise InputError(f"{args.ranked} line {no} is for item {res.get('id')!r}, "
-                                         f"the input's line is {item.id!r}: not the output of this input")
+                    if res.get("id") != item.id or (res.get("status") != "failed"
+                                                    and len(res.get("ranking", ())) != item.n):
+                        raise InputError(f"{args.ranked} result {no} is for item {res.get('id')!r}, "
+                                         f"the input's item {no} is {item.id!r}: not the output of this input")
                     sink(item, res)
         else:
             code = run_ranking(args, argv, sink, meta_path=args.out + ".meta.json",

@@ -58,6 +58,13 @@ def _check_prompt(prompt: Any, where: str) -> Prompt:
     raise InputError("'prompt' must be a non-empty string or a non-empty list of chat messages", where)
 
 
+def _finite(x: float) -> bool:
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
 def parse_item(obj: Any, index: int, where: str | None = None) -> Item:
     """Validate one decoded input object; raise :class:`InputError` naming ``where``."""
     where = where or f"item {index}"
@@ -84,7 +91,7 @@ def parse_item(obj: Any, index: int, where: str | None = None) -> Item:
         if (
             not isinstance(scores, list)
             or len(scores) != len(responses)
-            or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) for s in scores)
+            or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and _finite(s) for s in scores)
         ):
             raise InputError(f"'scores' must be a list of {len(responses)} finite numbers", where)
         scores = tuple(float(s) for s in scores)
@@ -108,7 +115,9 @@ def read_items(lines: Iterable[str], source: str = "input") -> Iterator[Item | I
         try:
             obj = json.loads(line)
         except ValueError as exc:
-            yield InputError(f"malformed JSON ({exc.msg} at column {exc.colno})", where)
+            yield InputError(f"malformed JSON ({getattr(exc, 'msg', exc)} at column {getattr(exc, 'colno', '?')})", where)
+        except RecursionError:
+            yield InputError("malformed JSON (nested too deeply)", where)
         else:
             try:
                 yield parse_item(obj, index, where)
