@@ -92,8 +92,7 @@ class RunStats:
 
 
 class _PromptState:
-    __slots__ = ("item", "strategy", "inflight", "comparisons", "results", "judgements", "messages",
-                 "budget_limited", "closed", "reused")
+    __slots__ = ("item", "strategy", "inflight", "comparisons", "results", "budget_limited", "closed", "reused")
 
     def __init__(self, item: Item, strategy: Strategy):
         self.item = item
@@ -101,8 +100,6 @@ class _PromptState:
         self.inflight = 0
         self.comparisons = 0
         self.results: list[tuple[int, MatchResult]] = []
-        self.judgements = 0
-        self.messages: list[str] = []
         self.budget_limited = False
         self.closed = False
         self.reused = 0
@@ -174,7 +171,6 @@ class Scheduler:
         self._pending_prompts = 0
         self._all_fed = False
         self._fatal: BaseException | None = None
-        self._budget_exhausted = False
         self._loop = asyncio.get_running_loop()
         workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
         feeder = asyncio.create_task(self._feed(items))
@@ -274,7 +270,6 @@ class Scheduler:
         if self.max_comparisons is not None and state.comparisons >= self.max_comparisons:
             return True
         if self.max_tokens is not None and self.stats.tokens.total >= self.max_tokens:
-            self._budget_exhausted = True
             return True
         return False
 
@@ -410,7 +405,6 @@ class Scheduler:
             return
         result = MatchResult(task.request, tuple(task.got))
         state.results.append((task.pseq, result))
-        state.judgements += len(task.got)
         try:
             state.strategy.observe(result)
         except Exception as exc:
