@@ -138,7 +138,8 @@ def _extension_modules() -> list[Any]:
     return mods
 
 
-def _read_lines(path: str | None) -> tuple[Iterator[str], str, int | None]:
+def _read_lines(path: str | None, count: bool) -> tuple[Iterator[str], str, int | None]:
+    """The input's lines, its name, and (with ``count``, for the progress line) how many items."""
     if path is None:
         path = str(EXAMPLE)
     if path == "-":
@@ -146,8 +147,10 @@ def _read_lines(path: str | None) -> tuple[Iterator[str], str, int | None]:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"input file {path} does not exist")
-    with p.open("rb") as fh:
-        total = sum(1 for line in fh if line.strip())
+    total = None
+    if count:  # an extra pass over the file: only when a progress line will show it
+        with p.open("rb") as fh:
+            total = sum(1 for line in fh if line.strip())
     return _iter_file(p), p.name, total
 
 
@@ -178,7 +181,8 @@ def run_ranking(
     if args.judge_model:
         judge_opts["model"] = args.judge_model
     strategy = build_strategy(args.strategy, dict(args.strategy_opt))
-    lines, source, total = _read_lines(args.input)
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    lines, source, total = _read_lines(args.input, count=show)
     store = None
     store_path = None if args.no_store else (args.store or store_default)
     if store_path:
@@ -187,7 +191,6 @@ def run_ranking(
 
         store = JudgementStore(store_path)  # refuses a corrupt or foreign file before any work
     judge, concurrency = build_executor_judge(args, args.judge, judge_opts)  # a Ray pool starts here
-    show = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = Progress(total) if show else None
     sched = Scheduler(
         judge,
