@@ -1,8 +1,10 @@
 """`tourney rank` end to end: bad input gets a clear error and nothing else is lost."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -99,7 +101,11 @@ def test_same_seed_same_file_and_meta_records_the_command(tmp_path):
 
 def test_console_script_runs_the_bundled_example():
     """The README's first command: installed entry point, bundled example, embedded default judge."""
-    out = subprocess.run(["tourney", "rank", "--no-progress"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    # the script installed beside THIS interpreter (the venv's bin/), never one found on PATH:
+    # a machine where the project was also installed elsewhere must not hide a broken install
+    script = Path(sys.executable).parent / ("tourney.exe" if os.name == "nt" else "tourney")
+    assert script.is_file(), f"console script {script} missing: is the project installed in this environment?"
+    out = subprocess.run([str(script), "rank", "--no-progress"], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 0, out.stderr
     lines = [json.loads(x) for x in out.stdout.splitlines()]
     assert len(lines) == 6 and all(x["status"] == "ok" for x in lines)
