@@ -35,7 +35,8 @@ import numpy as np
 
 from tourney.items import Item, response_key
 from tourney.judges import build_judge
-from tourney.judges.base import Judge, stable_seed
+from tourney.hashing import stable_seed
+from tourney.judges.base import Judge
 from tourney.scheduler import Scheduler
 from tourney.strategy import build_strategy
 from tourney.types import Judgement, Match, MatchResult, Outcome

@@ -26,13 +26,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from tourney.rating import ELO_BASE, ELO_INITIAL, ELO_SCALE
 from tourney.strategy import Strategy
 from tourney.types import MatchResult, Ranking, Request
 
 from ._common import check_bool, check_int
-
-#: Elo-scale constants: 400 points per factor-of-10 odds, mean 1000 (Chatbot Arena, FIDE)
-ELO_SCALE, ELO_BASE, ELO_INITIAL = 400.0, 10.0, 1000.0
 
 
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:

@@ -93,7 +93,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tourney.judges.base import stable_seed
+from tourney.hashing import stable_seed
 from tourney.strategy import STRATEGIES, Strategy
 from tourney.types import MatchResult, Ranking, Request
 

@@ -36,7 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tourney.judges.base import stable_seed
+from tourney.hashing import stable_seed
 from tourney.strategy import STRATEGIES, Strategy, StrategyFactory, build_strategy
 from tourney.types import Judgement, MatchResult, Outcome, Ranking, Request
 

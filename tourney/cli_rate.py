@@ -224,7 +224,7 @@ def rate(
         except InputError as exc:
             raise InputError(str(exc).replace("Pass l2 > 0 (e.g. l2=0.01)", "Pass --l2 0.01 (or larger)")) from None
         ratings = np.asarray(fit.elo, dtype=float)
-        se = np.asarray(fit.se, dtype=float) * 400.0 / math.log(10.0)
+        se = np.asarray(fit.se, dtype=float) * rating.ELO_PER_NAT
         if bootstrap:
             try:
                 boot = rating.bt_bootstrap(n, first, second, y, rounds=bootstrap, rng=rng, ties=ties, l2=l2,
@@ -234,13 +234,13 @@ def rate(
             lo, hi = np.percentile(rating.to_elo_scale(boot), [2.5, 97.5], axis=0)
             out["interval"] = f"bootstrap 95% percentile interval, {bootstrap} rounds, seed {seed}"
         else:
-            lo, hi = ratings - 1.959964 * se, ratings + 1.959964 * se
+            lo, hi = ratings - rating.Z_95 * se, ratings + rating.Z_95 * se
             out["interval"] = "95% Wald interval from the Fisher information"
         out["scale"] = "Bradley-Terry on the Elo scale: 1000 + 400/ln(10) * centred log-strength"
         out["l2"], out["ties"] = l2, ties
         if position:
             out["position"] = {"coef": fit.position_coef, "se": fit.position_se,
-                               "elo": (fit.position_coef or 0.0) * 400.0 / math.log(10.0)}
+                               "elo": (fit.position_coef or 0.0) * rating.ELO_PER_NAT}
         if not fit.connected:
             comps = fit.components
         out["converged"] = bool(fit.converged)

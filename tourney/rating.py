@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
@@ -72,7 +73,12 @@ from tourney.errors import InputError
 __all__ = [
     "BTFit",
     "DEFAULT_ELO_K",
+    "ELO_BASE",
+    "ELO_INITIAL",
+    "ELO_PER_NAT",
+    "ELO_SCALE",
     "PairTable",
+    "Z_95",
     "aggregate",
     "borda",
     "bradley_terry",
@@ -91,6 +97,14 @@ __all__ = [
 #: few points of the start, expected scores near 0.5 throughout, and Elo would degenerate into
 #: plain win counting that ignores opponent strength. For arena-scale logs pass ``k=4``.
 DEFAULT_ELO_K = 32.0
+
+#: The Elo scale, in one place: ``ELO_SCALE`` points per factor-of-``ELO_BASE`` odds (400 points
+#: = 10:1, as in FIDE ratings and Chatbot Arena), centred on ``ELO_INITIAL``.
+ELO_SCALE, ELO_BASE, ELO_INITIAL = 400.0, 10.0, 1000.0
+#: Elo points per unit of natural-log strength: 400 / ln(10) = 173.7...
+ELO_PER_NAT = ELO_SCALE / math.log(ELO_BASE)
+#: The two-sided 95% standard-normal quantile (1.959963984540054), for Wald intervals.
+Z_95 = NormalDist().inv_cdf(0.975)
 
 _TIE = 0.5
 # Aggregation strategy for m comparisons of n items. Dense data (n*n <= _SQUARE_PER_ROW * m):
@@ -1055,7 +1069,7 @@ def _cell_pairs(
 
 
 def to_elo_scale(
-    strengths: Any, scale: float = 400.0, base: float = 10.0, anchor: float = 1000.0
+    strengths: Any, scale: float = ELO_SCALE, base: float = ELO_BASE, anchor: float = ELO_INITIAL
 ) -> np.ndarray:
     """Natural-log strengths to Elo points: ``anchor + scale / ln(base) * strengths``.
 
@@ -1076,7 +1090,7 @@ def elo(
     k: float = DEFAULT_ELO_K,
     scale: float = 400.0,
     base: float = 10.0,
-    initial: float = 1000.0,
+    initial: float = ELO_INITIAL,
     order: Any = None,
     rng: np.random.Generator | None = None,
     n_orders: int = 1,

@@ -33,7 +33,8 @@ import numpy as np
 
 from .errors import InputError, JudgeError, StoreError, TransientJudgeError
 from .items import Item, PromptResult, failed, response_key
-from .judges.base import Judge, stable_seed
+from .hashing import stable_seed
+from .judges.base import Judge
 from .strategy import Strategy, StrategyFactory
 from .types import Judgement, Match, MatchResult, Outcome, Request, TokenUsage
 

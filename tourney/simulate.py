@@ -81,7 +81,7 @@ import numpy as np
 
 from .errors import InputError, SpecError
 from .items import response_key
-from .judges.base import stable_seed
+from .hashing import stable_seed
 from .judges.replay import prompt_key
 from .scheduler import RESAMPLE_STRIDE
 from .strategy import StrategyFactory, build_strategy

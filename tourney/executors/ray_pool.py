@@ -73,7 +73,8 @@ from ..errors import (
     SpecError,
     TransientJudgeError,
 )
-from ..judges.base import JUDGES, Judge, build_judge, stable_seed
+from ..hashing import stable_seed
+from ..judges.base import JUDGES, Judge, build_judge
 from ..registry import Spec, parse_spec
 from ..types import Judgement, Match
 

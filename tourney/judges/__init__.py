@@ -3,6 +3,6 @@
 Heavy backends (vllm, the HTTP client) are imported only when such a judge is built.
 """
 
-from .base import JUDGES, Judge, build_judge, stable_seed
+from .base import JUDGES, Judge, build_judge
 
-__all__ = ["JUDGES", "Judge", "build_judge", "stable_seed"]
+__all__ = ["JUDGES", "Judge", "build_judge"]

@@ -15,7 +15,6 @@ never an exception.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import importlib
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Mapping, Sequence
@@ -24,14 +23,7 @@ from ..errors import SpecError
 from ..registry import Registry, Spec, parse_spec
 from ..types import Judgement, Match
 
-__all__ = ["Judge", "JUDGES", "build_judge", "stable_seed"]
-
-
-def stable_seed(*parts: Any, bits: int = 63) -> int:
-    """A seed derived from ``parts`` that is the same in every process and on every machine
-    (Python's ``hash`` is salted per process, so it is never used for seeds)."""
-    h = hashlib.blake2b(repr(parts).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(h, "big") & ((1 << bits) - 1)
+__all__ = ["Judge", "JUDGES", "build_judge"]
 
 
 class Judge(ABC):

@@ -85,7 +85,8 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 from ..errors import InputError, JudgeError, MissingExtraError, SpecError, TransientJudgeError
 from ..registry import Spec
 from ..types import Judgement, Match, Outcome, Prompt
-from .base import Judge, stable_seed
+from ..hashing import stable_seed
+from .base import Judge
 from .formats import JudgeFormat, Parsed, format_for_model, get_format, split_thinking
 
 __all__ = [
