@@ -13,7 +13,7 @@ import pytest
 
 from tourney import rating
 from tourney.cli import main
-from tourney.cli_rate import read_pairwise
+from tourney.leaderboard import read_pairwise
 
 #: rounding of ratings in the leaderboard (2 decimals)
 RATING_TOL = 0.006
@@ -94,7 +94,7 @@ def test_elo_time_order_is_stable_and_missing_stamps_stay_in_place(tmp_path):
         {"model_a": "c", "model_b": "a", "winner": "model_a", "tstamp": 1},
         {"model_a": "a", "model_b": "c", "winner": "tie", "tstamp": 1},
     ]
-    from tourney.cli_rate import _time_order
+    from tourney.leaderboard import _time_order
 
     data = read_pairwise([json.dumps(r) for r in recs])
     assert _time_order(data.tstamp) == [2, 3, 0, 1]
@@ -184,7 +184,7 @@ def test_single_model_is_an_error(tmp_path, capsys):
     data.second.append(0)
     data.y.append(1.0)
     data.tstamp.append(None)
-    from tourney.cli_rate import rate
+    from tourney.leaderboard import rate
     from tourney.errors import InputError
 
     with pytest.raises(InputError, match="only one model"):
