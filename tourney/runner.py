@@ -26,13 +26,16 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import __version__
 from .errors import TourneyError
 from .items import Item, PromptResult
 from .registry import Spec
 from .scheduler import RunStats
+
+if TYPE_CHECKING:
+    from .store import JudgementStore
 
 __all__ = ["EXAMPLE", "ProgressLine", "RunReport", "rank_file"]
 
@@ -211,7 +214,7 @@ def rank_file(
     return RunReport(stats, problems, str(the_judge.spec), str(factory), store_path, report)
 
 
-def _close_after_failure(db: Any) -> None:
+def _close_after_failure(db: JudgementStore) -> None:
     """Close the store after the run failed, keeping the run's own error: it says why the run
     stopped (a store that cannot close either is logged)."""
     try:
