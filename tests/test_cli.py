@@ -1,5 +1,6 @@
 """`tourney rank` end to end: bad input gets a clear error and nothing else is lost."""
 
+import ast
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from tourney.cli import main
 from .conftest import ROOT, read_jsonl, write_jsonl
 
 GOOD = {"prompt": "q", "responses": ["a", "b", "c"]}
+EXAMPLE = ROOT / "tourney" / "data" / "example.jsonl"
 
 
 def rank(tmp_path, rows, *args):
@@ -115,3 +117,91 @@ def test_console_script_runs_the_bundled_example():
 def test_python_m_and_help():
     out = subprocess.run([sys.executable, "-m", "tourney", "rank", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "--judge" in out.stdout and "examples:" in out.stdout
+
+
+def test_old_max_tokens_flag_is_a_usage_error_naming_the_new_ones(tmp_path, capsys):
+    """--max-tokens was the run-wide budget and read like the per-sample limit: it is refused,
+    never silently taken for either."""
+    for command in (["rank", str(EXAMPLE)], ["mine-pairs", str(EXAMPLE), "--out", str(tmp_path / "p.jsonl")]):
+        with pytest.raises(SystemExit) as exc:
+            main([*command, "--max-tokens", "1000", "--no-progress"])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "--max-tokens was renamed" in err and "--token-budget" in err and "--judge-opt max_tokens" in err
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_token_budget_stops_the_run_early(tmp_path):
+    rows = [{"prompt": f"q{i}", "responses": [f"r{k}" for k in range(8)]} for i in range(4)]
+    code, full = rank(tmp_path, rows, "--concurrency", "1")
+    assert code == 0 and not any(o["budget_limited"] for o in full)
+    used = sum(o["tokens"]["prompt"] + o["tokens"]["completion"] for o in full)
+    code, cut = rank(tmp_path, rows, "--concurrency", "1", "--token-budget", str(used // 4))
+    assert code == 0 and any(o["budget_limited"] for o in cut)
+    assert sum(o["comparisons"] for o in cut) < sum(o["comparisons"] for o in full)
+
+
+def test_every_subcommand_has_help_with_a_description(capsys):
+    from tourney.cli import COMMANDS
+
+    for name in COMMANDS:
+        with pytest.raises(SystemExit) as exc:
+            main([name, "--help"])
+        assert exc.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: tourney {name}") and "-h, --help" in out
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute names of the modules ``path`` imports (relative imports resolved)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    if path.name != "__init__.py":
+        package = package.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            mod = ".".join(x for x in (base, node.module) if x)
+            names.add(mod)
+            names.update(f"{mod}.{a.name}" for a in node.names)
+    return names
+
+
+def test_only_the_cli_package_parses_arguments_and_its_subcommands_do_not_import_each_other():
+    """The import graph: no arrow from the engine to the front end, no argparse outside it, and
+    no subcommand module importing another one (mine-pairs once imported the rank module back)."""
+    cli = ROOT / "tourney" / "cli"
+    subcommands = {"rank", "mine", "rate", "simulate", "store", "data", "catalog"}
+    for path in sorted((ROOT / "tourney").rglob("*.py")):
+        names = _imports(path)
+        if cli in path.parents:
+            if path.stem in subcommands:
+                bad = {n for n in names if n.split(".")[:3] in (["tourney", "cli", s] for s in subcommands)}
+                assert not bad, f"{path.relative_to(ROOT)} imports another subcommand module: {sorted(bad)}"
+            continue
+        if path == ROOT / "tourney" / "__main__.py":  # `python -m tourney`: the command line's door
+            continue
+        assert "argparse" not in names, f"{path.relative_to(ROOT)} imports argparse"
+        assert not any(n == "tourney.cli" or n.startswith("tourney.cli.") for n in names), \
+            f"{path.relative_to(ROOT)} imports the command line"
+
+
+def test_the_runner_called_with_keywords_writes_what_the_command_line_writes(tmp_path):
+    from tourney.items import dumps
+    from tourney.registry import Spec
+    from tourney.runner import rank_file
+
+    out = tmp_path / "cli.jsonl"
+    assert main(["rank", str(EXAMPLE), "--out", str(out), "--no-progress", "--quiet", "--seed", "4",
+                 "--strategy", "swiss", "--judge-opt", "noise=1.0", "--no-store"]) == 0
+    lines: list[str] = []
+    report = rank_file(EXAMPLE, lambda item, res: lines.append(dumps(res) + "\n"),
+                       judge=Spec("simulated", None, {"noise": 1.0}), strategy=Spec("swiss"), seed=4,
+                       meta_path=tmp_path / "api.meta.json", command="from python")
+    assert "".join(lines) == out.read_text(encoding="utf-8")
+    assert report.ok and report.stats["prompts"] == 6 and report.store is None
+    meta = json.loads((tmp_path / "api.meta.json").read_text())
+    assert meta["seed"] == 4 and meta["command"] == "from python" and meta["judge"]["options"] == {"noise": 1.0}

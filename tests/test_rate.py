@@ -13,7 +13,7 @@ import pytest
 
 from tourney import rating
 from tourney.cli import main
-from tourney.cli_rate import read_pairwise
+from tourney.leaderboard import read_pairwise
 
 #: rounding of ratings in the leaderboard (2 decimals)
 RATING_TOL = 0.006
@@ -94,7 +94,7 @@ def test_elo_time_order_is_stable_and_missing_stamps_stay_in_place(tmp_path):
         {"model_a": "c", "model_b": "a", "winner": "model_a", "tstamp": 1},
         {"model_a": "a", "model_b": "c", "winner": "tie", "tstamp": 1},
     ]
-    from tourney.cli_rate import _time_order
+    from tourney.leaderboard import _time_order
 
     data = read_pairwise([json.dumps(r) for r in recs])
     assert _time_order(data.tstamp) == [2, 3, 0, 1]
@@ -184,7 +184,7 @@ def test_single_model_is_an_error(tmp_path, capsys):
     data.second.append(0)
     data.y.append(1.0)
     data.tstamp.append(None)
-    from tourney.cli_rate import rate
+    from tourney.leaderboard import rate
     from tourney.errors import InputError
 
     with pytest.raises(InputError, match="only one model"):
@@ -264,3 +264,46 @@ def test_home_advantage_matches_r_bradleyterry2(tmp_path, capsys, shared_data):
         if key.startswith("team"):
             diff = (rows[key[4:]]["rating"] - rows["Baltimore"]["rating"]) / per_point
             assert diff == pytest.approx(est, abs=R_TOL)
+
+
+def test_the_python_api_gives_the_board_the_command_prints(tmp_path, capsys):
+    """tourney.leaderboard is pure: records given as mappings, no file, the same board."""
+    from tourney.leaderboard import rate
+
+    cases = [([], {}), (["--method", "elo", "--bootstrap", "20", "--seed", "4"], {"method": "elo", "bootstrap": 20,
+                                                                                  "seed": 4}),
+             (["--position", "--l2", "0.01"], {"position": True, "l2": 0.01})]
+    for argv, options in cases:
+        code, board, err = rate_json(capsys, write(tmp_path, BATTLES), *argv)
+        assert code == 0, err
+        assert rate(read_pairwise(BATTLES), **options) == board
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"method": "glicko"}, "unknown method 'glicko'; known: bradley_terry, elo"),
+        ({"ties": "third"}, "ties must be one of half, drop"),
+        ({"bootstrap": -1}, "bootstrap must be an integer >= 0"),
+        ({"bootstrap": 2.5}, "bootstrap must be an integer >= 0"),
+        ({"l2": float("nan")}, "l2 must be >= 0"),
+        ({"k": 0}, "k must be > 0"),
+    ],
+)
+def test_bad_options_are_named(options, message):
+    from tourney.errors import InputError
+    from tourney.leaderboard import rate
+
+    with pytest.raises(InputError, match=message):
+        rate(read_pairwise(BATTLES), **options)
+
+
+def test_a_tie_only_log_with_ties_dropped_names_the_flag(tmp_path, capsys):
+    from tourney.errors import InputError
+    from tourney.leaderboard import rate
+
+    recs = [{"model_a": "a", "model_b": "b", "winner": "tie"}] * 2
+    with pytest.raises(InputError, match="ties='drop' leaves nothing"):
+        rate(read_pairwise(recs), ties="drop")
+    assert main(["rate", write(tmp_path, recs), "--ties", "drop"]) == 2
+    assert "every record is a tie and --ties drop leaves nothing to rate" in capsys.readouterr().err

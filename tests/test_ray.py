@@ -13,7 +13,6 @@ is the plain simulated judge's, so its output is byte-identical to a local simul
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -33,7 +32,6 @@ from tourney.errors import SpecError, TransientJudgeError
 from tourney.executors import (
     ExecutorError,
     RayJudgePool,
-    add_executor_options,
     build_executor_judge,
     describe_executor,
 )
@@ -238,18 +236,15 @@ def test_results_stream_back_in_completion_order_with_bounded_inflight(cluster):
         p.close()
 
 
-def test_executor_flags_build_a_pool_with_the_same_output(cluster):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--concurrency", type=int, default=None)
-    add_executor_options(parser)
+def test_executor_settings_build_a_pool_with_the_same_output(cluster):
     its = items(20, 8)
-    judge, concurrency = build_executor_judge(parser.parse_args([]), "simulated:seed=3", {})
+    judge, concurrency = build_executor_judge(Spec("simulated", None, {"seed": 3}))
     assert concurrency == 32 and describe_executor(judge) == {"executor": "local"}
     expected = rank(judge, its)[0]
     with pytest.raises(SpecError, match="--replicas, --ray-address need --executor ray"):
-        build_executor_judge(parser.parse_args(["--replicas", "2", "--ray-address", "auto"]), "simulated", {})
-    args = parser.parse_args(["--executor", "ray", "--replicas", "2", "--max-inflight-per-replica", "4"])
-    p, concurrency = build_executor_judge(args, "simulated", {"seed": 3})
+        build_executor_judge(Spec("simulated"), replicas=2, ray_address="auto")
+    p, concurrency = build_executor_judge(Spec("simulated", None, {"seed": 3}), executor="ray", replicas=2,
+                                          max_inflight_per_replica=4)
     try:
         assert isinstance(p, RayJudgePool) and concurrency == 2 * p.window == 2 * 2 * (4 + 1)
         assert rank(p, its, concurrency=concurrency)[0] == expected

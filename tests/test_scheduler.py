@@ -202,7 +202,7 @@ def test_bad_concurrency(c):
 
 def test_token_budget_stops_new_matches_for_the_whole_run():
     # each simulated judgement here costs ~200 prompt + ~600 completion tokens
-    res, sched = run(build_judge("simulated:tokens_sigma=0"), its=items(4, 8), max_tokens=4000, concurrency=1)
+    res, sched = run(build_judge("simulated:tokens_sigma=0"), its=items(4, 8), token_budget=4000, concurrency=1)
     assert sched.stats.tokens.total >= 4000
     assert sched.stats.samples < 4 * 7
     assert any(r.budget_limited for r in res)

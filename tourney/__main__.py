@@ -1,3 +1,5 @@
+"""``python -m tourney``: the command line (:func:`tourney.cli.main`)."""
+
 import sys
 
 from .cli import main

@@ -134,7 +134,7 @@ class Scheduler:
         max_backoff_s: float = 30.0,
         resample_abstentions: int = 2,
         max_comparisons: int | None = None,
-        max_tokens: int | None = None,
+        token_budget: int | None = None,
         max_active_prompts: int | None = None,
         cache: JudgementCache | None = None,
         on_progress: Callable[[RunStats], None] | None = None,
@@ -150,7 +150,7 @@ class Scheduler:
         self.max_backoff_s = max_backoff_s
         self.resample_abstentions = resample_abstentions
         self.max_comparisons = max_comparisons
-        self.max_tokens = max_tokens
+        self.token_budget = token_budget  # judge tokens (prompt + completion) for the whole run
         self.max_active_prompts = max_active_prompts or max(64, 4 * concurrency)
         self.cache = cache
         self.on_progress = on_progress
@@ -270,7 +270,7 @@ class Scheduler:
     def _over_budget(self, state: _PromptState) -> bool:
         if self.max_comparisons is not None and state.comparisons >= self.max_comparisons:
             return True
-        if self.max_tokens is not None and self.stats.tokens.total >= self.max_tokens:
+        if self.token_budget is not None and self.stats.tokens.total >= self.token_budget:
             return True
         return False
 

@@ -5,29 +5,29 @@ process. :class:`RayJudgePool` runs the judge on a pool of long-lived Ray actors
 itself a :class:`~tourney.judges.base.Judge`, so the scheduler is the same event-driven
 scheduler either way and a deterministic judge gives the same output file on both.
 
-The command line's executor flags live here too (:func:`add_executor_options`,
-:func:`build_executor_judge`), so a command that judges gets them with two calls.
+:func:`build_executor_judge` builds the judge a run calls from a judge spec and keyword
+settings (the command line's ``--executor`` flags map onto them one to one, see
+:mod:`tourney.cli.executor`).
 
 Importing this package does not import ray: ray loads when a pool is built.
 """
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Mapping
 from typing import Any
 
 from ..errors import SpecError
 from ..judges.base import Judge, build_judge
-from ..registry import parse_spec
+from ..registry import Spec, parse_spec
 from .ray_pool import ExecutorError, RayJudgePool, ReplicaStats
 
 __all__ = [
     "EXECUTORS",
     "ExecutorError",
+    "LOCAL_CONCURRENCY",
+    "RAY_OPTIONS",
     "RayJudgePool",
     "ReplicaStats",
-    "add_executor_options",
     "build_executor_judge",
     "describe_executor",
 ]
@@ -38,7 +38,8 @@ LOCAL_CONCURRENCY = 32
 #: judges whose engine batches continuously: a replica keeps many matches in flight
 _ENGINE_JUDGES = ("vllm",)
 
-_RAY_FLAGS = {
+#: the Ray pool's settings -> the command-line flag that sets each (named in error messages)
+RAY_OPTIONS = {
     "replicas": "--replicas",
     "ray_address": "--ray-address",
     "num_gpus_per_replica": "--num-gpus-per-replica",
@@ -47,54 +48,58 @@ _RAY_FLAGS = {
 }
 
 
-def add_executor_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--executor`` and the Ray pool's flags to a command's parser."""
-    g = parser.add_argument_group("executor", "where judge calls run")
-    g.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="local: in this process (default); ray: on a pool of long-lived Ray actors, "
-                   "each holding one judge (one engine); same output as local")
-    g.add_argument("--replicas", type=int, default=None, metavar="R",
-                   help="Ray judge actors (default 1)")
-    g.add_argument("--ray-address", default=None, metavar="ADDR",
-                   help="existing Ray cluster: HOST:PORT, ray://HOST:PORT or auto "
-                   "(default: start a local cluster for this run)")
-    g.add_argument("--num-gpus-per-replica", type=float, default=None, metavar="G",
-                   help="GPUs per replica: a fraction or 1, or k > 1 for a tensor-parallel placement group "
-                   "of k GPUs (default: a vllm judge's tensor_parallel_size, 1 unless set; 0 for other judges)")
-    g.add_argument("--num-cpus-per-replica", type=float, default=None, metavar="C",
-                   help="CPUs per replica (default 1)")
-    g.add_argument("--max-inflight-per-replica", type=int, default=None, metavar="M",
-                   help="matches a replica's judge runs at once (default 64 for vllm, 8 for other judges)")
+def build_executor_judge(
+    spec: Spec | str,
+    *,
+    executor: str = "local",
+    replicas: int | None = None,
+    ray_address: str | None = None,
+    num_gpus_per_replica: float | None = None,
+    num_cpus_per_replica: float | None = None,
+    max_inflight_per_replica: int | None = None,
+    concurrency: int | None = None,
+) -> tuple[Judge, int]:
+    """The judge the scheduler should call for ``executor``, and the scheduler concurrency to
+    use (``concurrency`` when given; else 32 locally, twice the pool's window on Ray).
 
-
-def build_executor_judge(args: argparse.Namespace, judge: str, options: Mapping[str, Any]) -> tuple[Judge, int]:
-    """The judge the scheduler should call for ``args.executor``, and the scheduler concurrency
-    to use (``args.concurrency`` when given; else 32 locally, twice the pool's window on Ray).
+    ``spec`` is the judge's spec, options included (a string is parsed here; the command line
+    passes the :class:`~tourney.registry.Spec` it parsed once). The Ray settings (None = the
+    default) are: ``replicas`` (judge actors, 1), ``ray_address`` (an existing cluster; None
+    starts a local one for the run), ``num_gpus_per_replica`` (a vllm judge's
+    ``tensor_parallel_size``, 1 unless set; 0 for other judges), ``num_cpus_per_replica`` (1),
+    ``max_inflight_per_replica`` (64 for vllm, 8 for other judges). Giving one of them with the
+    local executor is a :class:`~tourney.errors.SpecError` naming its flag.
 
     A Ray pool is started here (its replicas are up, or :class:`ExecutorError` is raised);
     closing the judge (``aclose``) stops it.
     """
-    executor = getattr(args, "executor", "local")
-    concurrency = getattr(args, "concurrency", None)
+    if isinstance(spec, str):
+        spec = parse_spec(spec)
+    ray_settings = {
+        "replicas": replicas,
+        "ray_address": ray_address,
+        "num_gpus_per_replica": num_gpus_per_replica,
+        "num_cpus_per_replica": num_cpus_per_replica,
+        "max_inflight_per_replica": max_inflight_per_replica,
+    }
     if executor == "local":
-        given = [flag for dest, flag in _RAY_FLAGS.items() if getattr(args, dest, None) is not None]
+        given = [flag for key, flag in RAY_OPTIONS.items() if ray_settings[key] is not None]
         if given:
             raise SpecError(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --executor ray")
-        return build_judge(judge, options), concurrency or LOCAL_CONCURRENCY
+        return build_judge(spec), concurrency or LOCAL_CONCURRENCY
     if executor != "ray":
         raise SpecError(f"unknown executor {executor!r}; known: {', '.join(EXECUTORS)}")
-    spec = parse_spec(judge, options)
     engine = spec.name in _ENGINE_JUDGES
-    gpus = args.num_gpus_per_replica
+    gpus = num_gpus_per_replica
     if gpus is None:
         gpus = float(spec.options.get("tensor_parallel_size", 1)) if engine else 0.0
     pool = RayJudgePool(
         spec,
-        replicas=args.replicas if args.replicas is not None else 1,
-        address=args.ray_address,
-        num_cpus_per_replica=args.num_cpus_per_replica if args.num_cpus_per_replica is not None else 1.0,
+        replicas=replicas if replicas is not None else 1,
+        address=ray_address,
+        num_cpus_per_replica=num_cpus_per_replica if num_cpus_per_replica is not None else 1.0,
         num_gpus_per_replica=gpus,
-        max_inflight_per_replica=args.max_inflight_per_replica or (64 if engine else 8),
+        max_inflight_per_replica=max_inflight_per_replica or (64 if engine else 8),
     )
     return pool, concurrency or 2 * pool.window
 

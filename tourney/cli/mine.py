@@ -8,6 +8,10 @@ import json
 import sys
 from typing import Any, Sequence
 
+from .common import LazyOutput, add_judging_options, print_summary, run_options, store_path
+
+__all__ = ["add_parser", "cmd_mine"]
+
 _EPILOG = """\
 examples:
   tourney mine-pairs data.jsonl --judge vllm:Reward-Reasoning/RRM-32B --strategy knockout:both_orders=true \\
@@ -19,9 +23,8 @@ pair line: {"prompt": ..., "chosen": ..., "rejected": ..., "tourney": {"margin",
 """
 
 
-def register(sub: Any) -> dict[str, Any]:
-    from .cli import add_rank_options
-
+def add_parser(sub: Any) -> None:
+    """Add ``tourney mine-pairs`` to the command line."""
     p = sub.add_parser(
         "mine-pairs",
         help="rank responses and write DPO preference pairs (TRL format)",
@@ -45,14 +48,13 @@ def register(sub: Any) -> dict[str, Any]:
                    help="keep only pairs judged in both orders with both orders agreeing")
     p.add_argument("--conversational", action="store_true",
                    help="write conversational pairs even for plain-text prompts")
-    add_rank_options(p)
-    return {"mine-pairs": _mine}
+    add_judging_options(p)
 
 
-def _mine(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .cli import LazyOutput, run_ranking
-    from .items import InputError, Item, read_items
-    from .mining import PairPolicy, mine_pairs
+def cmd_mine(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from ..items import InputError, Item, read_items
+    from ..mining import PairPolicy, mine_pairs
+    from ..runner import rank_file
 
     policy = PairPolicy(args.policy, args.min_margin, args.min_confidence, args.require_consistent,
                         True if args.conversational else None)
@@ -96,8 +98,9 @@ def _mine(args: argparse.Namespace, argv: Sequence[str]) -> int:
                                          f"the input's item {no} is {item.id!r}: not the output of this input")
                     sink(item, res)
         else:
-            code = run_ranking(args, argv, sink, meta_path=args.out + ".meta.json",
-                               store_default=args.out + ".judgements.sqlite")
+            report = rank_file(args.input, sink, store=store_path(args, args.out + ".judgements.sqlite"),
+                               meta_path=args.out + ".meta.json", **run_options(args, argv))
+            code = print_summary(report, args.quiet)
         ok = True
     finally:
         out.close(create=ok)

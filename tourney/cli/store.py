@@ -7,8 +7,11 @@ import json
 import sys
 from typing import Any, Sequence
 
+__all__ = ["add_log_parser", "add_store_parser", "cmd_log", "cmd_store"]
 
-def register(sub: Any) -> dict[str, Any]:
+
+def add_log_parser(sub: Any) -> None:
+    """Add ``tourney log export`` to the command line."""
     log = sub.add_parser(
         "log",
         help="export the judgements kept in a store",
@@ -23,6 +26,9 @@ def register(sub: Any) -> dict[str, Any]:
     ex.add_argument("--include-errors", action="store_true", help="also failed calls (verdict null)")
     ex.add_argument("--out", "-o", default=None, help="output file (default stdout)")
 
+
+def add_store_parser(sub: Any) -> None:
+    """Add ``tourney store check|stats`` to the command line."""
     st = sub.add_parser("store", help="check or summarise a judgement store",
                         description="'check' verifies the store (SQLite integrity, versions, every key and row hash); "
                         "exit 1 if any problem. 'stats' prints counts as JSON.")
@@ -30,21 +36,20 @@ def register(sub: Any) -> dict[str, Any]:
     for name in ("check", "stats"):
         p = ssub.add_parser(name, help=f"{name} a store")
         p.add_argument("store", help="the SQLite judgement store")
-    return {"log": _log, "store": _store}
 
 
 def _open(path: str) -> Any:
     from pathlib import Path
 
-    from .errors import StoreError
-    from .store import JudgementStore
+    from ..errors import StoreError
+    from ..store import JudgementStore
 
     if not Path(path).is_file():
         raise StoreError(f"no judgement store at {path}")
     return JudgementStore(path, readonly=True)
 
 
-def _log(args: argparse.Namespace, argv: Sequence[str]) -> int:
+def cmd_log(args: argparse.Namespace, argv: Sequence[str]) -> int:
     store = _open(args.store)
     out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
     n = 0
@@ -60,7 +65,7 @@ def _log(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
-def _store(args: argparse.Namespace, argv: Sequence[str]) -> int:
+def cmd_store(args: argparse.Namespace, argv: Sequence[str]) -> int:
     store = _open(args.store)
     try:
         if args.store_command == "stats":

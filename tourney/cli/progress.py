@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from .scheduler import RunStats
+from ..scheduler import RunStats
 
 
 class Progress:

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["register", "default_budgets"]
+__all__ = ["add_parser", "cmd_simulate", "default_budgets"]
 
 _EPILOG = """\
 examples:
@@ -54,7 +54,8 @@ def default_budgets(n: int) -> list[int]:
     return out
 
 
-def register(subparsers: Any) -> dict[str, Any]:
+def add_parser(subparsers: Any) -> None:
+    """Add ``tourney simulate`` to the command line."""
     p = subparsers.add_parser(
         "simulate",
         help="compare strategies' accuracy per judge comparison on a judge with a known truth",
@@ -88,13 +89,12 @@ def register(subparsers: Any) -> dict[str, Any]:
     p.add_argument("--format", choices=["table", "json"], default="table", help="output format (default table)")
     p.add_argument("--out", default=None, help="also write the output to this file")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress or summary on stderr")
-    return {"simulate": cmd_simulate}
 
 
 def _benches(args: argparse.Namespace) -> list[Any]:
-    from .errors import SpecError
-    from .registry import parse_spec
-    from .simulate import ReplayBench, SimulatedBench
+    from ..errors import SpecError
+    from ..registry import parse_spec
+    from ..simulate import ReplayBench, SimulatedBench
 
     spec = parse_spec(args.judge)
     if spec.name == "simulated":
@@ -117,8 +117,8 @@ def _benches(args: argparse.Namespace) -> list[Any]:
 
 
 def cmd_simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .simulate import DEFAULT_STRATEGIES, default_workers, format_table, parse_budgets, parse_strategies, simulate
-    from .strategy import build_strategy
+    from ..simulate import DEFAULT_STRATEGIES, default_workers, format_table, parse_budgets, parse_strategies, simulate
+    from ..strategy import build_strategy
 
     strategies = parse_strategies(args.strategies) if args.strategies else list(DEFAULT_STRATEGIES)
     for s in strategies:  # fail before any work, naming the known strategies

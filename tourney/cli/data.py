@@ -1,12 +1,16 @@
-"""``tourney convert-prd``: public pairwise data sets -> tourney input and replay files."""
+"""``tourney convert-prd`` (public pairwise data sets -> tourney input and replay files) and
+``tourney build-tiny-model`` (the tiny random judge model the CPU tests run on vLLM)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any, Sequence
 
+__all__ = ["add_convert_parser", "add_tiny_model_parser", "cmd_convert", "cmd_tiny_model"]
 
-def register(sub: Any) -> dict[str, Any]:
+
+def add_convert_parser(sub: Any) -> None:
+    """Add ``tourney convert-prd`` to the command line."""
     p = sub.add_parser(
         "convert-prd",
         help="convert the PRD Vicuna-80 reviewer logs to prompts.jsonl + replay-<reviewer>.jsonl",
@@ -17,6 +21,10 @@ def register(sub: Any) -> dict[str, Any]:
     )
     p.add_argument("root", help="the vicuna80 folder of the PRD data")
     p.add_argument("out_dir", help="folder to write prompts.jsonl and replay-<reviewer>.jsonl to")
+
+
+def add_tiny_model_parser(sub: Any) -> None:
+    """Add ``tourney build-tiny-model`` to the command line."""
     t = sub.add_parser(
         "build-tiny-model",
         help="build the tiny random Qwen2 judge model the CPU tests run on vLLM",
@@ -29,18 +37,17 @@ def register(sub: Any) -> dict[str, Any]:
     )
     t.add_argument("path", help="folder to write the model to")
     t.add_argument("--seed", type=int, default=0)
-    return {"convert-prd": _convert, "build-tiny-model": _tiny}
 
 
-def _tiny(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .judges.tiny_model import build_tiny_model
+def cmd_tiny_model(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from ..judges.tiny_model import build_tiny_model  # torch and transformers: loaded here only
 
     print(build_tiny_model(args.path, seed=args.seed))
     return 0
 
 
-def _convert(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .data.prd import convert
+def cmd_convert(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from ..data.prd import convert
 
     for name, count in convert(args.root, args.out_dir).items():
         print(f"{args.out_dir}/{name}: {count} lines")

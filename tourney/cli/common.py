@@ -1,0 +1,165 @@
+"""What ``tourney rank`` and ``tourney mine-pairs`` share.
+
+The judging flags (judge, strategy, scheduler, budgets, store, progress, executor), their turn
+into the keywords of :func:`tourney.runner.rank_file` (the judge and strategy specs are parsed
+here, once, into :class:`~tourney.registry.Spec`), the run's summary on stderr, and an output
+file opened on first write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import TYPE_CHECKING, Any, Sequence, TextIO
+
+from ..registry import Spec, parse_spec, parse_value
+from .executor import add_executor_options, executor_options
+
+if TYPE_CHECKING:
+    from ..runner import RunReport
+
+__all__ = ["LazyOutput", "add_judging_options", "judge_spec", "print_summary", "run_options", "store_path"]
+
+#: the run-wide token budget's flag; ``--max-tokens`` was its old name
+TOKEN_BUDGET_HELP = ("per-run budget of judge tokens (prompt + completion), shared by all prompts; "
+                     "tokens per judge SAMPLE are --judge-opt max_tokens")
+
+
+def parse_kv(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` -> ``(key, parsed value)`` (dashes in the key become underscores)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    return k.strip().replace("-", "_"), parse_value(v)
+
+
+class _RenamedTokenBudget(argparse.Action):
+    """``--max-tokens`` is refused with a usage error naming what replaced it: silently
+    accepting it would be taken for the per-sample limit by some and the run budget by others."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        parser.error(f"{option_string} was renamed: the per-run budget of judge tokens (prompt + completion, "
+                     "shared by all prompts) is --token-budget N; tokens per judge sample are "
+                     "--judge-opt max_tokens=N")
+
+
+def add_judging_options(r: argparse.ArgumentParser) -> None:
+    """The judge, strategy, scheduler, store and executor options shared by rank and mine-pairs."""
+    r.add_argument("--judge", default="simulated",
+                   help="judge spec: simulated[:k=v,..], replay:FILE, vllm:MODEL, openai:URL (default: simulated)")
+    r.add_argument("--judge-opt", action="append", type=parse_kv, default=[], metavar="KEY=VALUE",
+                   help="judge option, repeatable (e.g. model=judge, temperature=0.6, format=rrm)")
+    r.add_argument("--model", dest="judge_model", default=None,
+                   help="model name for openai judges (the server's served model name); same as --judge-opt model=NAME")
+    r.add_argument("--format", dest="judge_format", default=None,
+                   help="judge prompt/verdict format for vllm/openai judges: rrm, rm_r1, rm_r1_instruct "
+                   "(default: from the model name)")
+    r.add_argument("--strategy", default="knockout",
+                   help="strategy spec, e.g. knockout or knockout:votes=3,both_orders=true (default: knockout)")
+    r.add_argument("--strategy-opt", action="append", type=parse_kv, default=[], metavar="KEY=VALUE",
+                   help="strategy option, repeatable")
+    r.add_argument("--seed", type=int, default=0, help="run seed: same seed, same output (default 0)")
+    r.add_argument("--concurrency", type=int, default=None,
+                   help="judge calls in flight at once (default 32; with --executor ray, twice the pool's window)")
+    r.add_argument("--retries", type=int, default=3, help="retries of a failing judge call (default 3)")
+    r.add_argument("--backoff", type=float, default=0.5, help="first retry delay in seconds, doubling (default 0.5)")
+    r.add_argument("--resample-abstentions", type=int, default=2,
+                   help="times an abstaining sample is re-drawn (default 2)")
+    r.add_argument("--max-comparisons", type=int, default=None,
+                   help="per-prompt budget of matches; the ranking so far is returned, marked budget_limited")
+    r.add_argument("--token-budget", type=int, default=None, metavar="N", help=TOKEN_BUDGET_HELP)
+    r.add_argument("--max-tokens", nargs="?", action=_RenamedTokenBudget, help=argparse.SUPPRESS)
+    r.add_argument("--store", default=None, metavar="PATH",
+                   help="SQLite judgement store: every judgement is saved as it completes and reused by any "
+                   "later run with the same judge (resume after a crash, a second strategy on the same data). "
+                   "Default: OUT.judgements.sqlite next to --out; none when writing to stdout")
+    r.add_argument("--no-store", action="store_true", help="do not keep a judgement store")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="show a progress line on stderr (default: when stderr is a terminal)")
+    g.add_argument("--no-progress", dest="progress", action="store_false")
+    r.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+    add_executor_options(r)
+
+
+def judge_spec(args: argparse.Namespace) -> Spec:
+    """``--judge`` + ``--judge-opt`` + ``--format`` + ``--model`` as ONE spec (the later flags
+    win over options written in ``--judge``; ``--format``/``--model`` win over ``--judge-opt``)."""
+    options = dict(args.judge_opt)
+    if args.judge_format:
+        options["format"] = args.judge_format
+    if args.judge_model:
+        options["model"] = args.judge_model
+    return parse_spec(args.judge, options)
+
+
+def store_path(args: argparse.Namespace, default: str | None) -> str | None:
+    """The judgement store to use: none with ``--no-store``, else ``--store`` or ``default``."""
+    return None if args.no_store else (args.store or default)
+
+
+def run_options(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
+    """The judging flags as keywords of :func:`tourney.runner.rank_file` (all but the input,
+    the sink, the store and the meta file, which each command chooses)."""
+    from .progress import Progress
+
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    return {
+        "judge": judge_spec(args),
+        "strategy": parse_spec(args.strategy, dict(args.strategy_opt)),
+        "seed": args.seed,
+        "concurrency": args.concurrency,
+        "retries": args.retries,
+        "backoff_s": args.backoff,
+        "resample_abstentions": args.resample_abstentions,
+        "max_comparisons": args.max_comparisons,
+        "token_budget": args.token_budget,
+        "executor": args.executor,
+        "executor_options": executor_options(args),
+        "progress": Progress if show else None,
+        "command": shlex.join(["tourney", *argv]),
+    }
+
+
+def print_summary(report: RunReport, quiet: bool) -> int:
+    """Print each item that is not ok and (unless ``quiet``) the run's totals on stderr; return
+    the exit code: 1 when any item was not ok, else 0."""
+    for line in report.problems:
+        print(f"tourney: {line}", file=sys.stderr)
+    if not quiet:
+        stats = report.stats
+        print(
+            f"tourney: ranked {stats['prompts'] - stats['failed']}/{stats['prompts']} prompts "
+            f"with {report.strategy} on {report.judge}: {stats['comparisons']} comparisons, "
+            f"{stats['samples']} judgements ({stats['reused']} reused, {stats['new']} new), "
+            f"{stats['abstentions']} abstentions, {stats['errors']} errors, "
+            f"{stats['tokens']['prompt'] + stats['tokens']['completion']} tokens, {stats['elapsed_s']:.2f}s"
+            + (f" (store: {report.store})" if report.store else ""),
+            file=sys.stderr,
+        )
+        if report.executor_report is not None:  # the Ray pool: per-replica load, affinity, failures, cache hits
+            print(report.executor_report, file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+class LazyOutput:
+    """An output file opened on first write (so a run refused at start leaves no file), or stdout."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self._fh: TextIO | None = None if path else sys.stdout
+
+    def write(self, text: str) -> None:
+        if self._fh is None:
+            self._fh = open(self.path, "w", encoding="utf-8")  # type: ignore[arg-type]  # noqa: SIM115
+        self._fh.write(text)
+
+    def close(self, create: bool = True) -> None:
+        if self._fh is None and create and self.path:
+            self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+        if self._fh is sys.stdout:
+            sys.stdout.flush()
+        elif self._fh is not None:
+            self._fh.close()

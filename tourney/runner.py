@@ -1,0 +1,223 @@
+"""One whole ranking run over a JSONL file: the engine behind ``tourney rank`` and ``mine-pairs``.
+
+:func:`rank_file` reads the items, opens the judgement store, builds the judge (locally or as
+a Ray pool) and the scheduler, hands every result to a sink in input order, writes the run's
+meta file and returns a :class:`RunReport`. It takes keyword arguments only (no command-line
+parsing, no printing): the command line turns its flags into these keywords, prints the
+summary and chooses the exit code.
+
+The judge spec and the strategy spec arrive parsed (:class:`~tourney.registry.Spec`) and are
+built here exactly once; the seed goes to the scheduler (which derives every random draw of
+the run from it) and to the meta file, nowhere else.
+
+Order of work, so that a run refused at the start costs nothing: the strategy is built (an
+unknown name or a bad option fails first), the input is opened, the store is opened (a corrupt
+or foreign file is refused), then the judge is built (a Ray pool starts here). The store is
+closed whatever happens; when the run itself failed, a store that also fails to close is
+logged and the run's own error is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from . import __version__
+from .errors import TourneyError
+from .items import Item, PromptResult
+from .registry import Spec
+from .scheduler import RunStats
+
+if TYPE_CHECKING:
+    from .store import JudgementStore
+
+__all__ = ["EXAMPLE", "ProgressLine", "RunReport", "rank_file"]
+
+log = logging.getLogger(__name__)
+
+#: the bundled example: the input when none is given
+EXAMPLE = Path(__file__).resolve().parent / "data" / "example.jsonl"
+
+
+class ProgressLine(Protocol):
+    """A live progress display: called with the run's stats as they change, closed at the end."""
+
+    def __call__(self, stats: RunStats) -> None: ...
+
+    def close(self, stats: RunStats) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a finished run did.
+
+    ``stats`` is :meth:`RunStats.to_json` at the end (the same dict the meta file holds);
+    ``problems`` has one line per item that is not ``ok`` (``"STATUS: item ID: messages"``);
+    ``judge`` and ``strategy`` are the spec strings of what ran; ``store`` is the store's path
+    (None without one); ``executor_report`` is the Ray pool's per-replica table (None locally).
+    """
+
+    stats: dict[str, Any]
+    problems: list[str]
+    judge: str
+    strategy: str
+    store: str | None
+    executor_report: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every item was ranked cleanly."""
+        return not self.problems
+
+
+def _open_input(path: str, count: bool) -> tuple[Iterator[str], str, int | None]:
+    """The input's lines, its name, and (with ``count``, for a progress line) how many items."""
+    import sys
+
+    if path == "-":
+        return iter(sys.stdin), "stdin", None
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"input file {path} does not exist")
+    total = None
+    if count:  # an extra pass over the file: only when a progress line will show it
+        with p.open("rb") as fh:
+            total = sum(1 for line in fh if line.strip())
+    return _iter_file(p), p.name, total
+
+
+def _iter_file(p: Path) -> Iterator[str]:
+    with p.open(encoding="utf-8", errors="replace") as fh:
+        yield from fh
+
+
+def rank_file(
+    input: str | os.PathLike[str] | None,
+    sink: Callable[[Item | None, PromptResult], None],
+    *,
+    judge: Spec | str = "simulated",
+    strategy: Spec | str = "knockout",
+    seed: int = 0,
+    concurrency: int | None = None,
+    retries: int = 3,
+    backoff_s: float = 0.5,
+    resample_abstentions: int = 2,
+    max_comparisons: int | None = None,
+    token_budget: int | None = None,
+    store: str | os.PathLike[str] | None = None,
+    executor: str = "local",
+    executor_options: Mapping[str, Any] | None = None,
+    progress: Callable[[int | None], ProgressLine] | None = None,
+    meta_path: str | os.PathLike[str] | None = None,
+    command: str | None = None,
+) -> RunReport:
+    """Rank every item of the JSONL file ``input`` and call ``sink(item, result)`` for each
+    result in input order (``item`` is None for a line that failed to parse).
+
+    ``input``: a path, ``"-"`` for stdin, None for the bundled :data:`EXAMPLE`. ``judge`` and
+    ``strategy``: specs with their options (strings are parsed here). ``seed``: the run seed
+    (same seed, same results). ``concurrency``, ``retries``, ``backoff_s`` (seconds, doubling),
+    ``resample_abstentions``, ``max_comparisons`` (per prompt) and ``token_budget`` (judge
+    tokens, prompt + completion, shared by the whole run) go to the
+    :class:`~tourney.scheduler.Scheduler`. ``store``: a SQLite judgement store to reuse and
+    fill (None: none). ``executor`` (``local`` or ``ray``) and ``executor_options`` (the Ray
+    settings of :func:`~tourney.executors.build_executor_judge`) say where judge calls run.
+    ``progress``: called once with the number of items (None when unknown) to make a
+    :class:`ProgressLine`. ``meta_path``: where to write the run's metadata (the ``command``
+    text, version, seed, specs, store and totals) as JSON; None writes none.
+    """
+    from .cache import StoreCache
+    from .executors import build_executor_judge, describe_executor
+    from .items import read_items
+    from .scheduler import Scheduler
+    from .store import JudgementStore
+    from .strategy import build_strategy
+
+    factory = build_strategy(strategy)
+    source_path = str(EXAMPLE) if input is None else os.fspath(input)
+    lines, source, total = _open_input(source_path, count=progress is not None)
+    store_path = None if store is None else os.fspath(store)
+    db = JudgementStore(store_path) if store_path else None  # refuses a corrupt or foreign file before any work
+    try:  # a Ray pool starts here
+        the_judge, concurrency = build_executor_judge(judge, executor=executor, concurrency=concurrency,
+                                                      **dict(executor_options or {}))
+    except BaseException:
+        if db is not None:
+            _close_after_failure(db)
+        raise
+    line = progress(total) if progress is not None else None
+    sched = Scheduler(
+        the_judge,
+        factory,
+        seed=seed,
+        concurrency=concurrency,
+        retries=retries,
+        backoff_s=backoff_s,
+        resample_abstentions=resample_abstentions,
+        max_comparisons=max_comparisons,
+        token_budget=token_budget,
+        cache=StoreCache(db, the_judge) if db is not None else None,
+        on_progress=line,
+    )
+    problems: list[str] = []
+    items: dict[int, Item] = {}
+
+    def remember(stream: Any) -> Any:
+        for it in stream:
+            if isinstance(it, Item):
+                items[it.index] = it
+            yield it
+
+    async def go() -> None:
+        try:
+            async for res in sched.run_ordered(remember(read_items(lines, source))):
+                sink(items.pop(res.index, None), res)
+                if res.status != "ok":
+                    problems.append(f"{res.status}: item {res.id}: {'; '.join(res.messages)}")
+        finally:
+            await the_judge.aclose()
+
+    try:
+        asyncio.run(go())
+    except BaseException:
+        if db is not None:
+            _close_after_failure(db)
+            db = None
+        raise
+    finally:
+        if db is not None:
+            db.close()  # commits the last batch; raises StoreError if it cannot
+    if line is not None:
+        line.close(sched.stats)
+    stats = sched.stats.to_json()
+    if meta_path is not None:
+        meta = {
+            "command": command,
+            "cwd": os.getcwd(),
+            "version": __version__,
+            "seed": seed,
+            "input": source_path,
+            "judge": the_judge.describe(),
+            "executor": describe_executor(the_judge),
+            "strategy": factory.describe(),
+            "store": store_path,
+            "stats": stats,
+        }
+        Path(meta_path).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    report = the_judge.report() if hasattr(the_judge, "report") else None  # the Ray pool's per-replica table
+    return RunReport(stats, problems, str(the_judge.spec), str(factory), store_path, report)
+
+
+def _close_after_failure(db: JudgementStore) -> None:
+    """Close the store after the run failed, keeping the run's own error: it says why the run
+    stopped (a store that cannot close either is logged)."""
+    try:
+        db.close()
+    except TourneyError as exc:
+        log.error("the judgement store could not be closed either: %s", exc)
