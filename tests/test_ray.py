@@ -433,8 +433,9 @@ def test_frozen_replica_is_retired_and_the_run_finishes_with_local_output(cluste
         assert s0.state == "retired" and s0.unresponsive == 1 and s0.failures == 1
         assert "no heartbeat answer for" in (s0.reason or "") and "replica_timeout_s=3" in s0.reason
         assert s0.redispatched >= 1, "replica 0 had nothing in flight when it froze"
-        # found after replica_timeout_s, within about one heartbeat more (slack for a loaded machine)
-        assert 3.0 <= frozen["found_after"] < 3.0 + 0.25 + 5.0, frozen
+        # found after replica_timeout_s (less the few ms between its last answer and the
+        # SIGSTOP), within about one heartbeat more (slack for a loaded machine)
+        assert 3.0 - 0.5 <= frozen["found_after"] < 3.0 + 0.25 + 5.0, frozen
         assert all(s.state == "up" and s.unresponsive == 0 and s.failures == 0 and s.heartbeats > 0
                    for s in healthy)
         # nothing counted twice: one result per judge call, the same calls as locally
@@ -607,8 +608,11 @@ def test_one_replica_runs_the_real_vllm_tiny_model(cluster, tiny_model_dir):
     its = [parse_item({"id": f"v{i}", "prompt": f"Question {i}?", "responses": [f"answer {i}.{k}" for k in range(4)]}, i)
            for i in range(4)]
     t0 = time.monotonic()
+    # a tight heartbeat: the engine core runs in its own process, so the actor's event loop
+    # keeps answering pings while the engine works
     p = RayJudgePool(f"vllm:{tiny_model_dir}", opts, replicas=1, num_cpus_per_replica=1, start_timeout_s=300,
-                     runtime_env={"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}})
+                     runtime_env={"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}}, heartbeat_s=0.05,
+                     replica_timeout_s=10.0)
     started = time.monotonic() - t0
     try:
         first, sched = rank(p, its, concurrency=p.slots)
@@ -621,11 +625,12 @@ def test_one_replica_runs_the_real_vllm_tiny_model(cluster, tiny_model_dir):
         (s,) = p.stats()
         assert s.matches == 2 * sched.stats.judge_calls and s.prompt_tokens > 0
         assert s.prefix_cache_hit_rate is not None and s.prefix_cache_hit_rate > 0
+        assert s.heartbeats > 0 and s.unresponsive == 0 and s.state == "up"
         (engine,) = asyncio.run(p.engine_stats())
         assert engine["matches"] == s.matches
     finally:
         p.close()
-    print(f"vLLM replica started in {started:.1f} s")
+    print(f"vLLM replica started in {started:.1f} s; slowest heartbeat {s.heartbeat_max_s:.3f} s")
 
 
 def _uncached(line: str) -> dict[str, Any]:

@@ -596,6 +596,9 @@ class RayJudgePool(Judge):
             "num_cpus": self.num_cpus_per_replica,
             "max_restarts": self.max_restarts,
             "max_task_retries": 0,  # re-dispatch is ours: a lost match goes wherever capacity is
+            # calls in flight at once (Ray's default for async actors is 1000): room for a full
+            # window of one-match calls, so a heartbeat never waits behind judge calls
+            "max_concurrency": max(1000, self._window + 8),
         }
         pg = None
         gpus = self.num_gpus_per_replica
@@ -812,8 +815,7 @@ class RayJudgePool(Judge):
         return left
 
     def _deliver(self, rep: _Replica, it: _Item, res: Any) -> None:
-        if it.fut.done():  # resolved at most once (here: cancelled by its caller)
-            rep.late += 1
+        if it.fut.done():  # cancelled by its caller meanwhile: nobody takes this result
             return
         rep.matches += 1
         rep.since_failure += 1
@@ -953,8 +955,10 @@ class RayJudgePool(Judge):
                             "while its process still answered: hung"), restart=True)
                         return
         finally:
-            if ping is not None:
+            if ping is not None and not ping.done():
                 ping.cancel()
+            elif ping is not None and not ping.cancelled():
+                ping.exception()  # retrieved: a ping that failed as the replica left is no news
 
     @staticmethod
     async def _answer(rep: _Replica, ref: Any) -> None:
