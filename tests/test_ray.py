@@ -17,9 +17,11 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from tourney.executors import (
     build_executor_judge,
     describe_executor,
 )
-from tourney.executors.ray_pool import REPLICA_ENV
+from tourney.executors.ray_pool import REPLICA_ENV, NoReplicaLeftError
 from tourney.items import dumps, parse_item
 from tourney.judges import JUDGES, build_judge
 from tourney.judges.simulated import SimulatedJudge
@@ -61,7 +63,9 @@ SLOW_SIM = "simulated:seed=3,latency_median_s=0.004,latency_sigma=0.5"
 _FAULT_OPTIONS = {
     "crash_on_call": 0,  # 1-based call number (in this process) that fails; 0 = never
     "crash_replica": -1,  # only in this replica (-1: any)
-    "mode": "exit",  # exit: os._exit(1) (the process dies); dead: set judge.dead like a dead engine
+    # exit: os._exit(1) (the process dies); dead: set judge.dead like a dead engine;
+    # hang: the call never returns while the process and its event loop stay responsive
+    "mode": "exit",
     "marker": "",  # if set: fail only while this file does not exist, and create it when failing
     "crash_prompt": "",  # a poison prompt: every process exits when it judges a match of it
     "slow_prompt": "",  # matches of this prompt id sleep slow_s first
@@ -102,6 +106,8 @@ class FaultyJudge(SimulatedJudge):
         if self._should_fail(match):
             if self.fault["mode"] == "exit":
                 os._exit(1)
+            if self.fault["mode"] == "hang":
+                await asyncio.sleep(3600)
             self.dead = True
             raise TransientJudgeError("engine dead (injected)")
         self.active += 1
@@ -336,6 +342,182 @@ def test_poison_match_becomes_an_error_judgement_not_a_dead_pool(cluster):
         p.close()
 
 
+# -- frozen and hung replicas ----------------------------------------------------------------------
+#: heartbeat settings of the tests below (seconds): a frozen replica is found in about 3 s
+HEARTBEAT = {"heartbeat_s": 0.25, "replica_timeout_s": 3.0}
+#: a run that would hang fails its test after this long instead of stalling the suite (seconds)
+HANG_BOUND_S = 90.0
+
+
+class Counted:
+    """The scheduler's side of a judge: counts the results handed back per match (prompt,
+    pair, samples), so a re-dispatched match that came back twice would show."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.results: Counter = Counter()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def judge(self, match):
+        got = await self.inner.judge(match)
+        self.results[(match.prompt_id, match.first, match.second, match.sample_offset, match.samples)] += 1
+        return got
+
+
+@pytest.fixture
+def stopped():
+    """Process ids the test stopped with SIGSTOP: continued (and killed, if still a Ray worker)
+    at teardown, so no process is left stopped whatever the test did."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"ray" in cmdline.lower():  # the same process, not a reused pid
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] not in "ZX"
+    except (OSError, IndexError):
+        return False
+
+
+def bounded_rank(judge, its, concurrency, during, **kw):
+    """``rank`` that fails, instead of hanging, when the run does not end within HANG_BOUND_S."""
+
+    async def bounded(task):
+        await during(task)
+        await asyncio.wait_for(asyncio.shield(task), HANG_BOUND_S)
+
+    return rank(judge, its, concurrency=concurrency, during=bounded, **kw)
+
+
+def test_frozen_replica_is_retired_and_the_run_finishes_with_local_output(cluster, stopped):
+    its = items(90, 8)
+    local = Counted(build_judge(SLOW_SIM))
+    expected, local_sched = rank(local, its)
+    p = pool(SLOW_SIM, replicas=3, **HEARTBEAT)
+    counted = Counted(p)
+    frozen: dict[str, float] = {}
+
+    async def freeze_replica_0(task):
+        await wait_for(lambda: delivered(p) >= 100)
+        pid = await p.actors()[0].ping.remote()  # the actor's own process
+        assert pid == p.stats()[0].pid
+        os.kill(pid, signal.SIGSTOP)
+        stopped.append(pid)
+        frozen["at"] = time.monotonic()
+        await wait_for(lambda: p.stats()[0].state == "retired", timeout_s=HANG_BOUND_S)
+        frozen["found_after"] = time.monotonic() - frozen["at"]
+        os.kill(pid, signal.SIGCONT)  # it wakes up: whatever it still sends must be dropped
+
+    try:
+        got, sched = bounded_rank(counted, its, 2 * p.window, freeze_replica_0)
+        assert got == expected  # byte-identical to the local run
+        s0, *healthy = p.stats()
+        assert s0.state == "retired" and s0.unresponsive == 1 and s0.failures == 1
+        assert "no heartbeat answer for" in (s0.reason or "") and "replica_timeout_s=3" in s0.reason
+        assert s0.redispatched >= 1, "replica 0 had nothing in flight when it froze"
+        # found after replica_timeout_s (less the few ms between its last answer and the
+        # SIGSTOP), within about one heartbeat more (slack for a loaded machine)
+        assert 3.0 - 0.5 <= frozen["found_after"] < 3.0 + 0.25 + 5.0, frozen
+        assert all(s.state == "up" and s.unresponsive == 0 and s.failures == 0 and s.heartbeats > 0
+                   for s in healthy)
+        # nothing counted twice: one result per judge call, the same calls as locally
+        assert counted.results == local.results and max(counted.results.values()) == 1
+        assert sched.stats.judge_calls == local_sched.stats.judge_calls == delivered(p)
+        assert sched.stats.samples == local_sched.stats.samples
+        # the healthy actors judged exactly what they delivered (nothing judged there twice)
+        engine = asyncio.run(p.engine_stats())
+        assert engine[0] == {"replica": 0, "state": "retired"}
+        assert [e["matches"] for e in engine[1:]] == [s.matches for s in healthy]
+        report = p.report()
+        assert "retired" in report and "no heartbeat answer" in report
+        meta = p.describe_executor()
+        assert meta["heartbeat_s"] == 0.25 and meta["replica_timeout_s"] == 3.0 and meta["call_timeout_s"] is None
+        assert meta["replica_stats"][0]["unresponsive"] == 1
+    finally:
+        p.close()
+    assert not _alive(stopped[0]), "the retired replica's process was not killed"
+
+
+def test_pool_whose_only_replica_freezes_fails_clearly_in_bounded_time(cluster, stopped):
+    its = items(40, 8)
+    expected = local_lines(SLOW_SIM, its)
+    p = pool(SLOW_SIM, replicas=1, **HEARTBEAT)
+    frozen: dict[str, float] = {}
+
+    async def freeze_the_only_replica(task):
+        await wait_for(lambda: delivered(p) >= 60)  # 4 prompts at a time: the first few are done
+        pid = await p.actors()[0].ping.remote()
+        os.kill(pid, signal.SIGSTOP)
+        stopped.append(pid)
+        frozen["at"] = time.monotonic()
+
+    try:
+        got, _ = bounded_rank(p, its, 2 * p.window, freeze_the_only_replica, max_active_prompts=4)
+        ended_after = time.monotonic() - frozen["at"]
+        assert ended_after < 3.0 + 0.25 + 10.0, f"the run ended {ended_after:.1f} s after the freeze"
+        message = ("NoReplicaLeftError: no Ray judge replica left in rotation, the run cannot go on "
+                   "(replica 0: no heartbeat answer for")
+        failed = [line for line in got if message in line]
+        assert failed, "no prompt reports the lost pool"
+        assert all(json.loads(line)["status"] != "ok" for line in failed)
+        # what finished before the freeze stands, identical to the local run
+        assert all(line == want for line, want in zip(got, expected) if line not in failed)
+        assert len(failed) < len(got)
+        (s,) = p.stats()
+        assert s.state == "retired" and s.unresponsive == 1
+
+        async def another_match():
+            return await p.judge(_match("after"))
+
+        t0 = time.monotonic()
+        with pytest.raises(NoReplicaLeftError, match="replica 0: no heartbeat answer") as info:
+            asyncio.run(another_match())
+        assert time.monotonic() - t0 < 1.0  # refused at once, not after a timeout
+        assert isinstance(info.value, ExecutorError)
+    finally:
+        p.close()
+
+
+def test_call_deadline_restarts_a_replica_whose_call_hangs(cluster, tmp_path):
+    # one match never returns while its replica's process and event loop stay responsive (the
+    # heartbeat keeps being answered): the per-call deadline takes it back and restarts the actor
+    its = items(60, 8)
+    marker = tmp_path / "hung"
+    spec = f"_test_faulty:seed=3,latency_median_s=0.004,latency_sigma=0.5,crash_on_call=30,mode=hang,marker={marker}"
+    expected = local_lines(SLOW_SIM, its)
+    p = pool(spec, heartbeat_s=0.2, replica_timeout_s=60.0, call_timeout_s=1.5)
+
+    async def recovery(task):
+        await wait_for(lambda: sum(s.unresponsive for s in p.stats()) == 1, timeout_s=HANG_BOUND_S)
+        await wait_for(lambda: all(s.state == "up" for s in p.stats()), timeout_s=HANG_BOUND_S)
+
+    try:
+        got, sched = bounded_rank(p, its, 2 * p.window, recovery)
+        assert marker.exists(), "the fault was not injected"
+        assert got == expected
+        hung = [s for s in p.stats() if s.unresponsive]
+        assert len(hung) == 1
+        (h,) = hung
+        assert h.failures == 1 and h.incarnations == 2 and h.state == "up" and h.redispatched >= 1
+        assert h.heartbeats > 0  # answered while its call hung: the heartbeat alone could not tell
+        assert delivered(p) == sched.stats.judge_calls
+    finally:
+        p.close()
+
+
 # -- bad input and start-up faults -----------------------------------------------------------------
 def test_replica_that_cannot_start_is_a_clear_error_before_any_work(cluster, tmp_path):
     missing = tmp_path / "no-such-model.jsonl"
@@ -359,6 +541,12 @@ def test_unknown_judge_and_bad_settings_fail_before_any_cluster():
         RayJudgePool("simulated", replicas=0)
     with pytest.raises(SpecError, match="whole number of GPUs"):
         RayJudgePool("simulated", num_gpus_per_replica=1.5)
+    with pytest.raises(SpecError, match="heartbeat_s must be a positive number of seconds, got 0"):
+        RayJudgePool("simulated", heartbeat_s=0)
+    with pytest.raises(SpecError, match=r"replica_timeout_s \(5 s\) must be at least twice heartbeat_s \(5 s\)"):
+        RayJudgePool("simulated", heartbeat_s=5, replica_timeout_s=5)
+    with pytest.raises(SpecError, match="call_timeout_s must be a positive number of seconds, got nan"):
+        RayJudgePool("simulated", call_timeout_s=float("nan"))
 
 
 def _python(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -415,8 +603,11 @@ def test_one_replica_runs_the_real_vllm_tiny_model(cluster, tiny_model_dir):
     its = [parse_item({"id": f"v{i}", "prompt": f"Question {i}?", "responses": [f"answer {i}.{k}" for k in range(4)]}, i)
            for i in range(4)]
     t0 = time.monotonic()
+    # a tight heartbeat: the engine core runs in its own process, so the actor's event loop
+    # keeps answering pings while the engine works
     p = RayJudgePool(f"vllm:{tiny_model_dir}", opts, replicas=1, num_cpus_per_replica=1, start_timeout_s=300,
-                     runtime_env={"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}})
+                     runtime_env={"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}}, heartbeat_s=0.05,
+                     replica_timeout_s=10.0)
     started = time.monotonic() - t0
     try:
         first, sched = rank(p, its, concurrency=p.slots)
@@ -429,11 +620,12 @@ def test_one_replica_runs_the_real_vllm_tiny_model(cluster, tiny_model_dir):
         (s,) = p.stats()
         assert s.matches == 2 * sched.stats.judge_calls and s.prompt_tokens > 0
         assert s.prefix_cache_hit_rate is not None and s.prefix_cache_hit_rate > 0
+        assert s.heartbeats > 0 and s.unresponsive == 0 and s.state == "up"
         (engine,) = asyncio.run(p.engine_stats())
         assert engine["matches"] == s.matches
     finally:
         p.close()
-    print(f"vLLM replica started in {started:.1f} s")
+    print(f"vLLM replica started in {started:.1f} s; slowest heartbeat {s.heartbeat_max_s:.3f} s")
 
 
 def _uncached(line: str) -> dict[str, Any]:

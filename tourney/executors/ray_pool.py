@@ -42,6 +42,27 @@ times in a row (without delivering a full window of results in between) is taken
 rotation and reported; a match that was in flight on ``max_match_failures`` failing replicas is
 recorded as a judge error (a poison match must not take the whole pool down).
 
+Frozen replicas. A replica whose process is alive but answers nothing (stopped with SIGSTOP,
+swapping, a wedged event loop, a node cut off from the client) raises no Ray error: its calls
+just never return. A per-call deadline cannot tell it from a reasoning judge that legitimately
+takes minutes per call, so each replica gets a heartbeat instead: while a run is going, the
+client sends the actor a cheap ``ping`` every ``heartbeat_s`` seconds (one outstanding at a
+time). ``ping`` runs on the actor's event loop, the loop its judge calls run and stream their
+results on, so an answer proves the process runs AND can deliver results; a judge that awaits
+its engine (a vLLM ``AsyncLLM``, whose engine core is a child process; an HTTP client) leaves
+that loop free. Any streamed result counts as an answer too. A replica that has answered
+nothing for ``replica_timeout_s`` seconds is declared unresponsive (within about
+``replica_timeout_s + heartbeat_s``): its in-flight matches are taken back and re-dispatched to
+the healthy replicas, it is retired (its actor killed) and reported (state ``retired``, the
+reason, ``unresponsive``), with a log warning. Its calls are abandoned: if the process wakes up
+and streams results for matches already re-dispatched, they are dropped (counted as
+``late_results``), so a match still yields exactly one result. When no replica is left, every
+waiting and new match fails at once with :class:`NoReplicaLeftError` (an :class:`ExecutorError`
+and a :class:`JudgeError`) naming each replica and why it left: the run ends, it never hangs.
+Optionally (``call_timeout_s``, off by default) a match that stays at a replica longer than that
+(waiting in its prefetch queue plus being judged) while the heartbeat is fine marks the replica
+hung: its matches are re-dispatched and Ray restarts the actor, as after a crash.
+
 Start-up is checked before any work: no cluster at the address, a cluster too small for the
 requested replicas, or a replica whose judge cannot be built (missing model path, out of
 memory) raise :class:`ExecutorError` from the constructor, naming the replica and the cause.
@@ -78,7 +99,7 @@ from ..judges.base import JUDGES, Judge, build_judge
 from ..registry import Spec, parse_spec
 from ..types import Judgement, Match
 
-__all__ = ["DEAD_ENGINE_EXIT", "REPLICA_ENV", "ExecutorError", "RayJudgePool", "ReplicaStats"]
+__all__ = ["DEAD_ENGINE_EXIT", "REPLICA_ENV", "ExecutorError", "NoReplicaLeftError", "RayJudgePool", "ReplicaStats"]
 
 log = logging.getLogger("tourney")
 
@@ -89,6 +110,14 @@ DEAD_ENGINE_EXIT = 75
 
 _UP, _RESTARTING, _RETIRED = "up", "restarting", "retired"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class NoReplicaLeftError(ExecutorError, JudgeError):
+    """Every replica of a Ray judge pool has been retired (crashed too often, or stopped
+    answering): no match can be judged any more. The message names each replica and why it
+    left. A :class:`JudgeError`, so a scheduler records the matches still waiting as errors at
+    once instead of retrying them; an :class:`ExecutorError`, so a caller can tell a lost
+    executor from a failing judge and stop the run."""
 
 
 def _import_ray() -> Any:
@@ -149,6 +178,11 @@ class _JudgeActor:
             "describe": self._judge.describe(),
             "resample_abstentions": bool(getattr(self._judge, "resample_abstentions", True)),
         }
+
+    async def ping(self) -> int:
+        """The heartbeat: this process's id. It runs on the actor's event loop, the loop the
+        judge's calls run on, so an answer also proves that loop is free to deliver results."""
+        return os.getpid()
 
     async def judge_stream(self, matches: Sequence[Match]):  # -> AsyncIterator[list[tuple[int, list | exc]]]
         """Judge ``matches`` concurrently; yield ``[(index, judgements or exception), ...]`` for
@@ -226,6 +260,12 @@ class ReplicaStats:
     taken back from it after a failure; ``incarnations`` the processes that served it (1 + the
     restarts seen). ``prefix_cache_hit_rate`` is cached / prompt tokens over its judgements
     (None when the judge reports no prompt tokens; 0 for a judge without a prefix cache).
+
+    Liveness: ``heartbeats`` answered and the slowest answer's round trip ``heartbeat_max_s``
+    (seconds; size ``replica_timeout_s`` well above it); ``unresponsive`` counts the times the
+    replica was declared frozen (no answer for ``replica_timeout_s``) or hung (a match held past
+    ``call_timeout_s``); ``late_results`` the results that came back from calls abandoned at
+    such a time, which were dropped (their matches had been re-dispatched).
     """
 
     replica: int
@@ -244,6 +284,10 @@ class ReplicaStats:
     prompt_tokens: int
     cached_tokens: int
     reason: str | None = None
+    heartbeats: int = 0
+    heartbeat_max_s: float = 0.0
+    unresponsive: int = 0
+    late_results: int = 0
 
     @property
     def prefix_cache_hit_rate(self) -> float | None:
@@ -252,6 +296,7 @@ class ReplicaStats:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["prefix_cache_hit_rate"] = None if self.prefix_cache_hit_rate is None else round(self.prefix_cache_hit_rate, 4)
+        d["heartbeat_max_s"] = round(self.heartbeat_max_s, 4)
         return d
 
 
@@ -267,6 +312,19 @@ class _Item:
         self.deaths = 0  # replica failures while it was in flight
 
 
+class _Call:
+    """One ``judge_stream`` call in flight: the items not yet answered, by their index in the
+    call, and when it was sent. An abandoned call's items were taken back (re-dispatched); what
+    it still streams is dropped."""
+
+    __slots__ = ("abandoned", "left", "sent")
+
+    def __init__(self, batch: list[_Item]):
+        self.left = dict(enumerate(batch))
+        self.sent = time.monotonic()
+        self.abandoned = False
+
+
 class _Replica:
     def __init__(self, index: int, actor: Any, pg: Any):
         self.index = index
@@ -275,6 +333,7 @@ class _Replica:
         self.state = _UP
         self.queue: deque[_Item] = deque()
         self.inflight = 0
+        self.open: set[_Call] = set()  # calls in flight (in this run's loop)
         self.epoch = 0  # bumped on each failure: concurrent calls failing together count once
         self.consecutive = 0
         self.since_failure = 0
@@ -285,6 +344,13 @@ class _Replica:
         self.failures = self.redispatched = 0
         self.prompt_tokens = self.cached_tokens = 0
         self.reason: str | None = None
+        self.last_seen = 0.0  # time.monotonic() of the last heartbeat answer or streamed result
+        self.heartbeats = 0
+        self.heartbeat_max_s = 0.0
+        self.unresponsive = 0
+        self.late = 0
+        self.stale_pid: int | None = None  # a process being replaced: its answers are not a restart
+        self.pid_seen: int | None = None  # the pid that answered the last heartbeat
 
     def set_info(self, info: Mapping[str, Any]) -> None:
         self.pid = int(info["pid"])
@@ -297,8 +363,20 @@ class _Replica:
             incarnations=max(1, len(self.pids)), calls=self.calls, matches=self.matches,
             inflight=self.inflight, queued=len(self.queue), affinity=self.affinity, stolen=self.stolen,
             failures=self.failures, redispatched=self.redispatched, prompt_tokens=self.prompt_tokens,
-            cached_tokens=self.cached_tokens, reason=self.reason,
+            cached_tokens=self.cached_tokens, reason=self.reason, heartbeats=self.heartbeats,
+            heartbeat_max_s=self.heartbeat_max_s, unresponsive=self.unresponsive, late_results=self.late,
         )
+
+    def take_back(self) -> list[_Item]:
+        """Abandon every call in flight and return its unanswered items (to re-dispatch)."""
+        items: list[_Item] = []
+        for call in self.open:
+            call.abandoned = True
+            items.extend(call.left.values())
+            call.left.clear()
+        self.open.clear()
+        self.inflight = 0
+        return items
 
 
 def _reason(exc: BaseException) -> str:
@@ -348,6 +426,14 @@ class RayJudgePool(Judge):
     ``start_timeout_s``); any start-up problem raises :class:`ExecutorError` and releases what
     was started. ``aclose()`` stops the actors, and shuts Ray down if the pool initialised it.
     See the module docstring for routing, batching and fault handling.
+
+    Liveness (seconds, during a run): each replica is pinged every ``heartbeat_s`` (default 5);
+    one that has answered nothing for ``replica_timeout_s`` (default 60; at least twice
+    ``heartbeat_s``; None turns the heartbeat off) is declared frozen, its matches re-dispatched
+    and it is retired. ``call_timeout_s`` (default None: off) is an optional per-match deadline
+    at a replica, for engines that can hang while their process still answers: past it the
+    replica's matches are re-dispatched and the actor restarted. Leave it off (or far above the
+    slowest legitimate call) for reasoning judges, whose calls can take minutes.
     """
 
     name = "ray"
@@ -369,6 +455,9 @@ class RayJudgePool(Judge):
         max_match_failures: int = 3,
         start_timeout_s: float = 900.0,
         connect_timeout_s: float = 10.0,
+        heartbeat_s: float = 5.0,
+        replica_timeout_s: float | None = 60.0,
+        call_timeout_s: float | None = None,
         plugins: Sequence[str] = (),
         runtime_env: Mapping[str, Any] | None = None,
         ray_init_options: Mapping[str, Any] | None = None,
@@ -389,6 +478,15 @@ class RayJudgePool(Judge):
         if prefetch_per_replica is None:
             prefetch_per_replica = max(1, max_inflight_per_replica // 4)
         _check_int("prefetch_per_replica", prefetch_per_replica, 0)
+        _check_seconds("heartbeat_s", heartbeat_s)
+        if replica_timeout_s is not None:
+            _check_seconds("replica_timeout_s", replica_timeout_s)
+            if replica_timeout_s < 2 * heartbeat_s:
+                raise SpecError(
+                    f"replica_timeout_s ({replica_timeout_s:g} s) must be at least twice heartbeat_s "
+                    f"({heartbeat_s:g} s): a healthy replica answers only one ping per heartbeat_s")
+        if call_timeout_s is not None:
+            _check_seconds("call_timeout_s", call_timeout_s)
         if num_cpus_per_replica < 0 or num_gpus_per_replica < 0:
             raise SpecError("resources per replica must be >= 0")
         if num_gpus_per_replica > 1 and num_gpus_per_replica != int(num_gpus_per_replica):
@@ -409,6 +507,9 @@ class RayJudgePool(Judge):
         self.max_match_failures = max_match_failures
         self.start_timeout_s = start_timeout_s
         self.connect_timeout_s = connect_timeout_s
+        self.heartbeat_s = float(heartbeat_s)
+        self.replica_timeout_s = None if replica_timeout_s is None else float(replica_timeout_s)
+        self.call_timeout_s = None if call_timeout_s is None else float(call_timeout_s)
         self.plugins = tuple(plugins)
         self.runtime_env = dict(runtime_env) if runtime_env else None
         self.ray_init_options = dict(ray_init_options or {})
@@ -495,6 +596,9 @@ class RayJudgePool(Judge):
             "num_cpus": self.num_cpus_per_replica,
             "max_restarts": self.max_restarts,
             "max_task_retries": 0,  # re-dispatch is ours: a lost match goes wherever capacity is
+            # calls in flight at once (Ray's default for async actors is 1000): room for a full
+            # window of one-match calls, so a heartbeat never waits behind judge calls
+            "max_concurrency": max(1000, self._window + 8),
         }
         pg = None
         gpus = self.num_gpus_per_replica
@@ -572,9 +676,12 @@ class RayJudgePool(Judge):
         self._tasks = set()
         for rep in self._replicas:
             rep.queue.clear()
+            rep.open.clear()
             rep.inflight = 0
             if rep.state == _RESTARTING:
                 self._spawn(self._probe(rep, rep.epoch))
+            elif rep.state == _UP:
+                self._spawn(self._watch(rep, rep.epoch))
 
     def _spawn(self, coro: Any) -> None:
         assert self._loop is not None
@@ -607,11 +714,11 @@ class RayJudgePool(Judge):
         if any(rep.state != _RETIRED for rep in self._replicas):
             self._parked.append(item)  # every replica is restarting: wait for the first one back
         else:
-            item.fut.set_exception(JudgeError(self._no_replica_message()))
+            item.fut.set_exception(NoReplicaLeftError(self._no_replica_message()))
 
     def _no_replica_message(self) -> str:
         why = "; ".join(f"replica {rep.index}: {rep.reason}" for rep in self._replicas)
-        return f"no Ray judge replica left in rotation ({why})"
+        return f"no Ray judge replica left in rotation, the run cannot go on ({why})"
 
     def _kick(self) -> None:
         if not self._pump_pending and self._loop is not None:
@@ -650,24 +757,28 @@ class RayJudgePool(Judge):
                 self._send(rep, batch)
 
     def _send(self, rep: _Replica, batch: list[_Item]) -> None:
-        rep.inflight += len(batch)
         rep.calls += 1
         try:
             gen = rep.actor.judge_stream.remote([it.match for it in batch])
         except Exception as exc:  # noqa: BLE001 - a handle of a dead actor: a replica failure
-            rep.inflight -= len(batch)
             self._failed(rep, rep.epoch, batch, exc)
             return
-        self._spawn(self._consume(rep, rep.epoch, batch, gen))
+        call = _Call(batch)
+        rep.open.add(call)
+        rep.inflight += len(batch)
+        self._spawn(self._consume(rep, rep.epoch, call, gen))
 
-    async def _consume(self, rep: _Replica, epoch: int, batch: list[_Item], gen: Any) -> None:
+    async def _consume(self, rep: _Replica, epoch: int, call: _Call, gen: Any) -> None:
         ray = _import_ray()
-        left = dict(enumerate(batch))
         try:
             async for ref in gen:
                 chunk = await ref
+                if call.abandoned:  # the replica was declared frozen or hung: drop what it still sends
+                    rep.late += len(chunk)
+                    continue
+                rep.last_seen = time.monotonic()
                 for i, res in chunk:
-                    it = left.pop(i, None)
+                    it = call.left.pop(i, None)
                     if it is not None:
                         rep.inflight -= 1
                         self._deliver(rep, it, res)
@@ -675,23 +786,37 @@ class RayJudgePool(Judge):
         except asyncio.CancelledError:
             raise
         except ray.exceptions.RayTaskError as exc:
+            if call.abandoned:
+                return
             # the call itself raised inside a live actor (not a judge failure, which comes back in
             # its slot): a bug or an unpicklable match. The actor is fine; fail these matches.
-            rep.inflight -= len(left)
-            for it in left.values():
+            left = self._close_call(rep, call)
+            for it in left:
                 if not it.fut.done():
                     it.fut.set_exception(JudgeError(f"Ray judge replica {rep.index}: {_reason(exc)}"))
             self._kick()
             return
         except Exception as exc:  # noqa: BLE001 - the actor died or is unreachable
-            rep.inflight -= len(left)
-            self._failed(rep, epoch, list(left.values()), exc)
+            if not call.abandoned:
+                self._failed(rep, epoch, self._close_call(rep, call), exc)
             return
-        if left:  # pragma: no cover - the actor yields every index exactly once
-            rep.inflight -= len(left)
-            self._failed(rep, epoch, list(left.values()), RuntimeError("stream ended early"))
+        finally:
+            rep.open.discard(call)
+        if call.left and not call.abandoned:  # pragma: no cover - the actor yields every index exactly once
+            self._failed(rep, epoch, self._close_call(rep, call), RuntimeError("stream ended early"))
+
+    @staticmethod
+    def _close_call(rep: _Replica, call: _Call) -> list[_Item]:
+        """The unanswered items of a call that ended, no longer counted in flight."""
+        left = list(call.left.values())
+        call.left.clear()
+        rep.inflight -= len(left)
+        rep.open.discard(call)
+        return left
 
     def _deliver(self, rep: _Replica, it: _Item, res: Any) -> None:
+        if it.fut.done():  # cancelled by its caller meanwhile: nobody takes this result
+            return
         rep.matches += 1
         rep.since_failure += 1
         if rep.since_failure >= self.max_inflight_per_replica:
@@ -701,14 +826,12 @@ class RayJudgePool(Judge):
         else:
             rep.stolen += 1
         if isinstance(res, BaseException):
-            if not it.fut.done():
-                it.fut.set_exception(res)
+            it.fut.set_exception(res)
             return
         for j in res:
             rep.prompt_tokens += j.prompt_tokens
             rep.cached_tokens += j.cached_tokens
-        if not it.fut.done():  # resolved at most once: a match is never counted twice
-            it.fut.set_result(res)
+        it.fut.set_result(res)
 
     def _failed(self, rep: _Replica, epoch: int, items: list[_Item], exc: BaseException) -> None:
         """Actor ``rep`` failed a call made in ``epoch``: take back ``items`` and re-dispatch them."""
@@ -729,6 +852,11 @@ class RayJudgePool(Judge):
                 for it in moved:  # never sent: not a failure of theirs
                     self._place(it)
                 self._spawn(self._probe(rep, rep.epoch))
+        self._redispatch(rep, items, reason)
+
+    def _redispatch(self, rep: _Replica, items: list[_Item], reason: str) -> None:
+        """Route ``items``, lost in flight on ``rep``, elsewhere; a match lost on
+        ``max_match_failures`` replicas becomes a judge error (a poison match)."""
         rep.redispatched += len(items)
         for it in items:
             if it.fut.done():
@@ -761,20 +889,106 @@ class RayJudgePool(Judge):
                     self._retire(rep, f"{rep.consecutive} consecutive failures, last: {rep.reason}")
                     return
             else:
-                rep.set_info(info)
-                rep.state = _UP
-                log.warning("ray judge replica %d is back (pid %s)", rep.index, rep.pid)
-                parked = list(self._parked)
-                self._parked.clear()
-                for it in parked:
-                    self._place(it)
-                self._kick()
-                return
+                if rep.stale_pid is None or int(info["pid"]) != rep.stale_pid:  # else: the old process, not gone yet
+                    rep.stale_pid = None
+                    rep.set_info(info)
+                    rep.state = _UP
+                    log.warning("ray judge replica %d is back (pid %s)", rep.index, rep.pid)
+                    self._spawn(self._watch(rep, rep.epoch))
+                    parked = list(self._parked)
+                    self._parked.clear()
+                    for it in parked:
+                        self._place(it)
+                    self._kick()
+                    return
             if time.monotonic() > deadline:
                 self._retire(rep, f"did not come back within {self.start_timeout_s:g} s (last: {rep.reason})")
                 return
             await asyncio.sleep(delay)
             delay = min(2 * delay, 5.0)
+
+    # -- liveness -----------------------------------------------------------------------------
+    async def _watch(self, rep: _Replica, epoch: int) -> None:
+        """The heartbeat of one replica while it is up in this run: a ping every ``heartbeat_s``
+        (one outstanding at a time); no answer and no result for ``replica_timeout_s`` declares
+        it frozen, a match held past ``call_timeout_s`` declares it hung."""
+        if self.replica_timeout_s is None and self.call_timeout_s is None:
+            return
+        ray = _import_ray()
+        rep.last_seen = time.monotonic()
+        ping: asyncio.Task | None = None
+        ref: Any = None
+        try:
+            while rep.state == _UP and rep.epoch == epoch:
+                if ping is None and self.replica_timeout_s is not None:
+                    ref = rep.actor.ping.remote()
+                    ping = asyncio.ensure_future(self._answer(rep, ref))
+                await asyncio.sleep(self.heartbeat_s)
+                if rep.state != _UP or rep.epoch != epoch:
+                    return
+                if ping is not None and ping.done():
+                    exc = ping.exception()
+                    ping = None
+                    if isinstance(exc, ray.exceptions.ActorDiedError):  # dead: Ray restarts it or it is gone
+                        self._failed(rep, epoch, [], exc)
+                        return
+                    if exc is not None:  # unreachable for now: the silence clock keeps running
+                        log.debug("ray judge replica %d: heartbeat failed: %s", rep.index, _reason(exc))
+                    elif rep.pid is not None and rep.pid_seen != rep.pid:  # restarted behind our back
+                        self._failed(rep, epoch, [], RuntimeError(
+                            f"its process changed (pid {rep.pid} -> {rep.pid_seen}): restarted"))
+                        return
+                now = time.monotonic()
+                silent = now - rep.last_seen
+                if self.replica_timeout_s is not None and silent > self.replica_timeout_s:
+                    if ping is not None and ray.wait([ref], timeout=0)[0]:
+                        continue  # answered: this loop was too busy to notice; collect it next tick
+                    self._unresponsive(rep, epoch, (
+                        f"no heartbeat answer for {silent:.1f} s (replica_timeout_s={self.replica_timeout_s:g}): "
+                        "its process is frozen, overloaded or unreachable"), restart=False)
+                    return
+                if self.call_timeout_s is not None:
+                    oldest = min((c.sent for c in rep.open if c.left), default=now)
+                    if now - oldest > self.call_timeout_s:
+                        self._unresponsive(rep, epoch, (
+                            f"a call held {now - oldest:.1f} s (call_timeout_s={self.call_timeout_s:g}) "
+                            "while its process still answered: hung"), restart=True)
+                        return
+        finally:
+            if ping is not None and not ping.done():
+                ping.cancel()
+            elif ping is not None and not ping.cancelled():
+                ping.exception()  # retrieved: a ping that failed as the replica left is no news
+
+    @staticmethod
+    async def _answer(rep: _Replica, ref: Any) -> None:
+        """Await one ping; record its round trip and the pid that answered."""
+        t0 = time.monotonic()
+        rep.pid_seen = int(await ref)
+        now = time.monotonic()
+        rep.last_seen = now
+        rep.heartbeats += 1
+        rep.heartbeat_max_s = max(rep.heartbeat_max_s, now - t0)
+
+    def _unresponsive(self, rep: _Replica, epoch: int, reason: str, restart: bool) -> None:
+        """``rep`` stopped answering (frozen) or holds a call too long (hung): abandon its calls,
+        re-dispatch their matches, and retire it (frozen) or have Ray restart it (hung)."""
+        if rep.epoch != epoch or rep.state != _UP:
+            return
+        ray = _import_ray()
+        items = rep.take_back()
+        rep.unresponsive += 1
+        log.warning("ray judge replica %d (pid %s): %s; re-dispatching its %d in-flight matches",
+                    rep.index, rep.pid, reason, len(items))
+        if restart:
+            rep.stale_pid = rep.pid
+            _quietly(ray.kill, rep.actor, no_restart=False)
+            self._failed(rep, epoch, items, TimeoutError(reason))  # restarting (or retired), like a crash
+            return
+        rep.epoch += 1
+        rep.failures += 1
+        self._retire(rep, reason)
+        self._redispatch(rep, items, reason)
 
     def _retire(self, rep: _Replica, reason: str) -> None:
         rep.state = _RETIRED
@@ -790,7 +1004,7 @@ class RayJudgePool(Judge):
             self._parked.clear()
             for it in parked:
                 if not it.fut.done():
-                    it.fut.set_exception(JudgeError(self._no_replica_message()))
+                    it.fut.set_exception(NoReplicaLeftError(self._no_replica_message()))
         self._kick()
 
     # -- reporting ----------------------------------------------------------------------------
@@ -826,16 +1040,21 @@ class RayJudgePool(Judge):
             "max_inflight_per_replica": self.max_inflight_per_replica,
             "prefetch_per_replica": self.prefetch_per_replica,
             "max_batch": self.max_batch,
+            "heartbeat_s": self.heartbeat_s,
+            "replica_timeout_s": self.replica_timeout_s,
+            "call_timeout_s": self.call_timeout_s,
             "replica_stats": [s.to_json() for s in self.stats()],
         }
 
     def report(self) -> str:
         """A short per-replica table (for the CLI's summary on stderr)."""
-        rows = ["replica state       matches  affinity  stolen  calls  failures  redispatched  prefix-hit  pid"]
+        rows = ["replica state       matches  affinity  stolen  calls  failures  redispatched  prefix-hit  "
+                "slowest-heartbeat  pid"]
         for s in self.stats():
             hit = "-" if s.prefix_cache_hit_rate is None else f"{100 * s.prefix_cache_hit_rate:.1f}%"
+            beat = f"{s.heartbeat_max_s:.3f}s" if s.heartbeats else "-"
             rows.append(f"{s.replica:>7} {s.state:<10} {s.matches:>8} {s.affinity:>9} {s.stolen:>7} {s.calls:>6} "
-                        f"{s.failures:>9} {s.redispatched:>13} {hit:>11}  {s.pid}"
+                        f"{s.failures:>9} {s.redispatched:>13} {hit:>11}  {beat:>17}  {s.pid}"
                         + (f"  ({s.reason})" if s.state != _UP and s.reason else ""))
         return "\n".join(rows)
 
@@ -891,6 +1110,11 @@ def _quietly(fn: Any, *args: Any, **kwargs: Any) -> Any:
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise SpecError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_seconds(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise SpecError(f"{name} must be a positive number of seconds, got {value!r}")
 
 
 def _fmt_resources(res: Mapping[str, float]) -> str:
