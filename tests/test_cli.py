@@ -205,3 +205,17 @@ def test_the_runner_called_with_keywords_writes_what_the_command_line_writes(tmp
     assert report.ok and report.stats["prompts"] == 6 and report.store is None
     meta = json.loads((tmp_path / "api.meta.json").read_text())
     assert meta["seed"] == 4 and meta["command"] == "from python" and meta["judge"]["options"] == {"noise": 1.0}
+
+
+def test_ray_liveness_flags_are_checked_before_any_cluster_starts(tmp_path, capsys):
+    write_jsonl(tmp_path / "in.jsonl", [GOOD])
+    # a Ray-only flag with the local executor is refused like --replicas
+    assert main(["rank", str(tmp_path / "in.jsonl"), "--no-store", "--replica-timeout", "5"]) == 2
+    assert "--replica-timeout needs --executor ray" in capsys.readouterr().err
+    # a timeout under two heartbeats could retire a healthy replica: refused, naming both flags
+    code = main(["rank", str(tmp_path / "in.jsonl"), "--no-store", "--executor", "ray",
+                 "--heartbeat", "1", "--replica-timeout", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--replica-timeout (1 s) must be at least twice --heartbeat (1 s)" in err
+    assert main(["rank", str(tmp_path / "in.jsonl"), "--no-store", "--executor", "ray", "--call-timeout", "-3"]) == 2
+    assert "--call-timeout must be a number of seconds >= 0" in capsys.readouterr().err

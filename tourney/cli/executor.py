@@ -15,7 +15,16 @@ from ..executors import EXECUTORS
 __all__ = ["add_executor_options", "executor_options"]
 
 #: the flags' destinations, which are the Ray keywords of build_executor_judge
-_RAY_KEYS = ("replicas", "ray_address", "num_gpus_per_replica", "num_cpus_per_replica", "max_inflight_per_replica")
+_RAY_KEYS = (
+    "replicas",
+    "ray_address",
+    "num_gpus_per_replica",
+    "num_cpus_per_replica",
+    "max_inflight_per_replica",
+    "heartbeat_s",
+    "replica_timeout_s",
+    "call_timeout_s",
+)
 
 
 def add_executor_options(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +45,14 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
                    help="CPUs per replica (default 1)")
     g.add_argument("--max-inflight-per-replica", type=int, default=None, metavar="M",
                    help="matches a replica's judge runs at once (default 64 for vllm, 8 for other judges)")
+    g.add_argument("--heartbeat", dest="heartbeat_s", type=float, default=None, metavar="S",
+                   help="seconds between liveness pings to each Ray replica (default 5)")
+    g.add_argument("--replica-timeout", dest="replica_timeout_s", type=float, default=None, metavar="S",
+                   help="retire a Ray replica that has answered nothing (no heartbeat, no result) for S seconds "
+                   "(frozen, wedged or cut off); its matches go to the other replicas (default 60; 0: off)")
+    g.add_argument("--call-timeout", dest="call_timeout_s", type=float, default=None, metavar="S",
+                   help="restart a Ray replica that holds one match longer than S seconds while still "
+                   "answering heartbeats (default: off; a reasoning judge's call can take minutes)")
 
 
 def executor_options(args: argparse.Namespace) -> dict[str, Any]:

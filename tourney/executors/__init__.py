@@ -14,17 +14,19 @@ Importing this package does not import ray: ray loads when a pool is built.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..errors import SpecError
 from ..judges.base import Judge, build_judge
 from ..registry import Spec, parse_spec
-from .ray_pool import ExecutorError, RayJudgePool, ReplicaStats
+from .ray_pool import ExecutorError, NoReplicaLeftError, RayJudgePool, ReplicaStats
 
 __all__ = [
     "EXECUTORS",
     "ExecutorError",
     "LOCAL_CONCURRENCY",
+    "NoReplicaLeftError",
     "RAY_OPTIONS",
     "RayJudgePool",
     "ReplicaStats",
@@ -45,7 +47,12 @@ RAY_OPTIONS = {
     "num_gpus_per_replica": "--num-gpus-per-replica",
     "num_cpus_per_replica": "--num-cpus-per-replica",
     "max_inflight_per_replica": "--max-inflight-per-replica",
+    "heartbeat_s": "--heartbeat",
+    "replica_timeout_s": "--replica-timeout",
+    "call_timeout_s": "--call-timeout",
 }
+#: liveness defaults of a Ray replica (seconds): a heartbeat every 5 s, retired after 60 s of silence
+HEARTBEAT_S, REPLICA_TIMEOUT_S = 5.0, 60.0
 
 
 def build_executor_judge(
@@ -57,6 +64,9 @@ def build_executor_judge(
     num_gpus_per_replica: float | None = None,
     num_cpus_per_replica: float | None = None,
     max_inflight_per_replica: int | None = None,
+    heartbeat_s: float | None = None,
+    replica_timeout_s: float | None = None,
+    call_timeout_s: float | None = None,
     concurrency: int | None = None,
 ) -> tuple[Judge, int]:
     """The judge the scheduler should call for ``executor``, and the scheduler concurrency to
@@ -67,8 +77,11 @@ def build_executor_judge(
     default) are: ``replicas`` (judge actors, 1), ``ray_address`` (an existing cluster; None
     starts a local one for the run), ``num_gpus_per_replica`` (a vllm judge's
     ``tensor_parallel_size``, 1 unless set; 0 for other judges), ``num_cpus_per_replica`` (1),
-    ``max_inflight_per_replica`` (64 for vllm, 8 for other judges). Giving one of them with the
-    local executor is a :class:`~tourney.errors.SpecError` naming its flag.
+    ``max_inflight_per_replica`` (64 for vllm, 8 for other judges), ``heartbeat_s`` (5: seconds
+    between liveness pings to each replica), ``replica_timeout_s`` (60: a replica silent that long
+    is retired and its matches re-dispatched; 0 turns the check off), ``call_timeout_s`` (off: a
+    replica holding one match longer is restarted). Giving one of them with the local executor is
+    a :class:`~tourney.errors.SpecError` naming its flag.
 
     A Ray pool is started here (its replicas are up, or :class:`ExecutorError` is raised);
     closing the judge (``aclose``) stops it.
@@ -81,7 +94,14 @@ def build_executor_judge(
         "num_gpus_per_replica": num_gpus_per_replica,
         "num_cpus_per_replica": num_cpus_per_replica,
         "max_inflight_per_replica": max_inflight_per_replica,
+        "heartbeat_s": heartbeat_s,
+        "replica_timeout_s": replica_timeout_s,
+        "call_timeout_s": call_timeout_s,
     }
+    for key in ("heartbeat_s", "replica_timeout_s", "call_timeout_s"):
+        value = ray_settings[key]
+        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise SpecError(f"{RAY_OPTIONS[key]} must be a number of seconds >= 0, got {value!r}")
     if executor == "local":
         given = [flag for key, flag in RAY_OPTIONS.items() if ray_settings[key] is not None]
         if given:
@@ -89,6 +109,13 @@ def build_executor_judge(
         return build_judge(spec), concurrency or LOCAL_CONCURRENCY
     if executor != "ray":
         raise SpecError(f"unknown executor {executor!r}; known: {', '.join(EXECUTORS)}")
+    heartbeat = heartbeat_s or HEARTBEAT_S
+    timeout = REPLICA_TIMEOUT_S if replica_timeout_s is None else (replica_timeout_s or None)  # 0: off
+    if timeout is not None and timeout < 2 * heartbeat:
+        raise SpecError(
+            f"--replica-timeout ({timeout:g} s) must be at least twice --heartbeat ({heartbeat:g} s): "
+            "a healthy replica answers one heartbeat per interval"
+        )
     engine = spec.name in _ENGINE_JUDGES
     gpus = num_gpus_per_replica
     if gpus is None:
@@ -100,6 +127,9 @@ def build_executor_judge(
         num_cpus_per_replica=num_cpus_per_replica if num_cpus_per_replica is not None else 1.0,
         num_gpus_per_replica=gpus,
         max_inflight_per_replica=max_inflight_per_replica or (64 if engine else 8),
+        heartbeat_s=heartbeat,
+        replica_timeout_s=timeout,
+        call_timeout_s=call_timeout_s or None,
     )
     return pool, concurrency or 2 * pool.window
 
