@@ -22,3 +22,21 @@ def test_all_is_sorted_and_resolvable():
     assert tourney.__all__ == sorted(tourney.__all__)
     for name in tourney.__all__:
         assert getattr(tourney, name) is not None
+
+
+def test_results_live_in_types_and_stay_importable_from_before():
+    import tourney.items
+    import tourney.types
+
+    assert tourney.PromptResult is tourney.types.PromptResult is tourney.items.PromptResult
+    assert tourney.items.dumps is tourney.types.dumps
+    assert "PromptResult" in tourney.types.__all__ and "PromptResult" not in tourney.items.__all__
+
+
+def test_judges_share_plumbing_through_one_private_module():
+    from tourney.judges import _common, openai_judge, vllm_judge
+
+    for name in _common.__all__:
+        assert getattr(vllm_judge, name) is getattr(_common, name)
+    for name in ("SamplingSettings", "build_judgement", "match_seed", "render_messages", "request_id", "resolve_format"):
+        assert getattr(openai_judge, name) is getattr(_common, name)

@@ -19,7 +19,7 @@ pytest.importorskip("httpx")
 from tourney.errors import JudgeError, SpecError, TransientJudgeError  # noqa: E402
 from tourney.judges.formats import get_format  # noqa: E402
 from tourney.judges.openai_judge import OpenAIJudge  # noqa: E402
-from tourney.judges.vllm_judge import match_seed  # noqa: E402
+from tourney.judges._common import match_seed  # noqa: E402
 from tourney.registry import Spec  # noqa: E402
 from tourney.types import Match, Outcome, TokenUsage  # noqa: E402
 
@@ -201,7 +201,7 @@ def test_missing_httpx_names_the_extra(monkeypatch):
     from tourney.errors import MissingExtraError
 
     monkeypatch.setitem(__import__("sys").modules, "httpx", None)  # import httpx -> ImportError
-    with pytest.raises(MissingExtraError, match=r"tourney-rank\[openai\]"):
+    with pytest.raises(MissingExtraError, match=r"pip install -e '\.\[openai\]'"):
         OpenAIJudge(Spec("openai", "http://127.0.0.1:1/v1", {"model": "judge", "format": "rrm"}))
 
 

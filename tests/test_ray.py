@@ -585,7 +585,7 @@ def test_import_stays_light_and_missing_ray_names_the_extra():
     )
     out = _python(code)
     assert out.returncode == 0, out.stderr
-    assert "--executor ray" in out.stdout and "tourney-rank[ray]" in out.stdout
+    assert "--executor ray" in out.stdout and "pip install -e '.[ray]'" in out.stdout
 
 
 # -- the real engine --------------------------------------------------------------------------------

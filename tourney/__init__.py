@@ -26,11 +26,11 @@ from .errors import (
     TourneyError,
     TransientJudgeError,
 )
-from .items import Item, PromptResult, parse_item, read_items
+from .items import Item, parse_item, read_items
 from .judges.base import JUDGES, Judge, build_judge
 from .scheduler import RunStats, Scheduler
 from .strategy import STRATEGIES, Strategy, StrategyFactory, build_strategy
-from .types import Judgement, Match, MatchResult, Outcome, Ranking, Request, TokenUsage
+from .types import Judgement, Match, MatchResult, Outcome, PromptResult, Ranking, Request, TokenUsage
 
 __all__ = [
     "ExecutorError",

@@ -8,6 +8,12 @@ burst of fast judgements costs one commit, not one per judgement.
 The key covers the judge's identity (model, format, sampling settings: ``Judge.identity()``),
 the prompt, the two responses in their order and the sample index, so a match already paid
 for, in this run or any earlier one with the same judge, is answered from the store.
+
+When the input item has ``scores`` (the simulated judge's truth, which reaches that judge
+through :meth:`~tourney.judges.base.Judge.for_item`), the key also covers the pair's scores in
+presentation order: an edited ``scores`` never reuses old verdicts. They enter the identity part
+of the key as ``{**identity, "scores": [first's, second's]}``, for every judge, exactly as stores
+written before this layout keyed them, so those stores keep answering.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import dataclasses
 from typing import Sequence
 
 from .errors import StoreError
+from .items import Item
 from .judges.base import Judge
 from .store import JudgementStore
 from .types import Judgement, Match
@@ -25,28 +32,36 @@ __all__ = ["StoreCache"]
 
 
 class StoreCache:
+    """The scheduler's :class:`~tourney.scheduler.JudgementCache` on a :class:`JudgementStore`,
+    for the answers of ``judge`` (keyed by its identity; see the module docstring)."""
+
     def __init__(self, store: JudgementStore, judge: Judge):
         self.store = store
         self.identity = judge.identity()
         self._flush_scheduled = False
         self._failed: StoreError | None = None
 
-    def _identity(self, match: Match) -> dict:
-        # latent qualities from the input's `scores` decide a simulated judge's verdicts: part of the key
-        if match.first_score is None and match.second_score is None:
+    def _identity(self, match: Match, item: Item | None) -> dict:
+        # the input's `scores` decide a simulated judge's verdicts: part of the key (see the module docstring)
+        if item is None or item.scores is None:
             return self.identity
-        return {**self.identity, "scores": [match.first_score, match.second_score]}
+        return {**self.identity, "scores": [item.scores[match.first], item.scores[match.second]]}
 
-    def _key(self, match: Match, sample: int) -> str:
-        return self.store.key(self._identity(match), match.prompt, match.first_text, match.second_text, sample)
-
-    def lookup(self, match: Match) -> dict[int, Judgement]:
-        keys = {s: self._key(match, s) for s in range(match.sample_offset, match.sample_offset + match.samples)}
+    def lookup(self, match: Match, item: Item | None = None) -> dict[int, Judgement]:
+        """The stored samples of ``match`` (from input ``item``), by sample index: only those present."""
+        identity = self._identity(match, item)
+        keys = {
+            s: self.store.key(identity, match.prompt, match.first_text, match.second_text, s)
+            for s in range(match.sample_offset, match.sample_offset + match.samples)
+        }
         found = self.store.get_many(keys.values())
         return {s: found[k] for s, k in keys.items() if k in found}
 
-    def save(self, match: Match, judgements: Sequence[Judgement]) -> None:
-        identity = self._identity(match)
+    def save(self, match: Match, judgements: Sequence[Judgement], item: Item | None = None) -> None:
+        """Store ``judgements`` (samples ``match.sample_offset ..``) of ``match`` from input ``item``;
+        committed within this event-loop iteration. Raises :class:`StoreError` when the store
+        cannot take them (the batch stays buffered)."""
+        identity = self._identity(match, item)
         failure: StoreError | None = None
         for k, j in enumerate(judgements):  # buffer every judgement, even after a failed commit
             sample = match.sample_offset + k
@@ -54,7 +69,7 @@ class StoreCache:
                 j = dataclasses.replace(j, sample=sample)
             try:
                 self.store.put(
-                    self._key(match, sample),
+                    self.store.key(identity, match.prompt, match.first_text, match.second_text, sample),
                     j,
                     prompt_id=match.prompt_id,
                     prompt=match.prompt,

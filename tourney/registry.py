@@ -18,16 +18,20 @@ produced it and can be rebuilt from it.
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Mapping, TypeVar
 
-from .errors import SpecError
+from .errors import MissingExtraError, SpecError
 
 __all__ = ["Registry", "Spec", "parse_spec", "parse_value", "parse_options"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("tourney")
 
 _OPTIONS_RE = re.compile(r"^\s*[A-Za-z_][\w.-]*\s*=[^,]*(,\s*[A-Za-z_][\w.-]*\s*=[^,]*)*\s*$")
 
@@ -111,23 +115,39 @@ def parse_spec(text: str, extra_options: Mapping[str, Any] | None = None) -> Spe
 
 
 class Registry(Generic[T]):
-    """Components registered by name with a decorator, looked up from spec strings.
+    """Components registered by name, looked up from spec strings.
+
+    Three ways in, all through this API (nothing outside writes the registry's tables):
+
+    * ``@REGISTRY.register("name")`` on a class or object (it gets ``.name`` set to the name);
+    * :meth:`register_lazy` with an import target ``"package.module:attr"``, imported on the
+      first :meth:`get` of that name (heavy backends: the module is not even imported before);
+    * :meth:`load_entry_points` for third-party plug-ins: each entry point of an installed
+      distribution's group (``tourney.judges``, ``tourney.strategies``) becomes a lazy entry.
 
     ``loader`` is called once before the first lookup to import the modules that register
-    (so ``strategies/`` files register themselves when the package is imported).
+    (so ``strategies/`` files register themselves when the package is imported). Names are
+    case-insensitive and ``-`` equals ``_``; :meth:`alias` adds other spellings.
     """
 
     def __init__(self, kind: str, loader: Callable[[], None] | None = None):
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._lazy: dict[str, str] = {}
+        self._aliases: dict[str, str] = {}
         self._loader = loader
         self._loaded = loader is None
 
+    @staticmethod
+    def _key(name: str) -> str:
+        return str(name).strip().lower().replace("-", "_")
+
     def register(self, name: str) -> Callable[[T], T]:
-        key = name.lower()
+        """Decorator: register the decorated object under ``name``."""
+        key = self._key(name)
 
         def deco(obj: T) -> T:
-            if key in self._items and self._items[key] is not obj:
+            if (key in self._items and self._items[key] is not obj) or key in self._lazy:
                 raise SpecError(f"{self.kind} {name!r} is registered twice")
             self._items[key] = obj
             try:
@@ -138,6 +158,47 @@ class Registry(Generic[T]):
 
         return deco
 
+    def register_lazy(self, name: str, target: str) -> None:
+        """Register ``name`` as ``"package.module:attr"``, imported on the first :meth:`get`.
+
+        A name already registered raises :class:`SpecError` (as :meth:`register` does)."""
+        key = self._key(name)
+        module, sep, attr = target.partition(":")
+        if not sep or not module or not attr:
+            raise SpecError(f"{self.kind} {name!r}: import target {target!r} is not of the form 'module:attr'")
+        if key in self._items or (key in self._lazy and self._lazy[key] != target):
+            raise SpecError(f"{self.kind} {name!r} is registered twice")
+        self._lazy[key] = target
+
+    def alias(self, name: str, target: str) -> None:
+        """Accept ``name`` as another spelling of the registered name ``target``."""
+        self._aliases[self._key(name)] = self._key(target)
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a registered or lazy entry); unknown names are ignored.
+        For tests and plug-ins that register temporary components."""
+        key = self._key(name)
+        self._items.pop(key, None)
+        self._lazy.pop(key, None)
+
+    def load_entry_points(self, group: str) -> None:
+        """Register every entry point of ``group`` in the installed distributions as a lazy
+        entry (imported on first use). A plug-in never replaces a name already registered:
+        it is skipped with a warning naming both."""
+        from importlib.metadata import entry_points
+
+        for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+            key = self._key(ep.name)
+            if key in self._items or key in self._lazy:
+                if self._lazy.get(key) != ep.value:
+                    log.warning("ignoring %s plug-in %r (%s, entry point group %s): the name is taken",
+                                self.kind, ep.name, ep.value, group)
+                continue
+            try:
+                self.register_lazy(ep.name, ep.value)
+            except SpecError as exc:
+                log.warning("ignoring %s plug-in %r (entry point group %s): %s", self.kind, ep.name, group, exc)
+
     def _ensure_loaded(self) -> None:
         if not self._loaded:
             self._loaded = True
@@ -145,16 +206,40 @@ class Registry(Generic[T]):
             self._loader()
 
     def names(self) -> list[str]:
+        """Every registered name (lazy ones included, without importing them), sorted."""
         self._ensure_loaded()
-        return sorted(self._items)
+        return sorted({*self._items, *self._lazy})
 
     def get(self, name: str) -> T:
+        """The component called ``name``; a lazy entry is imported now (once).
+
+        Raises :class:`SpecError` for an unknown name (listing the known ones) and for a lazy
+        entry whose module or attribute cannot be loaded (:class:`MissingExtraError` passes
+        through: it names the extra to install)."""
         self._ensure_loaded()
-        key = name.lower().replace("-", "_")
-        if key not in self._items:
-            raise SpecError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
-        return self._items[key]
+        key = self._key(name)
+        key = self._aliases.get(key, key)
+        if key in self._items:
+            return self._items[key]
+        target = self._lazy.get(key)
+        if target is None:
+            aliases = f" (aliases: {', '.join(sorted(self._aliases))})" if self._aliases else ""
+            raise SpecError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}{aliases}")
+        module, _, attr = target.partition(":")
+        del self._lazy[key]  # the module may register the name itself while it is imported
+        try:
+            obj = getattr(importlib.import_module(module), attr)
+        except BaseException as exc:
+            self._lazy[key] = target  # the next get tries again and fails the same way
+            if isinstance(exc, MissingExtraError) or not isinstance(exc, (ImportError, AttributeError)):
+                raise  # a MissingExtraError already names the extra to install
+            raise SpecError(f"{self.kind} {key!r} could not be loaded from {target}: {exc}") from exc
+        if self._items.get(key) is not obj:
+            self.register(key)(obj)
+        return obj
 
     def __contains__(self, name: str) -> bool:
         self._ensure_loaded()
-        return name.lower() in self._items
+        key = self._key(name)
+        key = self._aliases.get(key, key)
+        return key in self._items or key in self._lazy

@@ -14,7 +14,9 @@ The scheduler owns concurrency; strategies own decisions; judges own inference.
   failing, or fails permanently, becomes ERROR judgements the strategy sees (never a win).
 * Abstentions are re-sampled up to ``resample_abstentions`` times per request, with sample
   indices ``RESAMPLE_STRIDE * round + offset``, which never collide with ordinary indices, so a
-  re-sample is a new, reproducible draw.
+  re-sample is a new, reproducible draw (only for a judge whose ``fresh_samples`` is true).
+* Each prompt's matches go to ``judge.for_item(item)``, the judge's view of that input item
+  (the simulated judge binds the item's ``scores`` there; most judges are their own view).
 * Per-prompt randomness comes from ``stable_seed(seed, prompt id)``; with a deterministic
   judge, the output is identical whatever the latencies, concurrency or executor.
 * An optional judgement cache (the SQLite store) answers matches already paid for.
@@ -32,11 +34,11 @@ from typing import Any, AsyncIterator, Callable, Iterable, Protocol, Sequence
 import numpy as np
 
 from .errors import InputError, JudgeError, StoreError, TransientJudgeError
-from .items import Item, PromptResult, failed, response_key
-from .hashing import stable_seed
+from .hashing import response_key, stable_seed
+from .items import Item
 from .judges.base import Judge
 from .strategy import Strategy, StrategyFactory
-from .types import Judgement, Match, MatchResult, Outcome, Request, TokenUsage
+from .types import Judgement, Match, MatchResult, Outcome, PromptResult, Request, TokenUsage
 
 __all__ = ["Scheduler", "RunStats", "JudgementCache", "RESAMPLE_STRIDE"]
 
@@ -48,11 +50,12 @@ RESAMPLE_STRIDE = 1_000_000
 
 class JudgementCache(Protocol):
     """What the scheduler needs from a judgement store: the stored samples of a match by
-    sample index (only those present), and a place to save new ones (raises StoreError)."""
+    sample index (only those present), and a place to save new ones (raises StoreError).
+    ``item`` is the input item the match comes from (its ``scores`` are part of the key)."""
 
-    def lookup(self, match: Match) -> dict[int, Judgement]: ...
+    def lookup(self, match: Match, item: Item) -> dict[int, Judgement]: ...
 
-    def save(self, match: Match, judgements: Sequence[Judgement]) -> None: ...
+    def save(self, match: Match, judgements: Sequence[Judgement], item: Item) -> None: ...
 
 
 @dataclass
@@ -93,11 +96,13 @@ class RunStats:
 
 
 class _PromptState:
-    __slots__ = ("item", "strategy", "inflight", "comparisons", "results", "budget_limited", "closed", "reused")
+    __slots__ = ("item", "strategy", "judge", "inflight", "comparisons", "results", "budget_limited", "closed",
+                 "reused")
 
-    def __init__(self, item: Item, strategy: Strategy):
+    def __init__(self, item: Item, strategy: Strategy, judge: Judge):
         self.item = item
         self.strategy = strategy
+        self.judge = judge  # the run's judge for this item (Judge.for_item)
         self.inflight = 0
         self.comparisons = 0
         self.results: list[tuple[int, MatchResult]] = []
@@ -157,7 +162,7 @@ class Scheduler:
         self.stats = RunStats()
         self._strategy_spec = strategy.describe()
         # a judge whose samples are fixed records (replay) has no fresh draw to offer
-        self._resamples = bool(getattr(judge, "resample_abstentions", True))
+        self._resamples = bool(getattr(judge, "fresh_samples", True))
         self._judge_spec = judge.describe()
         self._seq = 0
 
@@ -211,7 +216,7 @@ class Scheduler:
         try:
             for item in items:
                 if isinstance(item, InputError):
-                    self._emit(failed(index, str(index), str(item)))
+                    self._emit(PromptResult.failed(index, str(index), str(item)))
                     index += 1
                     continue
                 index = item.index + 1
@@ -234,7 +239,12 @@ class Scheduler:
         except Exception as exc:  # a strategy that cannot start fails this item only
             self._finish_failed(item, f"{type(exc).__name__}: {exc}")
             return
-        state = _PromptState(item, strat)
+        try:
+            judge = self.judge.for_item(item)
+        except Exception as exc:  # a judge that cannot take this item fails it only
+            self._finish_failed(item, f"judge cannot take this item: {type(exc).__name__}: {exc}")
+            return
+        state = _PromptState(item, strat, judge)
         try:
             self._advance(state)
         except Exception as exc:  # a bug in the strategy: fail this item, keep the run going
@@ -294,7 +304,6 @@ class Scheduler:
 
     def _match(self, task: _Task) -> Match:
         item, req = task.state.item, task.request
-        sc = item.scores
         return Match(
             prompt=item.prompt,
             first_text=item.responses[req.first],
@@ -304,8 +313,6 @@ class Scheduler:
             second=req.second,
             samples=task.samples,
             sample_offset=task.offset,
-            first_score=sc[req.first] if sc else None,
-            second_score=sc[req.second] if sc else None,
         )
 
     async def _run_task(self, task: _Task) -> None:
@@ -315,7 +322,7 @@ class Scheduler:
             return
         match = self._match(task)
         try:
-            stored = self.cache.lookup(match) if self.cache is not None else {}
+            stored = self.cache.lookup(match, state.item) if self.cache is not None else {}
         except StoreError as exc:  # an unreadable store: stop rather than pay for everything again
             self._abort(exc)
             return
@@ -329,7 +336,7 @@ class Scheduler:
             sub = match if count == match.samples else replace(match, sample_offset=offset, samples=count)
             self.stats.judge_calls += 1
             try:
-                got = await self.judge.judge(sub)
+                got = await state.judge.judge(sub)
                 if len(got) != sub.samples:
                     raise JudgeError(f"judge returned {len(got)} samples, {sub.samples} were asked for")
             except JudgeError as exc:
@@ -344,7 +351,7 @@ class Scheduler:
                 got = self._errors(sub, f"{type(exc).__name__}: {exc}")
             if self.cache is not None:
                 try:
-                    self.cache.save(sub, got)
+                    self.cache.save(sub, got, state.item)
                 except StoreError as exc:  # disk full, read-only: stop the run, keep what is stored
                     self._abort(exc)
                     return
@@ -470,7 +477,7 @@ class Scheduler:
         )
 
     def _finish_failed(self, item: Item, message: str) -> None:
-        self._emit(failed(item.index, item.id, message))
+        self._emit(PromptResult.failed(item.index, item.id, message))
         self._release()
 
     def _release(self) -> None:

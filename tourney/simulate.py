@@ -85,7 +85,7 @@ from .hashing import stable_seed
 from .judges.replay import prompt_key
 from .scheduler import RESAMPLE_STRIDE
 from .strategy import StrategyFactory, build_strategy
-from .types import Judgement, Match, MatchResult, Outcome, Ranking, Request
+from .types import Judgement, MatchResult, Outcome, Ranking, Request
 
 __all__ = [
     "DEFAULT_BUDGETS",
@@ -253,7 +253,7 @@ class SimulatedBench:
         for f in range(n):
             for s in range(n):
                 if f != s:
-                    p[f, s] = jd.p_first(Match("", "", "", first_score=float(q[f]), second_score=float(q[s])))
+                    p[f, s] = jd.win_probability(float(q[f]), float(q[s]))
         base = f"{self.seed}|{t}"
         abstain, tie, err = jd.abstain_rate, jd.tie_rate, jd.error_rate
         tok_med, tok_sig, prompt_tokens = jd.tokens_median, jd.tokens_sigma, self.prompt_tokens

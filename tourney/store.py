@@ -65,7 +65,6 @@ Stdlib only (sqlite3, json, hashlib, threading), so importing it is cheap.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -78,6 +77,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .errors import StoreError
+from .hashing import sha256_hex as _sha256
 from .types import Judgement, Outcome, Prompt
 
 __all__ = ["JudgementStore", "KEY_VERSION", "SCHEMA_VERSION"]
@@ -177,10 +177,6 @@ def canonical_json(value: Any) -> str:
     """The canonical JSON text of ``value``: sorted keys, no whitespace, non-ASCII kept, no NaN.
     Mappings and sequences of any type serialise as objects and arrays."""
     return _ENCODER.encode(value)
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _key_from_hashes(judge_json: str, prompt_hash: str, first_hash: str, second_hash: str, sample: int) -> str:

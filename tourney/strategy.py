@@ -25,7 +25,8 @@ Contract (checked for every registered strategy by ``tests/test_strategy_conform
 
 Strategies are registered by name with ``@STRATEGIES.register("name")`` in a module of the
 top-level ``strategies`` package; every module there is imported on first lookup, so adding a
-strategy is adding one file.
+strategy is adding one file. An installed distribution can add strategies through the entry-point
+group ``tourney.strategies`` (``name = "module:Class"``), imported when first used.
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ from .errors import SpecError
 from .registry import Registry, Spec, parse_spec
 from .types import MatchResult, Ranking, Request
 
-__all__ = ["Strategy", "StrategyFactory", "STRATEGIES", "build_strategy"]
+__all__ = ["ENTRY_POINT_GROUP", "STRATEGIES", "Strategy", "StrategyFactory", "build_strategy"]
+
+#: Entry-point group through which installed distributions add strategies.
+ENTRY_POINT_GROUP = "tourney.strategies"
 
 
 class Strategy(ABC):
@@ -111,6 +115,7 @@ def _load_strategies() -> None:
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
         if not info.name.startswith("_"):
             importlib.import_module(f"{pkg.__name__}.{info.name}")
+    STRATEGIES.load_entry_points(ENTRY_POINT_GROUP)
 
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy", loader=_load_strategies)

@@ -1,5 +1,10 @@
 """Records that cross process boundaries: matches, judgements, results.
 
+A :class:`Request` (what a strategy asks for) becomes a :class:`Match` (what a judge sees), which
+gets :class:`Judgement` samples back; a strategy sees them as a :class:`MatchResult` and concludes
+a :class:`Ranking`; the scheduler reports each input item as a :class:`PromptResult` (one output
+line, :func:`dumps`).
+
 Conventions used everywhere in tourney:
 
 * Candidates of one prompt are numbered ``0 .. n-1`` in input order.
@@ -10,12 +15,15 @@ Conventions used everywhere in tourney:
   outcomes of their own: failure is never encoded as a number or as a silent tie.
 
 All records are frozen dataclasses of plain values, so they pickle cheaply (Ray) and
-serialise to JSON with :func:`dataclasses.asdict`.
+serialise to JSON with :func:`dataclasses.asdict`. They hold what every judge, strategy and
+executor shares, and nothing that only one judge uses (a judge's per-prompt input reaches it
+through :meth:`tourney.judges.base.Judge.for_item`).
 """
 
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence, Union
 
@@ -27,8 +35,10 @@ __all__ = [
     "Match",
     "Judgement",
     "MatchResult",
+    "PromptResult",
     "Ranking",
     "TokenUsage",
+    "dumps",
 ]
 
 #: A chat message ``{"role": ..., "content": ...}``.
@@ -96,9 +106,6 @@ class Match:
     second: int = -1  #: candidate index of ``second_text``
     samples: int = 1
     sample_offset: int = 0
-    #: optional latent qualities for the simulated judge (from the input's ``scores``)
-    first_score: float | None = None
-    second_score: float | None = None
 
     @property
     def key(self) -> tuple:
@@ -246,3 +253,85 @@ class Ranking:
     @property
     def best(self) -> int:
         return self.order[0]
+
+
+@dataclass(frozen=True)
+class PromptResult:
+    """The result for one input item (one output line)."""
+
+    index: int
+    id: str
+    status: str  #: "ok"; "partial" (judge errors: ranked on what was judged); "failed" (no ranking)
+    best: int | None = None
+    ranking: tuple[int, ...] = ()
+    scores: tuple[float, ...] = ()
+    scale: str = ""
+    uncertainty: tuple[float, ...] | None = None
+    best_response: str | None = None
+    comparisons: int = 0  #: requests (matches) judged
+    samples: int = 0  #: judge samples paid for (votes, re-samples, abstentions, errors)
+    abstentions: int = 0
+    ties: int = 0
+    errors: int = 0
+    tokens: TokenUsage = TokenUsage()
+    budget_limited: bool = False
+    reused: int = 0  #: samples answered from the judgement store
+    messages: tuple[str, ...] = ()
+    matches: tuple[Mapping[str, Any], ...] = ()
+    info: Mapping[str, Any] = field(default_factory=dict)
+    strategy: Mapping[str, Any] = field(default_factory=dict)
+    judge: Mapping[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+
+    @classmethod
+    def failed(cls, index: int, id_: str, message: str) -> "PromptResult":
+        """The result of an item that could not be ranked (bad input, a broken strategy)."""
+        return cls(index=index, id=id_, status="failed", messages=(message,))
+
+    def to_json(self) -> dict[str, Any]:
+        """The output line's fields, in output order (see the README's output format)."""
+        d: dict[str, Any] = {"id": self.id, "status": self.status}
+        if self.status == "failed":
+            d["error"] = "; ".join(self.messages)
+            return d
+        d.update(
+            best=self.best,
+            best_response=self.best_response,
+            ranking=list(self.ranking),
+            scores=[round(s, 10) for s in self.scores],
+            scale=self.scale,
+        )
+        if self.uncertainty is not None:
+            d["uncertainty"] = [round(s, 10) for s in self.uncertainty]
+        d.update(
+            comparisons=self.comparisons,
+            samples=self.samples,
+            abstentions=self.abstentions,
+            ties=self.ties,
+            errors=self.errors,
+            tokens={"prompt": self.tokens.prompt, "cached": self.tokens.cached, "completion": self.tokens.completion},
+            budget_limited=self.budget_limited,
+        )
+        if self.messages:
+            d["error"] = "; ".join(self.messages)
+        d.update(strategy=dict(self.strategy), judge=dict(self.judge), seed=self.seed, matches=list(self.matches))
+        if self.info:
+            d["info"] = _jsonable(self.info)
+        return d
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if hasattr(x, "item") and callable(x.item):  # numpy scalars
+        return x.item()
+    if isinstance(x, float):
+        return round(x, 10)
+    return x
+
+
+def dumps(result: PromptResult) -> str:
+    """One output line (no newline): ``result.to_json()`` as JSON, non-ASCII kept, fields in order."""
+    return json.dumps(result.to_json(), ensure_ascii=False, sort_keys=False)

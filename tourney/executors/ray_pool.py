@@ -29,6 +29,10 @@ Data flow (client side, in the caller's event loop):
 * The call is a Ray streaming generator: the actor judges the batch concurrently and yields
   results as they complete (those that complete together in one message), so results come back
   in completion order, never held back by a slow neighbour in the same batch.
+* Per-prompt input: when the inner judge has its own ``Judge.for_item`` (the simulated judge
+  binds an input's ``scores`` as its truth; a replica reports this at start), the pool's
+  ``for_item(item)`` returns a view whose matches travel with their input item, and the replica
+  judges each with ``judge.for_item(item)``. Otherwise only the matches travel.
 
 Faults. Actors are created with ``max_restarts`` (default: unlimited) and NO Ray task retry:
 when an actor dies (killed, node lost, judge process exited), the client takes back the matches
@@ -85,7 +89,7 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import (
     ExecutorError,
@@ -98,6 +102,9 @@ from ..hashing import stable_seed
 from ..judges.base import JUDGES, Judge, build_judge
 from ..registry import Spec, parse_spec
 from ..types import Judgement, Match
+
+if TYPE_CHECKING:
+    from ..items import Item
 
 __all__ = ["DEAD_ENGINE_EXIT", "REPLICA_ENV", "ExecutorError", "NoReplicaLeftError", "RayJudgePool", "ReplicaStats"]
 
@@ -176,7 +183,8 @@ class _JudgeActor:
             "node": ray.get_runtime_context().get_node_id(),
             "identity": self._judge.identity(),
             "describe": self._judge.describe(),
-            "resample_abstentions": bool(getattr(self._judge, "resample_abstentions", True)),
+            "fresh_samples": bool(getattr(self._judge, "fresh_samples", True)),
+            "binds_items": type(self._judge).for_item is not Judge.for_item,
         }
 
     async def ping(self) -> int:
@@ -184,13 +192,14 @@ class _JudgeActor:
         judge's calls run on, so an answer also proves that loop is free to deliver results."""
         return os.getpid()
 
-    async def judge_stream(self, matches: Sequence[Match]):  # -> AsyncIterator[list[tuple[int, list | exc]]]
-        """Judge ``matches`` concurrently; yield ``[(index, judgements or exception), ...]`` for
-        the matches that completed together, in completion order."""
+    async def judge_stream(self, matches: Sequence[Match], items: Sequence[Item | None] | None = None):
+        """Judge ``matches`` concurrently (``items[i]``, when given, is match i's input item, for
+        the judge's ``for_item``); yield ``[(index, judgements or exception), ...]`` for the
+        matches that completed together, in completion order."""
         self._calls += 1
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._max_inflight)
-        tasks = {asyncio.ensure_future(self._one(m)): i for i, m in enumerate(matches)}
+        tasks = {asyncio.ensure_future(self._one(m, items[i] if items else None)): i for i, m in enumerate(matches)}
         pending: set[asyncio.Future] = set(tasks)
         try:
             while pending:
@@ -203,11 +212,12 @@ class _JudgeActor:
             for t in pending:  # the caller went away: stop paying for its matches
                 t.cancel()
 
-    async def _one(self, match: Match) -> list[Judgement] | BaseException:
+    async def _one(self, match: Match, item: Item | None) -> list[Judgement] | BaseException:
         assert self._slots is not None
         try:
             async with self._slots:  # prefetched matches wait here, not a round trip away
-                return await self._judge.judge(match)
+                judge = self._judge if item is None else self._judge.for_item(item)
+                return await judge.judge(match)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - returned in its slot: one failure never loses the others
@@ -303,11 +313,12 @@ class ReplicaStats:
 class _Item:
     """One ``judge(match)`` call waiting for its result."""
 
-    __slots__ = ("deaths", "fut", "home", "match")
+    __slots__ = ("deaths", "fut", "home", "match", "source")
 
-    def __init__(self, match: Match, fut: asyncio.Future):
+    def __init__(self, match: Match, fut: asyncio.Future, source: Item | None = None):
         self.match = match
         self.fut = fut
+        self.source = source  # the match's input item, when the inner judge binds items (for_item)
         self.home = -1  # the replica it was routed to (its prompt's first choice among those up)
         self.deaths = 0  # replica failures while it was in flight
 
@@ -515,6 +526,7 @@ class RayJudgePool(Judge):
         self.ray_init_options = dict(ray_init_options or {})
         self.check_resources = check_resources
         self._replicas: list[_Replica] = []
+        self._binds_items = False  # whether the inner judge has its own for_item (reported by a replica)
         self._identity: dict[str, Any] | None = None
         self._describe: dict[str, Any] | None = None
         self._owns_ray = False
@@ -640,7 +652,8 @@ class RayJudgePool(Judge):
             if self._identity is None:
                 self._identity = info.get("identity")
                 self._describe = info.get("describe")
-                self.resample_abstentions = bool(info.get("resample_abstentions", True))
+                self.fresh_samples = bool(info.get("fresh_samples", True))
+                self._binds_items = bool(info.get("binds_items", False))
         log.info("ray judge pool: %d replicas of %s up (%s each)", self.replicas, self.spec, self._needs())
 
     # -- Judge API ----------------------------------------------------------------------------
@@ -655,11 +668,20 @@ class RayJudgePool(Judge):
         return dict(self._describe) if self._describe is not None else self.spec.to_dict()
 
     async def judge(self, match: Match) -> list[Judgement]:
+        return await self._submit(match, None)
+
+    def for_item(self, item: Item) -> Judge:
+        """The pool itself, or, when the inner judge binds input items (its own ``for_item``),
+        a view whose matches travel to the replica with ``item``, where the replica's judge
+        takes them through ``judge.for_item(item)``."""
+        return _PoolForItem(self, item) if self._binds_items else self
+
+    async def _submit(self, match: Match, source: Item | None) -> list[Judgement]:
         if self._closed:
             raise JudgeError("the Ray judge pool is closed")
         self._bind()
         assert self._loop is not None
-        item = _Item(match, self._loop.create_future())
+        item = _Item(match, self._loop.create_future(), source)
         self._place(item)
         return await item.fut
 
@@ -758,8 +780,10 @@ class RayJudgePool(Judge):
 
     def _send(self, rep: _Replica, batch: list[_Item]) -> None:
         rep.calls += 1
+        sources = [it.source for it in batch]
         try:
-            gen = rep.actor.judge_stream.remote([it.match for it in batch])
+            gen = rep.actor.judge_stream.remote([it.match for it in batch],
+                                                sources if any(x is not None for x in sources) else None)
         except Exception as exc:  # noqa: BLE001 - a handle of a dead actor: a replica failure
             self._failed(rep, rep.epoch, batch, exc)
             return
@@ -1096,6 +1120,28 @@ class RayJudgePool(Judge):
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
             self._owns_ray = False
+
+
+class _PoolForItem(Judge):
+    """:meth:`RayJudgePool.for_item`'s view: the pool's matches of one input item, sent with it."""
+
+    def __init__(self, pool: RayJudgePool, item: Item):
+        super().__init__(pool.spec)
+        self.pool = pool
+        self.item = item
+        self.fresh_samples = pool.fresh_samples  # the inner judge's, as on the pool
+
+    async def judge(self, match: Match) -> list[Judgement]:
+        return await self.pool._submit(match, self.item)
+
+    def for_item(self, item: Item) -> Judge:
+        return self.pool.for_item(item)
+
+    def identity(self) -> dict[str, Any]:
+        return self.pool.identity()
+
+    def describe(self) -> dict[str, Any]:
+        return self.pool.describe()
 
 
 def _quietly(fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -80,7 +80,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar, Iterator, Mapping, Sequence
 
-from ..errors import InputError, SpecError
+from ..errors import InputError
+from ..registry import Registry
 from ..types import Outcome, Prompt
 
 __all__ = [
@@ -711,18 +712,19 @@ ALIASES: dict[str, str] = {
 }
 
 
+#: The formats as a :class:`~tourney.registry.Registry` (the lookup judges and strategies use too).
+FORMAT_REGISTRY: Registry[JudgeFormat] = Registry("judge format")
+for _fmt in FORMATS.values():
+    FORMAT_REGISTRY.register(_fmt.name)(_fmt)
+for _alias, _target in ALIASES.items():
+    FORMAT_REGISTRY.alias(_alias, _target)
+
+
 def get_format(name: str) -> JudgeFormat:
     """The format called ``name`` (case-insensitive; ``rm-r1`` = ``rm_r1``; aliases in :data:`ALIASES`).
 
     Raises :class:`~tourney.errors.SpecError` listing the known names for an unknown one."""
-    key = str(name).strip().lower().replace("-", "_")
-    key = ALIASES.get(key, key)
-    if key not in FORMATS:
-        raise SpecError(
-            f"unknown judge format {name!r}; known: {', '.join(sorted(FORMATS))} "
-            f"(aliases: {', '.join(sorted(ALIASES))})"
-        )
-    return FORMATS[key]
+    return FORMAT_REGISTRY.get(name)
 
 
 _HASH_RE = re.compile(r"[0-9a-f]{7,64}")

@@ -70,7 +70,7 @@ from ..registry import Spec
 from ..types import Judgement, Match
 from .base import Judge
 from .formats import JudgeFormat
-from .vllm_judge import (
+from ._common import (
     SAMPLING_OPTIONS,
     SamplingSettings,
     build_judgement,

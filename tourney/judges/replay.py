@@ -17,12 +17,12 @@ cyclically instead (sample i answers with record i mod k).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import JudgeError, SpecError
+from ..hashing import prompt_text, sha256_hex
 from ..registry import Spec
 from ..types import Judgement, Match, Outcome
 from .base import JUDGES, Judge
@@ -30,9 +30,8 @@ from .base import JUDGES, Judge
 _VERDICTS = {"a": Outcome.A, "b": Outcome.B, "tie": Outcome.TIE, "abstain": Outcome.ABSTAIN}
 
 
-def prompt_key(prompt: Any) -> str:
-    """How a replay file keys a prompt: the text, or a chat prompt's canonical JSON."""
-    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True, ensure_ascii=False)
+#: How a replay file keys a prompt: the text, or a chat prompt's JSON (:func:`tourney.hashing.prompt_text`).
+prompt_key = prompt_text
 
 
 def _short(text: str, n: int = 60) -> str:
@@ -43,7 +42,7 @@ def _short(text: str, n: int = 60) -> str:
 @JUDGES.register("replay")
 class ReplayJudge(Judge):
     options = {"cycle": "reuse recorded samples cyclically when more are asked for (default false)"}
-    resample_abstentions = False  # a recorded abstention stays one: there is no other draw
+    fresh_samples = False  # a recorded abstention stays one: there is no other draw
 
     def __init__(self, spec: Spec | None = None, path: str | None = None, **options: Any):
         spec = spec or Spec("replay", path, options)
@@ -65,7 +64,7 @@ class ReplayJudge(Judge):
         except (OSError, UnicodeDecodeError) as exc:
             raise SpecError(f"cannot read replay file {self.path}: {getattr(exc, 'strerror', None) or exc}") from exc
         # the store keys judgements by identity: an edited file must not reuse old verdicts
-        self.digest = hashlib.sha256(raw).hexdigest()
+        self.digest = sha256_hex(raw)
         for no, line in enumerate(lines, 1):
             if not line.strip():
                 continue

@@ -1,7 +1,9 @@
 """A simulated judge with a known truth: for tests, benchmarks and strategy research.
 
 Each candidate has a latent quality: the input's ``scores`` when given, else a draw from
-``Normal(0, spread)`` keyed by (judge seed, prompt, response text). For a match,
+``Normal(0, spread)`` keyed by (judge seed, prompt, response text). The input's ``scores`` reach
+the judge through :meth:`SimulatedJudge.for_item` (the scheduler calls it once per prompt): it
+returns a light view of the judge with the item's scores bound as the truth. For a match,
 
     P(first-shown wins) = F((q_first - q_second) / noise + offset)
 
@@ -23,17 +25,21 @@ whatever order the matches run in, in any process.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import math
+from contextvars import ContextVar
+from dataclasses import replace
 from functools import lru_cache
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
 
-from ..errors import SpecError, TransientJudgeError
+from ..errors import JudgeError, SpecError, TransientJudgeError
+from ..hashing import content_hash, prompt_text, uniforms
 from ..registry import Spec
 from ..types import Judgement, Match, Outcome
 from .base import JUDGES, Judge
+
+if TYPE_CHECKING:
+    from ..items import Item
 
 _STD_NORMAL = NormalDist()
 _DEFAULT_NOISE = {"bradley_terry": 0.5, "thurstone": 0.85}
@@ -54,18 +60,14 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
-def _uniforms(key: bytes, k: int) -> list[float]:
-    """k independent uniforms in (0, 1) from a hash of ``key``."""
-    digest = hashlib.blake2b(key, digest_size=8 * k).digest()
-    return [(int.from_bytes(digest[8 * i : 8 * i + 8], "big") + 0.5) / 2.0**64 for i in range(k)]
+#: The truth of the judge call in progress: response text -> latent quality, set by a view that
+#: :meth:`SimulatedJudge.for_item` made, for the duration of one call (per asyncio task, so
+#: concurrent calls of different prompts never see each other's truth).
+_TRUTH: ContextVar[Mapping[str, float] | None] = ContextVar("tourney_simulated_truth", default=None)
 
 
 def _text_id(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
-
-
-def _prompt_text(prompt: Any) -> str:
-    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True, ensure_ascii=False)
+    return content_hash(text, 12)
 
 
 @JUDGES.register("simulated")
@@ -123,35 +125,57 @@ class SimulatedJudge(Judge):
         self._quality = lru_cache(maxsize=65536)(self._draw_quality)
 
     # -- the truth --------------------------------------------------------------------------
+    def for_item(self, item: "Item") -> Judge:
+        """This judge with ``item``'s ``scores`` as the latent qualities of its responses;
+        ``self`` when the item has none (the qualities are then drawn).
+
+        The view judges through this judge (its state, and a subclass's :meth:`judge`), with
+        the item's truth in effect for each call; its identity is this judge's (the store keys
+        the pair's scores itself, see :mod:`tourney.cache`)."""
+        if item.scores is None:
+            return self
+        return _WithTruth(self, {text: float(q) for text, q in zip(item.responses, item.scores)})
+
     def _draw_quality(self, prompt_text: str, text: str) -> float:
-        (u,) = _uniforms(f"q|{self.seed}|{_text_id(prompt_text)}|{_text_id(text)}".encode(), 1)
+        (u,) = uniforms(f"q|{self.seed}|{_text_id(prompt_text)}|{_text_id(text)}", 1)
         return self.spread * _STD_NORMAL.inv_cdf(u)
 
     def quality(self, match: Match, which: str) -> float:
-        """Latent quality of the first- or second-shown response of ``match``."""
-        given = match.first_score if which == "first" else match.second_score
-        if given is not None:
-            return float(given)
+        """Latent quality of the first- or second-shown response of ``match``: the bound item's
+        score (inside a :meth:`for_item` view's call), else the seeded draw."""
         text = match.first_text if which == "first" else match.second_text
-        return self._quality(_prompt_text(match.prompt), text)
+        truth = _TRUTH.get()
+        if truth is None:
+            return self._quality(prompt_text(match.prompt), text)
+        try:
+            return truth[text]
+        except KeyError:
+            raise JudgeError(
+                f"the simulated judge was bound to prompt {match.prompt_id or '?'}'s scores, but the "
+                f"{which}-shown response is not one of its responses"
+            ) from None
 
-    def p_first(self, match: Match) -> float:
-        """P(the first-shown response wins | a decisive vote)."""
-        z = (self.quality(match, "first") - self.quality(match, "second")) / self.noise + self._offset
+    def win_probability(self, first_quality: float, second_quality: float) -> float:
+        """P(the first-shown response wins | a decisive vote) for the two latent qualities."""
+        z = (first_quality - second_quality) / self.noise + self._offset
         if self.model == "bradley_terry":
             return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
         return _STD_NORMAL.cdf(z)
 
+    def p_first(self, match: Match) -> float:
+        """P(the first-shown response of ``match`` wins | a decisive vote)."""
+        return self.win_probability(self.quality(match, "first"), self.quality(match, "second"))
+
     # -- the judge --------------------------------------------------------------------------
     async def judge(self, match: Match) -> list[Judgement]:
-        ptext = _prompt_text(match.prompt)
+        ptext = prompt_text(match.prompt)
         base = f"{self.seed}|{_text_id(ptext)}|{_text_id(match.first_text)}|{_text_id(match.second_text)}"
         if self.error_rate > 0:
             # per prompt id too: identical texts under two ids must not share an attempt count
             call_key = (match.prompt_id, base, match.sample_offset, match.samples)
             attempt = self._attempts.get(call_key, 0)
             self._attempts[call_key] = attempt + 1
-            (u,) = _uniforms(f"err|{base}|{match.sample_offset}|{attempt}".encode(), 1)
+            (u,) = uniforms(f"err|{base}|{match.sample_offset}|{attempt}", 1)
             if u < self.error_rate:
                 raise TransientJudgeError(f"simulated judge error (attempt {attempt + 1})")
         p = self.p_first(match)
@@ -159,7 +183,7 @@ class SimulatedJudge(Judge):
         out: list[Judgement] = []
         latency = 0.0
         for s in range(match.sample_offset, match.sample_offset + match.samples):
-            u_out, u_abs, u_tie, u_lat, u_tok = _uniforms(f"s|{base}|{s}".encode(), 5)
+            u_out, u_abs, u_tie, u_lat, u_tok = uniforms(f"s|{base}|{s}", 5)
             if self.latency_median_s > 0:
                 latency = max(latency, self.latency_median_s * math.exp(self.latency_sigma * _STD_NORMAL.inv_cdf(u_lat)))
             tokens = max(1, int(self.tokens_median * math.exp(self.tokens_sigma * _STD_NORMAL.inv_cdf(u_tok))))
@@ -190,7 +214,47 @@ class SimulatedJudge(Judge):
         return {"name": "simulated", "options": {k: getattr(self, k) for k in _DEFAULTS}}
 
 
-def _with_latency(j: Judgement, latency: float) -> Judgement:
-    from dataclasses import replace
+class _WithTruth(Judge):
+    """A :class:`SimulatedJudge` bound to one input item's ``scores`` (see
+    :meth:`SimulatedJudge.for_item`). Every call goes to the base judge with the truth set for
+    that call only, so the base's state (error attempts, a subclass's counters or ``dead``
+    flag) stays in one place and a subclass's own :meth:`judge` still runs."""
 
+    def __init__(self, base: SimulatedJudge, truth: Mapping[str, float]):
+        super().__init__(base.spec)
+        self.base = base
+        self.truth = truth
+
+    async def judge(self, match: Match) -> list[Judgement]:
+        token = _TRUTH.set(self.truth)
+        try:
+            return await self.base.judge(match)
+        finally:
+            _TRUTH.reset(token)
+
+    def quality(self, match: Match, which: str) -> float:
+        token = _TRUTH.set(self.truth)
+        try:
+            return self.base.quality(match, which)
+        finally:
+            _TRUTH.reset(token)
+
+    def p_first(self, match: Match) -> float:
+        token = _TRUTH.set(self.truth)
+        try:
+            return self.base.p_first(match)
+        finally:
+            _TRUTH.reset(token)
+
+    def for_item(self, item: "Item") -> Judge:
+        return self.base.for_item(item)
+
+    def identity(self) -> dict[str, Any]:
+        return self.base.identity()
+
+    def describe(self) -> dict[str, Any]:
+        return self.base.describe()
+
+
+def _with_latency(j: Judgement, latency: float) -> Judgement:
     return replace(j, latency_s=latency)
