@@ -124,7 +124,7 @@ class FaultyJudge(SimulatedJudge):
 
 
 def _register_faulty_judge() -> None:
-    if "_test_faulty" not in JUDGES._items:
+    if "_test_faulty" not in JUDGES:
         JUDGES.register("_test_faulty")(FaultyJudge)
 
 
@@ -142,7 +142,7 @@ def cluster():
              runtime_env={"env_vars": {"PYTHONPATH": path}})
     _register_faulty_judge()  # here, not at import: collecting this module must not change the registry
     yield
-    JUDGES._items.pop("_test_faulty", None)
+    JUDGES.unregister("_test_faulty")
     ray.shutdown()
 
 

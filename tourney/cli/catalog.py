@@ -23,10 +23,7 @@ def cmd_judges(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from ..judges.base import JUDGES
 
     for name in JUDGES.names():
-        target = JUDGES.get(name)
-        if isinstance(target, str):
-            print(f"{name}  (loads {target.split(':')[0]} on use)")
-            continue
+        target = JUDGES.get(name)  # imports a lazily registered judge's module (light at import)
         doc = (target.__doc__ or sys.modules[target.__module__].__doc__ or "").strip().splitlines()
         print(f"{name}  {doc[0] if doc else ''}")
         for k, v in getattr(target, "options", {}).items():
