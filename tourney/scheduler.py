@@ -10,8 +10,20 @@ The scheduler owns concurrency; strategies own decisions; judges own inference.
   trailing: on 100 prompts x N = 16 it cut the makespan from 1.36x to 1.16x the lower bound
   (benchmarks/bench_scheduler.py). At most ``max_active_prompts`` prompts are open at once, so
   memory and the reorder buffer of ordered output stay bounded on huge inputs.
-* A failing judge call is retried with exponential backoff (``retries``); a call that keeps
-  failing, or fails permanently, becomes ERROR judgements the strategy sees (never a win).
+* The scheduler is the single retry layer (judges make one attempt per call). Policy: a call
+  that raises :class:`~tourney.errors.TransientJudgeError` (or any exception that is not a
+  :class:`~tourney.errors.JudgeError`) gets up to ``1 + retries`` attempts in all; before retry
+  k (1, 2, ...) it waits ``min(max_backoff_s, backoff_s * 2**(k-1))`` seconds times a jitter
+  factor uniform in [0.5, 1), and at least the error's ``retry_after`` (a server's
+  ``Retry-After``, honoured up to ``MAX_RETRY_AFTER_S``) times a jitter factor in [1, 1.25).
+  A call that keeps failing becomes ERROR judgements "gave up after N attempts: <last
+  error>"; a permanent :class:`~tourney.errors.JudgeError` does so at once. The strategy
+  sees them as errors, never as a win. Jitter changes timing only, never results.
+* Fail fast: ``run`` first awaits ``judge.preflight()`` (a server that is down, a refused key,
+  a model not served: :class:`~tourney.errors.JudgeUnavailableError` before any work), and a
+  :class:`~tourney.errors.JudgeUnavailableError` from any call (a judge's circuit breaker)
+  stops the run like an unusable store: results already yielded and judgements already
+  stored stand, nothing more is dispatched, ``run`` raises it.
 * Abstentions are re-sampled up to ``resample_abstentions`` times per request, with sample
   indices ``RESAMPLE_STRIDE * round + offset``, which never collide with ordinary indices, so a
   re-sample is a new, reproducible draw (only for a judge whose ``fresh_samples`` is true).
@@ -33,7 +45,7 @@ from typing import Any, AsyncIterator, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
-from .errors import InputError, JudgeError, StoreError, TransientJudgeError
+from .errors import InputError, JudgeError, JudgeUnavailableError, StoreError, TransientJudgeError
 from .hashing import response_key, stable_seed
 from .items import Item
 from .judges.base import Judge
@@ -46,6 +58,8 @@ log = logging.getLogger("tourney")
 
 #: sample indices of re-samples start at multiples of this (ordinary indices stay below it)
 RESAMPLE_STRIDE = 1_000_000
+#: the longest server ``Retry-After`` honoured, in seconds (a longer one is cut to this)
+MAX_RETRY_AFTER_S = 300.0
 
 
 class JudgementCache(Protocol):
@@ -178,6 +192,7 @@ class Scheduler:
         self._all_fed = False
         self._fatal: BaseException | None = None
         self._loop = asyncio.get_running_loop()
+        await self.judge.preflight()  # JudgeUnavailableError before any work is paid for
         workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
         feeder = asyncio.create_task(self._feed(items))
         try:
@@ -339,16 +354,22 @@ class Scheduler:
                 got = await state.judge.judge(sub)
                 if len(got) != sub.samples:
                     raise JudgeError(f"judge returned {len(got)} samples, {sub.samples} were asked for")
+            except JudgeUnavailableError as exc:  # the judge cannot work at all: stop the run
+                self._abort(exc)
+                return
             except JudgeError as exc:
-                if isinstance(exc, TransientJudgeError) and self._retry(task, exc):
-                    return
-                got = self._errors(sub, f"{type(exc).__name__}: {exc}")
+                if isinstance(exc, TransientJudgeError):
+                    if self._retry(task, exc):
+                        return
+                    got = self._errors(sub, self._gave_up(task, exc))
+                else:
+                    got = self._errors(sub, f"{type(exc).__name__}: {exc}")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # anything else is treated as transient
                 if self._retry(task, exc):
                     return
-                got = self._errors(sub, f"{type(exc).__name__}: {exc}")
+                got = self._errors(sub, self._gave_up(task, exc))
             if self.cache is not None:
                 try:
                     self.cache.save(sub, got, state.item)
@@ -373,8 +394,9 @@ class Scheduler:
         self._deliver(task)
 
     def _abort(self, exc: BaseException) -> None:
-        """Stop the whole run (the store cannot take more judgements): results already
-        yielded stand, nothing more is dispatched, ``run`` raises ``exc``."""
+        """Stop the whole run (the store cannot take more judgements, or the judge cannot
+        work at all): results already yielded stand, nothing more is dispatched, ``run``
+        raises ``exc``."""
         if self._fatal is None:
             self._fatal = exc
             log.error("stopping the run: %s", exc)
@@ -387,10 +409,18 @@ class Scheduler:
         self.stats.retries += 1
         delay = min(self.max_backoff_s, self.backoff_s * 2 ** (task.attempt - 1))
         delay *= 0.5 + random.random() / 2  # jitter: timing only, never results
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, (int, float)) and retry_after >= 0:  # the server said how long
+            delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER_S) * (1 + random.random() / 4))
         log.warning("judge call for prompt %s failed (%s); retry %d/%d in %.2fs",
                     task.state.item.id, exc, task.attempt, self.retries, delay)
         self._loop.call_later(delay, self._enqueue, task)
         return True
+
+    @staticmethod
+    def _gave_up(task: _Task, exc: BaseException) -> str:
+        n = task.attempt + 1
+        return f"gave up after {n} attempt{'s' if n != 1 else ''}: {type(exc).__name__}: {exc}"
 
     @staticmethod
     def _errors(match: Match, message: str) -> list[Judgement]:

@@ -106,6 +106,12 @@ class Judge(ABC):
     def describe(self) -> dict[str, Any]:
         return self.spec.to_dict()
 
+    async def preflight(self) -> None:
+        """Check, once and cheaply, that the judge can work at all, before any match is paid
+        for; raise :class:`~tourney.errors.JudgeUnavailableError` saying what to fix if not
+        (a server that is down, a refused key, a model not served). The scheduler calls it at
+        the start of every run; it must be cheap to call again. Default: nothing to check."""
+
 
 #: Entry-point group through which installed distributions add judges (``name = "module:Class"``).
 ENTRY_POINT_GROUP = "tourney.judges"
