@@ -55,17 +55,13 @@ this parser would take for the judge's own control text, so the judge never SEES
 verdict or end-of-thinking tag inside a candidate, and a verbatim copy of a candidate in the
 judge's output never parses as a verdict:
 
-==================  ===============================================================  ======================
-format              neutralised in candidate text                                    becomes
-==================  ===============================================================  ======================
-``rrm``             ``<think>``, ``</think>``; ``\\boxed`` opening a box whose          ``<\\u200b/think>``,
-                    content starts (after spaces / ``\\text{``-like wrappers) with      ``\\boxed\\u200b{...}``
-                    "assistant" (any case). ``\\boxed{42}`` is left alone.
-``rm_r1``           ``<think>``, ``</think>``, ``<answer>``, ``[[A]]``/``[[B]]``          ``<\\u200banswer>``,
-                    (with inner spaces)                                               ``[\\u200b[A]]``
-``rm_r1_instruct``  ``<answer>``; ``<quote_A|B>``, ``<summary_A|B>`` and their closing   ``<\\u200bquote_A>``
-                    tags (a candidate cannot close the judge's quote)
-==================  ===============================================================  ======================
+* ``rrm``: ``<think>``, ``</think>`` (-> ``<\\u200b/think>``), and ``\\boxed`` opening a box whose
+  content starts, after spaces and ``\\text{``-like wrappers, with "assistant" in any case
+  (-> ``\\boxed\\u200b{Assistant 1}``); ``\\boxed{42}`` is left alone;
+* ``rm_r1``: ``<think>``, ``</think>``, ``<answer>`` (-> ``<\\u200banswer>``), ``[[A]]`` and
+  ``[[B]]`` with or without inner spaces (-> ``[\\u200b[A]]``);
+* ``rm_r1_instruct``: ``<answer>``, and the quote tags ``<quote_A|B>``, ``<summary_A|B>`` and their
+  closing tags (-> ``<\\u200b/quote_B>``), so a candidate cannot close the judge's quote.
 
 The mark is invisible when the prompt is read, so the candidate reads the same to a person and
 nearly the same to the judge; everything else in the candidate is byte-identical.
