@@ -38,14 +38,17 @@ class StoreCache:
     def __init__(self, store: JudgementStore, judge: Judge):
         self.store = store
         self.identity = judge.identity()
+        self._match_identity = judge.match_identity
         self._flush_scheduled = False
         self._failed: StoreError | None = None
 
     def _identity(self, match: Match, item: Item | None) -> dict:
-        # the input's `scores` decide a simulated judge's verdicts: part of the key (see the module docstring)
+        # the input's `scores` decide a simulated judge's verdicts, and a judge may treat one match
+        # apart (the model judges' candidate defences): both part of the key (see the module docstring)
+        extra = self._match_identity(match)
         if item is None or item.scores is None:
-            return self.identity
-        return {**self.identity, "scores": [item.scores[match.first], item.scores[match.second]]}
+            return {**self.identity, **extra} if extra else self.identity
+        return {**self.identity, **extra, "scores": [item.scores[match.first], item.scores[match.second]]}
 
     def lookup(self, match: Match, item: Item | None = None) -> dict[int, Judgement]:
         """The stored samples of ``match`` (from input ``item``), by sample index: only those present."""

@@ -667,6 +667,22 @@ class RayJudgePool(Judge):
         identical whatever the executor; the executor's settings are in :meth:`describe_executor`."""
         return dict(self._describe) if self._describe is not None else self.spec.to_dict()
 
+    def match_identity(self, match: Match) -> dict[str, Any]:
+        """The inner judge's per-match key addition, computed here without a round trip: the
+        model judges' candidate defences depend only on the format and the defence settings,
+        which the replicas report (``describe()["defences"]`` and ``identity()["format"]``)."""
+        defences = (self._describe or {}).get("defences")
+        fmt_name = (self._identity or {}).get("format")
+        if not defences or not fmt_name:
+            return {}
+        from ..judges.formats import get_format
+
+        return get_format(fmt_name).defence_identity(
+            match.first_text, match.second_text,
+            neutralise=bool(defences.get("neutralise_candidates", True)),
+            quote_check=bool(defences.get("quote_check", True)),
+        )
+
     async def judge(self, match: Match) -> list[Judgement]:
         return await self._submit(match, None)
 
@@ -1142,6 +1158,9 @@ class _PoolForItem(Judge):
 
     def describe(self) -> dict[str, Any]:
         return self.pool.describe()
+
+    def match_identity(self, match: Match) -> dict[str, Any]:
+        return self.pool.match_identity(match)
 
 
 def _quietly(fn: Any, *args: Any, **kwargs: Any) -> Any:

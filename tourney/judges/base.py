@@ -90,6 +90,13 @@ class Judge(ABC):
         """
         return self
 
+    def match_identity(self, match: Match) -> dict[str, Any]:
+        """What ``match``'s store key adds to :meth:`identity`: ``{}`` (the default) unless this
+        judge treats this particular match differently from its identity alone, as the model
+        judges' candidate defences do for a response that holds the format's control strings
+        (:meth:`tourney.judges._common.Defences.match_identity`)."""
+        return {}
+
     async def judge_batch(self, matches: Sequence[Match]) -> list[list[Judgement] | BaseException]:
         """Judge many matches concurrently. A failed match yields its exception in its slot,
         so one failure does not lose the others."""

@@ -139,7 +139,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
-from ..errors import InputError
+from ..errors import InputError, SpecError
 from ..registry import Registry
 from ..types import Outcome, Prompt
 

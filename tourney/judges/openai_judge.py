@@ -109,7 +109,9 @@ from ..types import Judgement, Match
 from .base import Judge
 from .formats import JudgeFormat
 from ._common import (
+    DEFENCE_OPTIONS,
     SAMPLING_OPTIONS,
+    Defences,
     SamplingSettings,
     build_judgement,
     match_seed,
@@ -171,6 +173,7 @@ class OpenAIJudge(Judge):
     name: ClassVar[str] = "openai"
     options: ClassVar[Mapping[str, str]] = {
         **SAMPLING_OPTIONS,
+        **DEFENCE_OPTIONS,
         "model": "served model name (required)",
         "api_key_env": "environment variable with the API key (default OPENAI_API_KEY)",
         "n": "most samples per request (default: all samples of a match in one request)",
@@ -198,6 +201,7 @@ class OpenAIJudge(Judge):
         self.model = str(model)
         self.format: JudgeFormat = resolve_format(self.model, opts, "openai")
         self.settings = SamplingSettings.from_options(self.format, opts, "openai")
+        self.defences = Defences.from_options(opts, "openai")
         moved = sorted(set(opts) & set(_MOVED_TO_SCHEDULER))
         if moved:
             raise SpecError(
@@ -284,7 +288,7 @@ class OpenAIJudge(Judge):
         s = self.settings
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": render_messages(self.format, match),
+            "messages": render_messages(self.format, match, neutralise=self.defences.neutralise),
             "n": n,
             "seed": seed,
             "temperature": s.temperature,
@@ -499,6 +503,7 @@ class OpenAIJudge(Judge):
                     text=content if isinstance(content, str) else None,
                     reasoning=reasoning if isinstance(reasoning, str) else None,
                     finish_reason=choice.get("finish_reason"),
+                    candidates=self.defences.candidates(match),
                     prompt_tokens=prompt_tokens if i == 0 else 0,
                     cached_tokens=cached_tokens if i == 0 else 0,
                     completion_tokens=completion[i],
@@ -521,8 +526,13 @@ class OpenAIJudge(Judge):
             "extra_body": dict(sorted(self.extra_body.items())),
         }
 
+    def match_identity(self, match: Match) -> dict[str, Any]:
+        # the candidate defences change this match's prompt or parse only when a response holds
+        # one of the format's control strings: then, and only then, its store key differs
+        return self.defences.match_identity(self.format, match)
+
     def describe(self) -> dict[str, Any]:
-        return {**self.spec.to_dict(), "identity": self.identity()}
+        return {**self.spec.to_dict(), "identity": self.identity(), "defences": self.defences.to_dict()}
 
 
 # --------------------------------------------------------------------------------------------

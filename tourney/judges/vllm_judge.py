@@ -83,7 +83,9 @@ from ..errors import JudgeError, MissingExtraError, SpecError, TransientJudgeErr
 from ..registry import Spec
 from ..types import Judgement, Match
 from ._common import (
+    DEFENCE_OPTIONS,
     SAMPLING_OPTIONS,
+    Defences,
     SamplingSettings,
     build_judgement,
     match_seed,
@@ -190,6 +192,7 @@ class VLLMJudge(Judge):
     name: ClassVar[str] = "vllm"
     options: ClassVar[Mapping[str, str]] = {
         **SAMPLING_OPTIONS,
+        **DEFENCE_OPTIONS,
         "context_policy": "prompt over max_model_len - max_tokens: error (default) or truncate",
         "<engine option>": "any vllm.AsyncEngineArgs field, e.g. max_model_len, dtype, enforce_eager",
     }
@@ -205,6 +208,7 @@ class VLLMJudge(Judge):
         opts = dict(spec.options)
         self.format: JudgeFormat = resolve_format(self.model, opts, "vllm")
         self.settings = SamplingSettings.from_options(self.format, opts, "vllm")
+        self.defences = Defences.from_options(opts, "vllm")
         self.context_policy = str(opts.pop("context_policy", "error")).lower()
         if self.context_policy not in CONTEXT_POLICIES:
             raise SpecError(f"context_policy must be one of {', '.join(CONTEXT_POLICIES)}, got {self.context_policy!r}")
@@ -329,7 +333,7 @@ class VLLMJudge(Judge):
         (None when it fitted as is). Raises :class:`JudgeError` under ``context_policy=error``
         or when even cutting both responses away cannot make it fit."""
         fmt = self.format
-        ids = self.render(render_messages(fmt, match))
+        ids = self.render(render_messages(fmt, match, neutralise=self.defences.neutralise))
         budget = self.context_budget
         if len(ids) <= budget:
             return ids, None
@@ -350,7 +354,8 @@ class VLLMJudge(Judge):
             keep_second = keep - keep_first
             first, cut_first = _cut_middle(self._tokenizer, match.first_text, first_ids, keep_first)
             second, cut_second = _cut_middle(self._tokenizer, match.second_text, second_ids, keep_second)
-            new_ids = self.render(render_messages(fmt, dataclasses.replace(match, first_text=first, second_text=second)))
+            new_ids = self.render(render_messages(fmt, dataclasses.replace(match, first_text=first, second_text=second),
+                                                    neutralise=self.defences.neutralise))
             if len(new_ids) <= budget:
                 note = {
                     "policy": "truncate",
@@ -468,6 +473,7 @@ class VLLMJudge(Judge):
                     sample=match.sample_offset + out.index,
                     text=out.text,
                     finish_reason=out.finish_reason,
+                    candidates=self.defences.candidates(match),
                     prompt_tokens=n_prompt,
                     cached_tokens=cached[out.index],
                     completion_tokens=len(out.token_ids),
@@ -508,8 +514,13 @@ class VLLMJudge(Judge):
             "engine": engine,
         }
 
+    def match_identity(self, match: Match) -> dict[str, Any]:
+        # the candidate defences change this match's prompt or parse only when a response holds
+        # one of the format's control strings: then, and only then, its store key differs
+        return self.defences.match_identity(self.format, match)
+
     def describe(self) -> dict[str, Any]:
-        return {**self.spec.to_dict(), "identity": self.identity(), "dead": self.dead}
+        return {**self.spec.to_dict(), "identity": self.identity(), "defences": self.defences.to_dict(), "dead": self.dead}
 
 
 def _cut_middle(tokenizer: Any, text: str, ids: list[int], keep: int) -> tuple[str, int]:
