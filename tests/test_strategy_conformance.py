@@ -38,6 +38,9 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
     "merge_sort": [{"beam": 3, "votes": 3}, {"both_orders": True}],
     "voting": [{"k": 5, "inner": "round_robin"}, {"k": 4, "early_stop": False},
                {"k": 3, "inner": "merge_sort"}],
+    "pivot": [{"pivots": 3, "votes": 3}, {"pivots": 1, "votes": 2}],
+    "league": [{"opponents": 2, "votes": 2}, {"opponents": 5, "shared": True}],
+    "v1_swiss": [{"min_degree": 3}, {"budget": 40, "min_degree": 1}],
     "adaptive": [{"budget": 12, "batch": 2, "close": 0.0}, {"top_k": 2, "threshold": 0.9}, {"first_pass": "cycle"},
                  {"first_pass": "knockout_both"}, {"position": False, "threshold": 0.99, "draws": 300}],
 }
@@ -46,6 +49,11 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
 #: one player, a sort has to order two items): they settle an undecided match by a seeded coin
 #: and report it, so "equal standing" does not apply to them.
 FORCED = {"knockout", "merge_sort"}
+
+#: fixed sparse designs ranked by win rate (as published): with one vote, two unbeaten candidates
+#: that never met tie, and the tie falls to a seeded order, so a noiseless judge gives the true
+#: best the top score but not always the top place (their test modules measure how often).
+SPARSE_WIN_RATE = {"pivot", "league"}
 
 SIZES = (1, 2, 3, 5, 8)
 MAX_STEPS = 20_000
@@ -243,7 +251,10 @@ def test_noiseless_judge_finds_the_true_best(name, params):
     for n in (2, 3, 4, 5, 7, 8):
         for seed in range(3):
             res = run(name, params, n, noiseless, seed=seed)
-            assert res.ranking.best == n - 1, f"n={n} seed={seed}: best {res.ranking.best}"
+            if name in SPARSE_WIN_RATE:
+                assert res.ranking.scores[n - 1] == max(res.ranking.scores), f"n={n} seed={seed}: {res.ranking}"
+            else:
+                assert res.ranking.best == n - 1, f"n={n} seed={seed}: best {res.ranking.best}"
 
 
 @pytest.mark.parametrize("name,params", CASES, ids=IDS)
