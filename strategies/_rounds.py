@@ -13,6 +13,7 @@ pair more than once, and rank by a mean vote share ("win rate"). What they share
   same ``tag``: one request, or the two presentation orders of a position-balanced repeat) as
   valid votes per candidate. Abstentions and errors are not votes; an explicit tie is half a
   vote each way.
+* :func:`pair_nearest` -- Swiss-style pairing over a ranked list without an O(N^2) graph.
 * :func:`win_rate_ranking` -- the ranking by mean vote share over the comparisons a candidate was
   credited with (``w / c``); a candidate with no valid comparison scores 0, so a candidate the
   judge never preferred (every match abstained or failed) never ranks above one that won.
@@ -95,6 +96,46 @@ def win_mass(
                 w[cand] += t.share(cand)
                 c[cand] += 1
     return w, c
+
+
+#: how many earlier pairs :func:`pair_nearest` searches for an exchange that avoids a rematch
+EXCHANGE_WINDOW = 16
+
+
+def pair_nearest(
+    order: Sequence[int], met: Sequence[set[int]], wanted: int, window: int = EXCHANGE_WINDOW
+) -> list[tuple[int, int]]:
+    """Up to ``wanted`` disjoint pairs over ``order`` (best first), Swiss style.
+
+    From the top, each unpaired candidate meets the nearest-ranked unpaired candidate it has not
+    met (``met[i]``: whom i has met). When it has met every unpaired candidate left (the tail of
+    a late round), an exchange with one of the last ``window`` pairs is tried ((c, d) + (a, b)
+    -> (c, a) + (d, b) or (c, b) + (d, a), neither a rematch); only if none works is the pair a
+    rematch. Each pair is listed higher-ranked first. Cost: O(N) list operations per pair in the
+    worst case, O(N (r + 1)) in all when candidates have met at most r others: no N x N graph.
+    """
+    pos = {c: k for k, c in enumerate(order)}
+    pool = list(order)
+    pairs: list[tuple[int, int]] = []
+    while len(pairs) < wanted and len(pool) >= 2:
+        a = pool.pop(0)
+        k = next((k for k, b in enumerate(pool) if b not in met[a]), None)
+        if k is not None:
+            pairs.append((a, pool.pop(k)))
+            continue
+        b = pool.pop(0)
+        for j in range(len(pairs) - 1, max(len(pairs) - 1 - window, -1), -1):
+            c, d = pairs[j]
+            if a not in met[c] and b not in met[d]:
+                pairs[j], new = (c, a), (d, b)
+                break
+            if b not in met[c] and a not in met[d]:
+                pairs[j], new = (c, b), (d, a)
+                break
+        else:
+            new = (a, b)  # a rematch: nothing nearby can be exchanged
+        pairs.append(new)
+    return [(x, y) if pos[x] < pos[y] else (y, x) for x, y in pairs]
 
 
 def seeded_order(s: Strategy) -> list[int]:

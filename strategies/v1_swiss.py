@@ -21,8 +21,9 @@ fills in the details, each marked "assumed".
    a random ring, every candidate once first and once second (assumed).
 2. Swiss refinement (later rounds): the standings are the current mean vote shares ``mu``
    (ties by the seeded order); from the top, each unpaired candidate meets the nearest-ranked
-   unpaired candidate it has not met (a rematch only when it has met all of them), one match per
-   candidate per round, ``floor(N / 2)`` matches a round, until the budget is spent; the last
+   unpaired candidate it has not met (when it has met all of them, an exchange with a recent
+   pair avoids the rematch if one can; see ``_rounds.pair_nearest``), one match per candidate
+   per round, ``floor(N / 2)`` matches a round, until the budget is spent; the last
    round pairs the top of the standings only (assumed: the budget goes to the leaders, whose
    order decides the pick). The candidate shown first less often so far goes first (a seeded
    coin when even), so positions stay balanced. Each round is one batch, paired only once the
@@ -46,7 +47,6 @@ Options: ``budget`` (total comparisons >= 0; default 3 N), ``min_degree`` (d >= 
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -56,7 +56,7 @@ from tourney.types import MatchResult, Ranking, Request
 
 from ._common import check_int
 from ._pairs import Batched
-from ._rounds import SampleLedger, seeded_order, win_mass, win_rate_ranking
+from ._rounds import SampleLedger, pair_nearest, seeded_order, win_mass, win_rate_ranking
 
 
 def coverage_size(n: int, min_degree: int) -> int:
@@ -126,13 +126,8 @@ class V1Swiss(Batched):
     def _swiss_round(self, matches: int) -> list[Request]:
         w, c = win_mass(self.n, self.results)
         mu = [round(w[i] / c[i], 12) if c[i] else 0.0 for i in range(self.n)]
-        pool = sorted(range(self.n), key=lambda i: (-mu[i], self._rank[i]))
-        pairs: list[tuple[int, int]] = []
-        while len(pairs) < matches and len(pool) >= 2:
-            a = pool.pop(0)
-            met = self._met[a]
-            k = next((k for k, b in enumerate(pool) if b not in met), 0)  # nearest not yet met
-            pairs.append((a, pool.pop(k)))
+        standing = sorted(range(self.n), key=lambda i: (-mu[i], self._rank[i]))
+        pairs = pair_nearest(standing, self._met, matches)
         coins = self.rng.random(len(pairs))
         out = []
         for (a, b), coin in zip(pairs, coins):

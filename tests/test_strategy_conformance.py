@@ -178,6 +178,35 @@ def drive(
     return Run(strategy, strategy.ranking(), requests, steps)
 
 
+def by_rounds(strategy: Strategy, oracle: Oracle, keys: list[str], max_rounds: int = 1000) -> list[list[Request]]:
+    """Drive ``strategy`` in synchronous rounds: judge everything it proposes, deliver it all,
+    ask again. Returns the requests of each round; their number is the run's critical path in
+    judge calls (sequential rounds) when every call takes the same time."""
+    rounds: list[list[Request]] = []
+    while True:
+        batch = strategy.propose()
+        if not batch:
+            assert strategy.done, "strategy stalled: not done and proposed nothing"
+            return rounds
+        rounds.append(batch)
+        assert len(rounds) <= max_rounds, "strategy does not terminate"
+        for req in batch:
+            js = tuple(Judgement(outcome=oracle(keys[req.first], keys[req.second], s), sample=s)
+                       for s in range(req.sample_offset, req.sample_offset + req.samples))
+            strategy.observe(MatchResult(req, js))
+
+
+def simulated_top1(spec: str, n: int, prompts: int, seed: int = 0) -> float:
+    """Top-1 accuracy of ``spec`` through the real scheduler on the default simulated judge,
+    ``prompts`` prompts of ``n`` candidates with latent qualities N(0, 1)."""
+    rng = np.random.default_rng(seed)
+    items = [{"id": str(k), "prompt": f"p{k}", "responses": [f"r{k}-{i}" for i in range(n)],
+              "scores": [float(v) for v in rng.normal(size=n)]} for k in range(prompts)]
+    res = Tournament("simulated", spec, seed=seed).rank(items)
+    assert all(r.status == "ok" for r in res)
+    return float(np.mean([r.best == int(np.argmax(it["scores"])) for r, it in zip(res, items)]))
+
+
 def run(name: str, params: dict[str, Any], n: int, oracle: Oracle, seed: int = 0, **kw: Any) -> Run:
     keys = keys_for(n)
     return drive(make(name, params, n, seed, keys), oracle, keys, **kw)
