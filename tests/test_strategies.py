@@ -305,6 +305,31 @@ def test_merge_sort_beam_keeps_both_branches_on_close_verdicts():
     assert len(beam.requests) <= MergeSort.comparison_bound(n, beam=4)
 
 
+def test_merge_sort_merge_work_is_linear_in_the_run_lengths(monkeypatch):
+    """N = 10,000 took minutes: every merge step sorted its beam by a key holding the whole
+    merged prefix, so a merge of two runs of length p cost O((p + q)^2). Without a beam no two
+    states are ever compared, and each merge walks its prefix once, when it ends."""
+    from strategies import merge_sort as ms
+
+    calls = {"lt": 0, "walks": 0}
+    lt, seq = ms._BeamOrder.__lt__, ms._State.sequence
+
+    def counting_lt(self, other):
+        calls["lt"] += 1
+        return lt(self, other)
+
+    def counting_seq(self):
+        calls["walks"] += 1
+        return seq(self)
+
+    monkeypatch.setattr(ms._BeamOrder, "__lt__", counting_lt)
+    monkeypatch.setattr(ms._State, "sequence", counting_seq)
+    n = 300
+    res = run("merge_sort", {}, n, noiseless, seed=0)
+    assert res.ranking.order == tuple(range(n - 1, -1, -1))
+    assert calls == {"lt": 0, "walks": n - 1}  # one walk per merge (n - 1 merges)
+
+
 def test_merge_sort_ranking_midway_uses_sorted_runs():
     n = 8
     keys = keys_for(n)
