@@ -12,7 +12,9 @@ capped at ``--mem-gib`` of address space and ``--timeout`` seconds, and reports:
 ``Tournament.rank`` (engine + strategy; the judge takes no time), the strategy's own time
 (driven directly, without the engine, answering every request from the latent order), the
 peak RSS of the engine run, the comparisons, and whether the pick is the latent best. A run
-over its cap reports ``over N GiB`` / ``over T s`` instead of numbers.
+over its cap reports ``over N GiB`` / ``over T s`` instead of numbers. ``--trees A,B`` runs the
+same measurements from other checkouts (each with its own copy of this script), interleaved
+per strategy and size, for a before/after table measured side by side under the same load.
 
 Each prompt has ``--n`` candidates with latent qualities ~ N(0, 1) (passed as the input's
 ``scores``, so the truth is known) and the default simulated judge (about 83% agreement with the
@@ -89,15 +91,18 @@ def _large_child(spec: str, n: int, mode: str) -> dict:
     return {"wall_s": time.perf_counter() - t0, "comparisons": reqs, "status": "ok", "best": best == int(np.argmax(q))}
 
 
-def _large_run(spec: str, n: int, mode: str, timeout: float, mem_gib: float) -> dict:
-    """Run :func:`_large_child` in a subprocess under the caps; add its peak RSS (MiB)."""
+def _large_run(spec: str, n: int, mode: str, timeout: float, mem_gib: float, tree: Path) -> dict:
+    """Run :func:`_large_child` of ``tree``'s copy of this script in a subprocess under the
+    caps; add its peak RSS (MiB)."""
     cap = int(mem_gib * 2**30)
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--large-child", spec, str(n), mode]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=limit)
+    cmd = [sys.executable, str(tree / "benchmarks" / "bench_strategies.py"), "--large-child", spec, str(n), mode]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=limit,
+                            env=env)
     t0 = time.monotonic()
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -117,21 +122,24 @@ def _large_run(spec: str, n: int, mode: str, timeout: float, mem_gib: float) -> 
     return {**json.loads(out.strip().splitlines()[-1]), "rss_mib": rss}
 
 
-def large(specs: list[str], sizes: list[int], timeout: float, mem_gib: float) -> None:
+def large(specs: list[str], sizes: list[int], timeout: float, mem_gib: float, trees: list[Path]) -> None:
     print(f"large N, one prompt, instant simulated judge; caps {mem_gib:g} GiB, {timeout:g} s per run")
-    print(f"{'strategy':14s} {'N':>6s} {'comparisons':>11s} {'wall s':>8s} {'strategy s':>10s} "
-          f"{'peak RSS MiB':>12s} {'best':>5s}")
+    names = {t: t.name for t in trees}
+    width = max(len(v) for v in names.values()) if len(trees) > 1 else 0
+    print(f"{'strategy':14s} {'N':>6s} {'tree':{width}s} {'comparisons':>11s} {'wall s':>10s} "
+          f"{'strategy s':>10s} {'peak RSS MiB':>12s} {'best':>5s}")
     for spec in specs:
         for n in sizes:
-            eng = _large_run(spec, n, "engine", timeout, mem_gib)
-            own = _large_run(spec, n, "strategy", timeout, mem_gib)
-            if "error" in eng:
-                print(f"{spec:14s} {n:6d} {'':>11s} {eng['error']:>8s} "
-                      f"{own.get('error') or format(own['wall_s'], '.2f'):>10s} {eng['rss_mib']:12.0f}")
-                continue
-            print(f"{spec:14s} {n:6d} {eng['comparisons']:11d} {eng['wall_s']:8.2f} "
-                  f"{own.get('error') or format(own['wall_s'], '.2f'):>10s} {eng['rss_mib']:12.0f} "
-                  f"{str(eng['best']):>5s}", flush=True)
+            for tree in trees:
+                eng = _large_run(spec, n, "engine", timeout, mem_gib, tree)
+                own = _large_run(spec, n, "strategy", timeout, mem_gib, tree)
+                head = f"{spec:14s} {n:6d} {names[tree] if width else '':{width}s}"
+                own_s = own.get("error") or format(own["wall_s"], ".2f")
+                if "error" in eng:
+                    print(f"{head} {'':>11s} {eng['error']:>10s} {own_s:>10s} {eng['rss_mib']:12.0f}", flush=True)
+                    continue
+                print(f"{head} {eng['comparisons']:11d} {eng['wall_s']:10.2f} {own_s:>10s} "
+                      f"{eng['rss_mib']:12.0f} {str(eng['best']):>5s}", flush=True)
 
 
 def kendall_tau(order: list[int], truth: np.ndarray) -> float:
@@ -157,6 +165,8 @@ def main() -> None:
     ap.add_argument("--strategies", default=",".join(LARGE_SPECS), help="--large: ';'-separated specs")
     ap.add_argument("--timeout", type=float, default=300.0, help="--large: seconds per run (default 300)")
     ap.add_argument("--mem-gib", type=float, default=6.0, help="--large: address-space cap per run (default 6)")
+    ap.add_argument("--trees", default=None,
+                    help="--large: comma-separated checkout roots to measure side by side (default: this one)")
     ap.add_argument("--large-child", nargs=3, metavar=("SPEC", "N", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.large_child:
@@ -165,8 +175,10 @@ def main() -> None:
         return
     if args.large:
         sep = ";" if ";" in args.strategies else ","
+        root = Path(__file__).resolve().parents[1]
+        trees = [Path(t).resolve() for t in args.trees.split(",")] if args.trees else [root]
         large([s for s in args.strategies.split(sep) if s], [int(v) for v in args.sizes.split(",")],
-              args.timeout, args.mem_gib)
+              args.timeout, args.mem_gib, trees)
         return
     rng = np.random.default_rng(args.seed)
     items = []
