@@ -56,6 +56,9 @@ SPECS = [
     "copeland",
     "bradley_terry",
     "bradley_terry:cycles=2",
+    "pivot",
+    "league",
+    "v1_swiss",
 ]
 
 

@@ -133,3 +133,12 @@ def test_noiseless_judge():
 def test_simulated_judge_accuracy():
     top1 = simulated_top1("league", n=16, prompts=200)
     assert top1 >= MIN_SIMULATED_TOP1, top1
+
+
+@pytest.mark.parametrize("spec", ["league:opponents=0", "league:votes=0", "league:shared=2", "league:opponents=2.5"])
+def test_bad_options_are_named(spec):
+    from tourney.errors import SpecError
+    from tourney.strategy import build_strategy
+
+    with pytest.raises(SpecError, match=spec.split(":")[1].split("=")[0]):
+        build_strategy(spec)

@@ -166,3 +166,12 @@ def test_simulated_judge_accuracy():
     top1 = simulated_top1("pivot", n=16, prompts=200)
     assert top1 >= MIN_SIMULATED_TOP1, top1
 
+
+
+@pytest.mark.parametrize("spec", ["pivot:pivots=0", "pivot:votes=0", "pivot:pivots=1.5", "pivot:votes=true"])
+def test_bad_options_are_named(spec):
+    from tourney.errors import SpecError
+    from tourney.strategy import build_strategy
+
+    with pytest.raises(SpecError, match=spec.split(":")[1].split("=")[0]):
+        build_strategy(spec)

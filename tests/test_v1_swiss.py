@@ -143,3 +143,16 @@ def test_the_harness_budget_is_its_budget():
 def test_simulated_judge_accuracy():
     top1 = simulated_top1("v1_swiss", n=16, prompts=200)
     assert top1 >= MIN_SIMULATED_TOP1, top1
+
+
+@pytest.mark.parametrize("spec", ["v1_swiss:budget=-1", "v1_swiss:min_degree=0", "v1_swiss:budget=4.5"])
+def test_bad_options_are_named(spec):
+    from tourney.errors import SpecError
+
+    with pytest.raises(SpecError, match=spec.split(":")[1].split("=")[0]):
+        build_strategy(spec)
+
+
+def test_a_zero_budget_asks_nothing_and_leaves_everyone_level():
+    res = drive(make("v1_swiss", {"budget": 0}, 5, 0, keys_for(5)), noisy, keys_for(5))
+    assert res.requests == [] and set(res.ranking.scores) == {0.0}
