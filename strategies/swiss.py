@@ -25,7 +25,7 @@ Pairing (``pairing``):
   ``EXACT_LIMIT``) or the tournament ends early (larger n; not seen at the default rounds).
   On small fields its pairing is as score-equal as the exact one in about 94% of rounds (tests).
 * ``auto`` (default): ``exact`` up to ``EXACT_MAX`` = 64 players (the pairings of every earlier
-  version, unchanged), ``fast`` above. ``info["pairing"]`` says which ran.
+  version, unchanged), ``fast`` above.
 
 ``rounds`` defaults to ``ceil(log2 n)``, the fewest after which a noiseless judge leaves exactly
 one unbeaten player (the unbeaten group halves every round), and is capped at a full round
@@ -302,7 +302,6 @@ class Swiss(Batched):
             info={
                 "rounds": self.n_rounds,
                 "rounds_played": self._scored,
-                "pairing": "exact" if self._exact else "fast",
                 "ended_early": self._ended_early,
                 "buchholz": buchholz,
                 "byes": list(self._byes),
