@@ -31,12 +31,15 @@ marked "assumed"):
   over every match the candidate played, as focal candidate or as opponent (evidence the paper's
   estimator leaves out), then by a seeded order over the content order.
 
-Comparisons: ``N * min(opponents, N - 1)`` requests (N = 16, M = 4: 64), 0 for N = 1, all in
-one round. With a single vote, candidates with equal records tie (a noiseless judge gives the
+Comparisons: ``N * M`` requests with ``M = min(opponents, N - 1)`` (lowered by ``budget``;
+N = 16, M = 4: 64), 0 for N = 1, all in one round. With a single vote, candidates with equal records tie (a noiseless judge gives the
 true best the top score, possibly shared with a candidate that never met a better one).
 
 Options: ``opponents`` (M >= 1, default 4), ``votes`` (>= 1, default 1), ``shared`` (default
-false). ``info``: ``opponents`` (the effective M), ``schedule`` (each candidate's opponents),
+false), ``budget`` (most judge samples of the run, default none: when given, M is lowered to
+``budget // (N votes)``, at least 1, so that a budget-limited comparison, e.g. ``tourney
+simulate --budgets``, runs a complete league with fewer opponents rather than one whose later
+candidates were never judged; a budget only lowers M, since the paper finds no gain past 4-5). ``info``: ``opponents`` (the effective M), ``schedule`` (each candidate's opponents),
 ``rounds`` (1; 0 for N = 1), ``comparisons_counted``.
 """
 
@@ -79,18 +82,29 @@ class League(Batched):
         opponents: int = 4,
         votes: int = 1,
         shared: bool = False,
+        budget: int | None = None,
     ):
         super().__init__(n, rng, keys)
         self.opponents = check_int("opponents", opponents, 1)
         self.votes = check_int("votes", votes, 1)
         self.shared = check_bool("shared", shared)
-        self.m = min(self.opponents, n - 1)
+        self.budget = None if budget is None else check_int("budget", budget, 0)
+        self.m = self.effective_opponents(n, self.opponents, self.votes, self.budget)
         self._rank = {c: r for r, c in enumerate(seeded_order(self))}
         self.schedule: dict[int, list[int]] = {}
 
+    @staticmethod
+    def effective_opponents(n: int, opponents: int, votes: int, budget: int | None) -> int:
+        """``min(opponents, N - 1)``, lowered to ``budget // (N votes)`` (at least 1)."""
+        m = min(opponents, max(n - 1, 0))
+        if budget is not None and n >= 2:
+            m = max(1, min(m, budget // (n * votes)))
+        return m
+
     @classmethod
-    def expected_comparisons(cls, n: int, *, opponents: int = 4, **params: Any) -> int:
-        return n * min(opponents, n - 1) if n >= 2 else 0
+    def expected_comparisons(cls, n: int, *, opponents: int = 4, votes: int = 1, budget: int | None = None,
+                             **params: Any) -> int:
+        return n * cls.effective_opponents(n, opponents, votes, budget) if n >= 2 else 0
 
     def next_batch(self, last: list[MatchResult]) -> list[Request]:
         if self.batches or self.n < 2:

@@ -16,7 +16,8 @@ file follows step by step:
 4. Selection: all comparisons of both rounds are aggregated into win mass ``w_i`` and count
    ``c_i``; candidates are ranked by ``w_i / c_i``.
 
-Comparisons: ``N + k (N - k) + k (k - 1) / 2`` with ``k = min(pivots, N)`` (N = 16, k = 2: 45),
+Comparisons: ``N + k (N - k) + k (k - 1) / 2`` with ``k = min(pivots, N)`` (lowered by
+``budget``; N = 16, k = 2: 45),
 0 for N = 1; twice that many requests with ``votes >= 2`` (see below). Two sequential rounds.
 
 Verdicts. The published verifier turns each comparison's fine-grained rewards into a soft win
@@ -38,8 +39,12 @@ number t, pivot number j: the non-pivot first when t + j is even), so that with 
 non-pivot is shown once in each position in the pivot round too, as in the ring; a pivot pair's
 order is a seeded coin.
 
-Options: ``pivots`` (k >= 1, default 2 as published), ``votes`` (>= 1, default 1).
-``info``: ``pivots`` (the chosen pivots, best ring score first; empty before round 2),
+Options: ``pivots`` (k >= 1, default 2 as published), ``votes`` (>= 1, default 1), ``budget``
+(most judge samples of the run, default none: when given, k is lowered to the largest value
+whose count fits, at least 1, so that a budget-limited comparison, e.g. ``tourney simulate
+--budgets``, runs a complete pivot tournament with fewer pivots rather than a truncated one;
+N = 16: k = 1 (31 comparisons) fits 2N = 32, k = 2 (45) fits 3N = 48).
+``info``: ``k`` (the number of pivots used), ``pivots`` (the chosen pivots, best ring score first; empty before round 2),
 ``ring_scores`` (w / c after the ring pass), ``rounds`` (2; 0 for N = 1), ``comparisons_counted``.
 """
 
@@ -67,11 +72,13 @@ class Pivot(Batched):
         *,
         pivots: int = 2,
         votes: int = 1,
+        budget: int | None = None,
     ):
         super().__init__(n, rng, keys)
         self.pivots = check_int("pivots", pivots, 1)
         self.votes = check_int("votes", votes, 1)
-        self.k = min(self.pivots, n)
+        self.budget = None if budget is None else check_int("budget", budget, 0)
+        self.k = self.effective_pivots(n, self.pivots, self.votes, self.budget)
         self._perm = seeded_order(self)
         self._rank = {c: r for r, c in enumerate(self._perm)}
         self._ledger = SampleLedger()
@@ -79,12 +86,24 @@ class Pivot(Batched):
         self.pivot_set: list[int] = []
         self.ring_scores: list[float] | None = None
 
+    @staticmethod
+    def comparisons(n: int, k: int) -> int:
+        """The published count ``N + k (N - k) + k (k - 1) / 2`` (0 for N = 1)."""
+        return n + k * (n - k) + k * (k - 1) // 2 if n >= 2 else 0
+
     @classmethod
-    def expected_comparisons(cls, n: int, *, pivots: int = 2, votes: int = 1, **params: Any) -> int:
-        if n < 2:
-            return 0
+    def effective_pivots(cls, n: int, pivots: int, votes: int, budget: int | None) -> int:
+        """``min(pivots, N)``, lowered (to at least 1) until the run's samples fit ``budget``."""
         k = min(pivots, n)
-        return (n + k * (n - k) + k * (k - 1) // 2) * (1 if votes == 1 else 2)
+        while budget is not None and k > 1 and cls.comparisons(n, k) * votes > budget:
+            k -= 1
+        return k
+
+    @classmethod
+    def expected_comparisons(cls, n: int, *, pivots: int = 2, votes: int = 1, budget: int | None = None,
+                             **params: Any) -> int:
+        k = cls.effective_pivots(n, pivots, votes, budget)
+        return cls.comparisons(n, k) * (1 if votes == 1 else 2)
 
     # -- rounds --------------------------------------------------------------------------------
     def _comparison(self, first: int, second: int) -> list[Request]:
@@ -128,6 +147,7 @@ class Pivot(Batched):
             self, w, c, self._rank, results,
             scale="mean vote share per comparison (w / c: win 1, tie 1/2; 0 without a valid comparison)",
             info={
+                "k": self.k,
                 "pivots": list(self.pivot_set),
                 "ring_scores": self.ring_scores,
                 "rounds": 2 if self.n >= 2 else 0,

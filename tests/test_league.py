@@ -142,3 +142,12 @@ def test_bad_options_are_named(spec):
 
     with pytest.raises(SpecError, match=spec.split(":")[1].split("=")[0]):
         build_strategy(spec)
+
+
+def test_a_budget_lowers_m_to_fit_instead_of_truncating():
+    n = 16
+    keys = keys_for(n)
+    for budget, m in ((15, 1), (32, 2), (48, 3), (64, 4), (10_000, 4)):
+        res = drive(make("league", {"budget": budget}, n, 0, keys), noisy, keys)
+        assert res.ranking.info["opponents"] == m and len(res.requests) == n * m
+    assert League.expected_comparisons(n, votes=2, budget=64) == n * 2

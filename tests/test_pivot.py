@@ -175,3 +175,17 @@ def test_bad_options_are_named(spec):
 
     with pytest.raises(SpecError, match=spec.split(":")[1].split("=")[0]):
         build_strategy(spec)
+
+
+def test_a_budget_lowers_k_to_fit_instead_of_truncating():
+    """N = 16: k = 1 costs 31 comparisons (fits 2N = 32), k = 2 costs 45 (fits 3N = 48)."""
+    n = 16
+    keys = keys_for(n)
+    for budget, k in ((15, 1), (32, 1), (44, 1), (45, 2), (48, 2), (64, 2), (10_000, 2)):
+        s = make("pivot", {"budget": budget}, n, 0, keys)
+        res = drive(s, noisy, keys)
+        assert res.ranking.info["k"] == k and len(res.requests) == published_count(n, k)
+        assert len(res.requests) <= max(budget, published_count(n, 1))
+    # samples count: three votes per comparison, two requests each
+    assert Pivot.expected_comparisons(n, votes=3, budget=3 * 45) == 2 * 45
+    assert Pivot.expected_comparisons(n, votes=3, budget=3 * 45 - 1) == 2 * 31
