@@ -275,6 +275,74 @@ def test_swiss_pairing_can_get_stuck_and_says_so():
     assert info["ended_early"] == (info["rounds_played"] < 5)
 
 
+@pytest.mark.parametrize("n", [3, 5, 9, 13, 16, 17, 24, 33, 100, 257])
+def test_swiss_fast_pairing_default_rounds_leave_one_unbeaten(n):
+    """The graph-free pairing keeps what Swiss is for: no rematch, every round complete, and
+    (noiseless judge) the unbeaten group halves each round down to the true best alone."""
+    for seed in range(3):
+        res = run("swiss", {"pairing": "fast"}, n, noiseless, seed=seed)
+        r = res.ranking
+        rounds = math.ceil(math.log2(n))
+        assert not r.info["ended_early"]
+        assert r.best == n - 1 and r.scores[n - 1] == rounds
+        assert sum(1 for s in r.scores if s == rounds) == 1
+        assert len(res.requests) == rounds * (n // 2)
+        met: set[frozenset[int]] = set()
+        for rd, pts in zip(r.info["pairings"], _standings_per_round(r.info, n)):
+            assert sorted(c for p in rd["pairs"] for c in p) == sorted(set(range(n)) - {rd["bye"]})
+            for a, b in rd["pairs"]:
+                assert frozenset((a, b)) not in met and pts[a] >= pts[b]
+                met.add(frozenset((a, b)))
+        assert max(r.info["byes"]) - min(r.info["byes"]) <= 1
+
+
+@pytest.mark.parametrize("oracle", [noisy, chaos], ids=["noisy", "chaos"])
+def test_swiss_fast_pairing_meets_equal_scores_like_the_exact_one(oracle):
+    """On small fields the fast pairing's score mismatch is the exact (brute-force) optimum in
+    most rounds and never leaves a round unplayed."""
+    optimal = rounds_seen = 0
+    for n in (6, 7, 8):
+        for seed in range(6):
+            r = run("swiss", {"pairing": "fast", "rounds": (n + 1) // 2}, n, oracle, seed=seed).ranking
+            assert not r.info["ended_early"]
+            met: set[frozenset[int]] = set()
+            byes = [0] * n
+            for rd, pts in zip(r.info["pairings"], _standings_per_round(r.info, n)):
+                got = _mismatch([tuple(p) for p in rd["pairs"]], rd["bye"], pts)
+                optimal += got == _best_mismatch(list(range(n)), met, pts, byes)
+                rounds_seen += 1
+                met |= {frozenset(p) for p in rd["pairs"]}
+                if rd["bye"] is not None:
+                    byes[rd["bye"]] += 1
+    assert optimal >= 0.8 * rounds_seen, (optimal, rounds_seen)
+
+
+def test_swiss_large_fields_never_build_the_pair_graph(monkeypatch):
+    """Issue 11: n = 10,000 used 13.9 GB in the exact matching's n x n graph. Above EXACT_MAX
+    the default pairing never calls it."""
+    import networkx as nx
+
+    from strategies.swiss import EXACT_MAX
+
+    def refuse(*a, **k):
+        raise AssertionError("the exact matching ran")
+
+    monkeypatch.setattr(nx, "max_weight_matching", refuse)
+    n = 1500
+    res = run("swiss", {}, n, chaos, seed=0)
+    assert n > EXACT_MAX and not res.ranking.info["ended_early"]
+    assert len(res.requests) == math.ceil(math.log2(n)) * (n // 2)
+
+
+def test_swiss_exact_pairing_is_refused_above_its_limit():
+    from strategies.swiss import EXACT_LIMIT, Swiss
+
+    with pytest.raises(ValueError, match="pairing='fast'"):
+        make("swiss", {"pairing": "exact"}, EXACT_LIMIT + 1, 0, keys_for(EXACT_LIMIT + 1))
+    assert Swiss.expected_comparisons(EXACT_LIMIT + 1) is None
+    assert Swiss.comparison_bound(EXACT_LIMIT + 1) == 10 * ((EXACT_LIMIT + 1) // 2)
+
+
 # -- merge sort ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("n", list(range(1, 18)) + [31, 32, 33])
 def test_merge_sort_sorts_a_noiseless_judge_exactly(n):
@@ -303,6 +371,31 @@ def test_merge_sort_beam_keeps_both_branches_on_close_verdicts():
     from strategies.merge_sort import MergeSort
 
     assert len(beam.requests) <= MergeSort.comparison_bound(n, beam=4)
+
+
+def test_merge_sort_merge_work_is_linear_in_the_run_lengths(monkeypatch):
+    """N = 10,000 took minutes: every merge step sorted its beam by a key holding the whole
+    merged prefix, so a merge of two runs of length p cost O((p + q)^2). Without a beam no two
+    states are ever compared, and each merge walks its prefix once, when it ends."""
+    from strategies import merge_sort as ms
+
+    calls = {"lt": 0, "walks": 0}
+    lt, seq = ms._BeamOrder.__lt__, ms._State.sequence
+
+    def counting_lt(self, other):
+        calls["lt"] += 1
+        return lt(self, other)
+
+    def counting_seq(self):
+        calls["walks"] += 1
+        return seq(self)
+
+    monkeypatch.setattr(ms._BeamOrder, "__lt__", counting_lt)
+    monkeypatch.setattr(ms._State, "sequence", counting_seq)
+    n = 300
+    res = run("merge_sort", {}, n, noiseless, seed=0)
+    assert res.ranking.order == tuple(range(n - 1, -1, -1))
+    assert calls == {"lt": 0, "walks": n - 1}  # one walk per merge (n - 1 merges)
 
 
 def test_merge_sort_ranking_midway_uses_sorted_runs():
