@@ -857,7 +857,7 @@ def test_zz_real_server_stopped_mid_run(vllm_server, tmp_path):
     from tourney.cache import StoreCache
     from tourney.store import JudgementStore
 
-    judge = _real_judge(vllm_server, structured=True, breaker_failures=4)
+    judge = _real_judge(vllm_server, structured=True, max_thinking_chars=32, breaker_failures=4)
     sched = Scheduler(judge, build_strategy("knockout"), concurrency=1, retries=3, backoff_s=0.05,
                       cache=StoreCache(store := JudgementStore(tmp_path / "s.sqlite"), judge))
     ranked_before = 3

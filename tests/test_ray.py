@@ -598,7 +598,7 @@ def test_one_replica_runs_the_real_vllm_tiny_model(cluster, tiny_model_dir):
     except ImportError as exc:
         pytest.skip(f"the vLLM judge is not available: {exc}")
     # structured outputs: even the random tiny model emits a parseable verdict
-    opts: dict[str, Any] = {"format": "rrm", "max_tokens": 48, "structured": True, "enforce_eager": True,
+    opts: dict[str, Any] = {"format": "rrm", "max_tokens": 48, "structured": True, "max_thinking_chars": 16, "enforce_eager": True,
                             "dtype": "float32", "max_model_len": 2048}
     its = [parse_item({"id": f"v{i}", "prompt": f"Question {i}?", "responses": [f"answer {i}.{k}" for k in range(4)]}, i)
            for i in range(4)]
