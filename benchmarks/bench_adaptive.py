@@ -17,29 +17,28 @@ alternating this tree and TREE (so both see the same machine load), and the tabl
 median of each and the ratio this/other. A digest of every prompt's result (order, requests,
 p_best) says whether the two trees made the same decisions.
 
-BLAS runs single-threaded unless OPENBLAS_NUM_THREADS / OMP_NUM_THREADS is set (as in
-bench_bt.py: the matrices here are tiny, and threads only add noise on a shared machine).
-Speed numbers are ratios measured side by side; never turn them into timed assertions.
+BLAS threading is left as the user's runs have it (``tourney rank`` and ``simulate`` do not
+pin it), because that is where it can hurt: multi-threaded OpenBLAS runs some LAPACK routines on
+tiny matrices in threads (``dpotri`` at n = 17 took milliseconds instead of microseconds on a
+busy 2-core machine), and ``time.process_time`` counts every thread's CPU. ``--blas-threads 1``
+pins the workers to one thread for quieter numbers. Speed numbers are ratios measured side by
+side; never turn them into timed assertions.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
+import math
 import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
-import argparse  # noqa: E402
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -110,8 +109,11 @@ def worker(n: int, params: dict, prompts: int, seed: int) -> dict:
     }
 
 
-def _run_tree(tree: Path, label: str, prompts: int, seed: int) -> dict:
+def _run_tree(tree: Path, label: str, prompts: int, seed: int, blas_threads: int | None) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree))
+    if blas_threads:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(blas_threads)
     out = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", label, "--prompts", str(prompts),
          "--seed", str(seed)],
@@ -128,6 +130,7 @@ def main() -> int:
     ap.add_argument("--against", type=Path, help="another tree to run side by side")
     ap.add_argument("--configs", default=",".join(c[0] for c in CONFIGS),
                     help="comma-separated labels from: " + ", ".join(c[0] for c in CONFIGS))
+    ap.add_argument("--blas-threads", type=int, help="pin the workers' BLAS threads (default: as is)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     by_label = {c[0]: c for c in CONFIGS}
@@ -138,8 +141,10 @@ def main() -> int:
         return 0
     labels = [s for s in args.configs.split(",") if s]
     trees = [("this", HERE)] + ([("other", args.against.resolve())] if args.against else [])
+    threads = args.blas_threads or os.environ.get("OPENBLAS_NUM_THREADS", "default")
     print(f"adaptive CPU per prompt, {args.prompts} prompts per run, {args.rounds} run(s) per tree; "
-          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+          f"BLAS threads {threads}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
+          f"on {os.cpu_count()} CPUs")
     for name, tree in trees:
         print(f"  {name}: {tree}")
     head = f"{'config':<14} {'tree':<6} {'cpu ms/prompt':>13} {'fit ms/prompt':>13} {'fits':>6} {'requests':>8}  digest"
@@ -149,7 +154,7 @@ def main() -> int:
         runs: dict[str, list[dict]] = {name: [] for name, _ in trees}
         for _ in range(args.rounds):
             for name, tree in trees:
-                runs[name].append(_run_tree(tree, label, args.prompts, args.seed))
+                runs[name].append(_run_tree(tree, label, args.prompts, args.seed, args.blas_threads))
         med = {}
         for name, _ in trees:
             rs = runs[name]

@@ -692,7 +692,7 @@ def _newton(
         prec = np.full(k, l2)
         prec[n] = pl2
     npairs = i.shape[0]
-    eta, p, mp, r, wgt, de, tmp = (np.empty(npairs) for _ in range(7))
+    eta, p, mp, r, wgt, de, tmp = np.empty((7, npairs))  # one allocation, seven contiguous rows
 
     def eta_of(t: np.ndarray, out: np.ndarray) -> np.ndarray:
         t.take(i, out=out)  # the method: np.take's Python wrapper costs more than the work here
@@ -765,8 +765,9 @@ def _newton(
     def information(ht: np.ndarray) -> float:
         """Fill ht with the (fixed) information matrix from wgt = m p (1 - p); returns c_fix.
 
-        Without the fix only the upper triangle (C order) and the diagonal are written, the
-        strict lower triangle is 0: the "posterior" inverse below relies on it."""
+        Without the fix only the upper triangle (C order) and the diagonal are written and the
+        strict lower triangle is 0, so ht.T (what LAPACK factors) is lower triangular: the
+        "posterior" inverse below relies on it."""
         wi = np.bincount(i, wgt, n)
         wj = np.bincount(j, wgt, n)
         diag = wi + wj
@@ -888,14 +889,16 @@ def _newton(
         c_fix = information(ht)
         chol, info = lapack.dpotrf(ht.T, lower=1, overwrite_a=1, clean=0)
         if info == 0:
-            # dpotri leaves the inverse in the lower triangle (F order) and the zeros of the
-            # strict upper one as they were, so X + X.T with the diagonal halved is the exact,
-            # exactly symmetric inverse
-            cov, info = lapack.dpotri(chol, lower=1)
+            # H^-1 = L^-T L^-1. Not dpotri: multi-threaded OpenBLAS runs its inverse of a tiny
+            # matrix in threads, which on a busy machine costs milliseconds where the work is
+            # microseconds (this runs after every batch of adaptive). The strict upper triangle
+            # of the factor is 0 (see information()), so L^-1 from dtrtri is exactly triangular.
+            linv, info = lapack.dtrtri(chol, lower=1)
         if info != 0:
             return th, math.nan, it, converged, np.full((k, k), np.nan), None
-        cov = cov + cov.T
-        cov.ravel()[:: k + 1] *= 0.5
+        cov = linv.T @ linv
+        cov += cov.T  # exactly symmetric, whatever order the product summed in
+        cov *= 0.5
         return th, math.nan, it, converged, cov, chol
     ll = objective(eta, th)[1] if npairs else 0.0
     if want_cov:
