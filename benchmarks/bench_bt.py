@@ -21,7 +21,8 @@ longer, which makes timings of both libraries meaningless.
 TREE's (loaded from its file), alternating the two in one process so both see the same machine
 load: the large fits above, a small position fit with ``l2`` (a strategy's fit of one prompt),
 bootstraps, and, when both trees have it, the adaptive strategy's posterior fit
-(``bt_posterior_dense``, n = 16); it reports the median time of each and whether the results are
+(``bt_posterior_dense``, n = 16); it reports the median CPU time of each (BLAS is single-threaded
+here, so that is the work done, whatever else the machine runs) and whether the results are
 bit-identical.
 
 Exit status: 1 if any agreement check fails (never because of timings); 2 if choix is missing.
@@ -159,10 +160,10 @@ def against_rows(tree: Path, rounds: int):
         for k in range(rounds):
             pair = (("this", rating), ("other", other))
             for label, mod in pair if k % 2 else pair[::-1]:
-                t0 = time.perf_counter()
+                t0 = time.process_time()  # CPU: steadier than wall time on a shared machine
                 for _ in range(reps):
                     outs[label] = fn(mod)
-                times[label].append((time.perf_counter() - t0) / reps)
+                times[label].append((time.process_time() - t0) / reps)
         same = bool(np.array_equal(flat(outs["this"]), flat(outs["other"]), equal_nan=True))
         rows.append((name, statistics.median(times["this"]), statistics.median(times["other"]), same))
     return rows
@@ -237,7 +238,7 @@ def main() -> int:
         print(f"  {m:>11,} {npairs:>6,} {inp / 1e6:>9.1f} {total / 1e6:>13.2f} {state / 1e6:>16.3f}")
     if args.against:
         print()
-        print(f"this tree against {args.against} (median of {args.against_rounds} alternating runs):")
+        print(f"this tree against {args.against} (median CPU of {args.against_rounds} alternating runs):")
         print(f"  {'case':<36} {'this ms':>9} {'other ms':>9} {'this/other':>10}  bit-identical")
         for name, t_this, t_other, same in against_rows(args.against.resolve(), args.against_rounds):
             if t_this is None:
