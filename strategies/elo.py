@@ -25,12 +25,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tourney.rating import DEFAULT_ELO_K
+from tourney.rating import DEFAULT_ELO_K, ELO_BASE, ELO_INITIAL, ELO_SCALE
 from tourney.strategy import STRATEGIES
 from tourney.types import Ranking
 
 from ._common import check_float, check_int
-from ._pairs import ELO_BASE, ELO_INITIAL, ELO_SCALE, PairDesign, elo_scores, sub_seed
+from ._pairs import PairDesign, elo_scores, sub_seed
 
 
 @STRATEGIES.register("elo")
