@@ -109,6 +109,7 @@ def rank_file(
     backoff_s: float = 0.5,
     resample_abstentions: int = 2,
     max_comparisons: int | None = None,
+    max_rounds: int | None = None,
     token_budget: int | None = None,
     store: str | os.PathLike[str] | None = None,
     executor: str = "local",
@@ -123,7 +124,8 @@ def rank_file(
     ``input``: a path, ``"-"`` for stdin, None for the bundled :data:`EXAMPLE`. ``judge`` and
     ``strategy``: specs with their options (strings are parsed here). ``seed``: the run seed
     (same seed, same results). ``concurrency``, ``retries``, ``backoff_s`` (seconds, doubling),
-    ``resample_abstentions``, ``max_comparisons`` (per prompt) and ``token_budget`` (judge
+    ``resample_abstentions``, ``max_comparisons`` and ``max_rounds`` (per prompt: requests, and
+    sequential rounds of judge calls) and ``token_budget`` (judge
     tokens, prompt + completion, shared by the whole run) go to the
     :class:`~tourney.scheduler.Scheduler`. ``store``: a SQLite judgement store to reuse and
     fill (None: none). ``executor`` (``local`` or ``ray``) and ``executor_options`` (the Ray
@@ -161,6 +163,7 @@ def rank_file(
         backoff_s=backoff_s,
         resample_abstentions=resample_abstentions,
         max_comparisons=max_comparisons,
+        max_rounds=max_rounds,
         token_budget=token_budget,
         cache=StoreCache(db, the_judge) if db is not None else None,
         on_progress=line,

@@ -32,6 +32,17 @@ The scheduler owns concurrency; strategies own decisions; judges own inference.
 * Per-prompt randomness comes from ``stable_seed(seed, prompt id)``; with a deterministic
   judge, the output is identical whatever the latencies, concurrency or executor.
 * An optional judgement cache (the SQLite store) answers matches already paid for.
+* Rounds: a request's round is 1 + the highest round among the results its strategy had
+  observed when it proposed it (a re-sample of abstentions is one round more: it is another
+  judge call after the first), so a prompt's ``rounds`` is its critical path in judge calls, what
+  a user waits for with unlimited concurrency. Its ``critical_path_s`` sums the judge's realised
+  latencies along that path the same way (a reused judgement costs nothing). ``max_rounds``
+  stops dispatching a prompt's requests (and re-samples) whose round would exceed it: the
+  strategy's ranking so far is the result, marked ``budget_limited``.
+* Budgets per prompt: ``max_comparisons`` counts requests, ``max_samples`` the judge samples
+  the requests ask for (a voting request of k samples counts k); both are checked in proposal
+  order before each dispatch, so which requests fit never depends on timing. Re-samples of
+  abstentions do not count against them (they replace votes the judge did not give).
 """
 
 from __future__ import annotations
@@ -85,6 +96,8 @@ class RunStats:
     abstentions: int = 0
     errors: int = 0
     tokens: TokenUsage = TokenUsage()
+    rounds_max: int = 0  #: most sequential rounds (judge calls on the critical path) of a ranked prompt
+    rounds_sum: int = 0  #: their sum over the ranked prompts (mean = rounds_sum / ranked prompts)
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -105,16 +118,21 @@ class RunStats:
             "abstentions": self.abstentions,
             "errors": self.errors,
             "tokens": {"prompt": self.tokens.prompt, "cached": self.tokens.cached, "completion": self.tokens.completion},
+            "rounds": {"max": self.rounds_max,
+                       "mean": round(self.rounds_sum / max(self.prompts - self.failed, 1), 3)},
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
 
 class _PromptState:
     __slots__ = ("item", "strategy", "judge", "inflight", "comparisons", "results", "budget_limited", "closed",
-                 "reused")
+                 "reused", "seen_round", "seen_path_s", "samples_sent")
 
     def __init__(self, item: Item, strategy: Strategy, judge: Judge):
         self.item = item
+        self.seen_round = 0  # highest round among the results delivered so far
+        self.seen_path_s = 0.0  # longest critical path (s) among them
+        self.samples_sent = 0  # samples the dispatched requests asked for (max_samples)
         self.strategy = strategy
         self.judge = judge  # the run's judge for this item (Judge.for_item)
         self.inflight = 0
@@ -135,6 +153,8 @@ class _Task:
     resample_round: int = 0
     attempt: int = 0
     pseq: int = 0  # position in the prompt's proposal order
+    round: int = 1  # this call's round (see the module docstring): dispatch round + re-sample rounds
+    path_s: float = 0.0  # critical path (s) up to the end of this task's latest call
     saved: set[int] = field(default_factory=set)  # samples this task itself stored (before a retry)
 
 
@@ -153,6 +173,8 @@ class Scheduler:
         max_backoff_s: float = 30.0,
         resample_abstentions: int = 2,
         max_comparisons: int | None = None,
+        max_samples: int | None = None,
+        max_rounds: int | None = None,
         token_budget: int | None = None,
         max_active_prompts: int | None = None,
         cache: JudgementCache | None = None,
@@ -160,6 +182,9 @@ class Scheduler:
     ):
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        for name, value in (("max_samples", max_samples), ("max_rounds", max_rounds)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a whole number >= 1 (or None for no limit), got {value!r}")
         self.judge = judge
         self.strategy = strategy
         self.seed = int(seed)
@@ -169,6 +194,8 @@ class Scheduler:
         self.max_backoff_s = max_backoff_s
         self.resample_abstentions = resample_abstentions
         self.max_comparisons = max_comparisons
+        self.max_samples = max_samples  # judge samples per prompt (requests' samples; not re-samples)
+        self.max_rounds = max_rounds  # sequential rounds per prompt (see the module docstring)
         self.token_budget = token_budget  # judge tokens (prompt + completion) for the whole run
         self.max_active_prompts = max_active_prompts or max(64, 4 * concurrency)
         self.cache = cache
@@ -274,13 +301,17 @@ class Scheduler:
         except Exception as exc:
             self._close(state, error=f"strategy {self.strategy} failed: {type(exc).__name__}: {exc}")
             return
+        rnd = state.seen_round + 1
         for req in proposals:
-            if self._over_budget(state):
+            if self._over_budget(state) or (self.max_rounds is not None and rnd > self.max_rounds) or (
+                    self.max_samples is not None and state.samples_sent + req.samples > self.max_samples):
                 state.budget_limited = True
                 break
             state.comparisons += 1
+            state.samples_sent += req.samples
             state.inflight += 1
-            self._enqueue(_Task(state, req, req.sample_offset, req.samples, [], pseq=state.comparisons))
+            self._enqueue(_Task(state, req, req.sample_offset, req.samples, [], pseq=state.comparisons,
+                                round=rnd, path_s=state.seen_path_s))
         if state.inflight == 0:
             try:
                 finished = state.strategy.done
@@ -378,6 +409,7 @@ class Scheduler:
                     return
                 task.saved.update(range(sub.sample_offset, sub.sample_offset + sub.samples))
             fresh.extend(got)
+            task.path_s += max((j.latency_s for j in got), default=0.0)
         if stored_reused:
             state.reused += stored_reused
             self.stats.reused += stored_reused
@@ -386,10 +418,10 @@ class Scheduler:
         task.got.extend(judgements)
         abstained = sum(1 for j in judgements if j.outcome is Outcome.ABSTAIN)
         if (abstained and self._resamples and task.resample_round < self.resample_abstentions
-                and not state.closed):
+                and not state.closed and (self.max_rounds is None or task.round < self.max_rounds)):
             rnd = task.resample_round + 1
             self._enqueue(replace(task, offset=RESAMPLE_STRIDE * rnd + task.request.sample_offset,
-                                  samples=abstained, resample_round=rnd, attempt=0))
+                                  samples=abstained, resample_round=rnd, attempt=0, round=task.round + 1))
             return
         self._deliver(task)
 
@@ -443,6 +475,8 @@ class Scheduler:
             return
         result = MatchResult(task.request, tuple(task.got))
         state.results.append((task.pseq, result))
+        state.seen_round = max(state.seen_round, task.round)
+        state.seen_path_s = max(state.seen_path_s, task.path_s)
         try:
             state.strategy.observe(result)
         except Exception as exc:
@@ -467,6 +501,8 @@ class Scheduler:
         if res.status == "partial":
             self.stats.partial += 1
         self.stats.comparisons += res.comparisons
+        self.stats.rounds_max = max(self.stats.rounds_max, res.rounds)
+        self.stats.rounds_sum += res.rounds
         self._emit(res)
         self._release()
 
@@ -498,6 +534,8 @@ class Scheduler:
             tokens=TokenUsage.of(all_j),
             budget_limited=state.budget_limited or ranking.budget_limited,
             reused=state.reused,
+            rounds=state.seen_round,
+            critical_path_s=state.seen_path_s,
             messages=messages,
             matches=tuple(_match_record(r) for r in ordered),
             info=ranking.info,

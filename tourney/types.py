@@ -282,6 +282,10 @@ class PromptResult:
     strategy: Mapping[str, Any] = field(default_factory=dict)
     judge: Mapping[str, Any] = field(default_factory=dict)
     seed: int | None = None
+    #: sequential rounds: judge calls on the prompt's critical path (the scheduler's module
+    #: docstring); with ``critical_path_s``, the judge latency along it. Not in the output line.
+    rounds: int = 0
+    critical_path_s: float = 0.0
 
     @classmethod
     def failed(cls, index: int, id_: str, message: str) -> "PromptResult":

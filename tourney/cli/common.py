@@ -45,6 +45,17 @@ class _RenamedTokenBudget(argparse.Action):
                      "--judge-opt max_tokens=N")
 
 
+def _positive_int(text: str) -> int:
+    """A whole number >= 1 (``--max-rounds``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (one round is the first batch of matches), got {value}")
+    return value
+
+
 def add_judging_options(r: argparse.ArgumentParser) -> None:
     """The judge, strategy, scheduler, store and executor options shared by rank and mine-pairs."""
     r.add_argument("--judge", default="simulated",
@@ -69,6 +80,9 @@ def add_judging_options(r: argparse.ArgumentParser) -> None:
                    help="times an abstaining sample is re-drawn (default 2)")
     r.add_argument("--max-comparisons", type=int, default=None,
                    help="per-prompt budget of matches; the ranking so far is returned, marked budget_limited")
+    r.add_argument("--max-rounds", type=_positive_int, default=None, metavar="R",
+                   help="per-prompt limit of sequential rounds (judge calls on its critical path); the ranking "
+                   "so far is returned, marked budget_limited")
     r.add_argument("--token-budget", type=int, default=None, metavar="N", help=TOKEN_BUDGET_HELP)
     r.add_argument("--max-tokens", nargs="?", action=_RenamedTokenBudget, help=argparse.SUPPRESS)
     r.add_argument("--store", default=None, metavar="PATH",
@@ -115,6 +129,7 @@ def run_options(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]
         "backoff_s": args.backoff,
         "resample_abstentions": args.resample_abstentions,
         "max_comparisons": args.max_comparisons,
+        "max_rounds": args.max_rounds,
         "token_budget": args.token_budget,
         "executor": args.executor,
         "executor_options": executor_options(args),
