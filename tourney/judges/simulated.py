@@ -16,7 +16,9 @@ first-position bias of 0.1.
 
 Each sample may abstain (``abstain_rate``), be an explicit tie (``tie_rate``) or fail
 (``error_rate``: the call raises a transient error, keyed by the attempt, so a retry can
-succeed). Latency is lognormal with median ``latency_median_s`` (0 = instant) and ``sigma``;
+succeed). Latency is lognormal with median ``latency_median_s`` (0 = instant) and ``sigma``
+(set the attribute ``sleep = False`` to record the drawn latencies without waiting for them:
+the strategy harness computes makespans from the latency model that way);
 completion tokens are lognormal around ``tokens_median``. Every draw is a hash of
 (seed, prompt, the two texts in order, sample index): deterministic for a seed and a match,
 whatever order the matches run in, in any process.
@@ -122,6 +124,7 @@ class SimulatedJudge(Judge):
         p0 = 0.5 + self.position_bias
         self._offset = math.log(p0 / (1 - p0)) if self.model == "bradley_terry" else _STD_NORMAL.inv_cdf(p0)
         self._attempts: dict[tuple, int] = {}
+        self.sleep = True  # False: latencies are drawn and recorded, never waited for (the harness)
         self._quality = lru_cache(maxsize=65536)(self._draw_quality)
 
     # -- the truth --------------------------------------------------------------------------
@@ -204,7 +207,7 @@ class SimulatedJudge(Judge):
                     completion_tokens=tokens,
                 )
             )
-        if latency > 0:
+        if latency > 0 and self.sleep:
             await asyncio.sleep(latency)
         if latency:
             out = [_with_latency(j, latency) for j in out]
