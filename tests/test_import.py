@@ -11,7 +11,7 @@ HEAVY = ("ray", "vllm", "torch", "transformers", "httpx", "scipy")
 def test_import_tourney_loads_no_heavy_module():
     code = (
         "import sys, tourney, tourney.cli, tourney.judges.vllm_judge, tourney.judges.openai_judge,"
-        " tourney.executors, tourney.simulate, tourney.store, strategies.adaptive;"
+        " tourney.executors, tourney.harness, tourney.store, strategies.adaptive;"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

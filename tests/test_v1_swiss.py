@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from strategies.v1_swiss import V1Swiss, coverage_size
-from tourney.simulate import SimulatedBench, run_strategy
+from tourney.harness import SimulatedBench, run_strategy
 from tourney.strategy import build_strategy
 from tourney.types import Outcome
 

@@ -1,13 +1,15 @@
 """``tourney simulate``: compare strategies on a judge with a known truth.
 
     tourney simulate --strategies knockout,bradley_terry,adaptive --n 16 --trials 1000 --seed 0
-                     [--budgets 15,30,60,120,240] [--judge simulated[:opts] | replay:PATH]
-                     [--format table|json]
+                     [--budgets 15,30,60,120,240] [--max-rounds 4,6,full]
+                     [--judge simulated[:opts] | replay:PATH] [--format table|json]
 
-Prints one table per budget: top-1 accuracy with a 95% interval, regret, Kendall tau of the full
-ranking, comparisons (judge samples) and tokens used, the share of budget-limited runs and the
-strategy's own mean ``p_best`` where it reports one. See :mod:`tourney.simulate` for the
-definitions (truth, budget semantics, intervals).
+Prints one table per cell (budget x round limit): top-1 accuracy with a 95% interval, regret,
+Kendall tau of the full ranking, comparisons (judge samples) and tokens used, sequential rounds
+and makespan (critical-path latency in units of the median judge latency), the strategy's own CPU
+per prompt, the share of budget-limited runs and the strategy's own mean ``p_best`` where it
+reports one. Every trial runs through the real scheduler and judge; see :mod:`tourney.harness`
+for the definitions (truth, budget and round semantics, intervals).
 
 Exit status: 0; 1 when some strategy run raised (the others are still reported); 2 for a usage
 error (an unknown strategy or judge, a bad budget, an unreadable replay set). A budget below what
@@ -31,21 +33,25 @@ examples:
   tourney simulate --strategies knockout,bradley_terry,adaptive --trials 200
   tourney simulate --n 8 --noise 1.0 --position-bias 0.2 --abstain-rate 0.05 --budgets 7,14,28,56
   tourney simulate --strategies "knockout:both_orders=true,votes=3;adaptive:threshold=0.99"
+  tourney simulate --strategies pivot,v1_swiss,adaptive --budgets 32,48,64 --max-rounds 4,6,full
   tourney convert-prd ../shared/data/prd_vicuna80/vicuna80 prd/
   tourney simulate --judge replay:prd/replay-gpt35.jsonl --truth human:../shared/data/prd_vicuna80/vicuna80
   tourney simulate --judge replay:prd/ --truth consensus --format json > prd.json   (every reviewer in prd/)
 
 --strategies: comma-separated specs; a key=value piece belongs to the spec before it; ';' also
 separates. Default: knockout, knockout:both_orders=true, voting, elo, bradley_terry, swiss,
-merge_sort, adaptive.
+merge_sort, pivot, league, v1_swiss, adaptive.
 --budgets: judge samples per prompt, 'full' = no cap. Default: (n-1) x 1, 2, 4, ... and n(n-1).
+--max-rounds: sequential rounds per prompt, 'full' = no limit; every budget is run under every
+limit (cells = budgets x round limits). Default: full.
 """
 
 
-def default_budgets(n: int) -> list[int]:
-    """``(n - 1) * 2^i`` below ``n (n - 1)``, then ``n (n - 1)`` (15, 30, 60, 120, 240 for n = 16)."""
+def default_budgets(n: int) -> list[int | None]:
+    """``(n - 1) * 2^i`` below ``n (n - 1)``, then ``n (n - 1)`` (15, 30, 60, 120, 240 for n = 16);
+    ``[None]`` (no cap) for a single candidate, which needs no comparison."""
     if n < 2:
-        return [0]
+        return [None]
     out, b = [], n - 1
     while b < n * (n - 1):
         out.append(b)
@@ -70,6 +76,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--trials", type=int, default=1000, help="trials (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of everything (default 0)")
     p.add_argument("--budgets", default=None, help="comma-separated judge samples per prompt, or 'full'")
+    p.add_argument("--max-rounds", default=None, metavar="R[,R...]",
+                   help="comma-separated round limits (sequential judge calls per prompt), or 'full' (default)")
     p.add_argument("--judge", default="simulated",
                    help="simulated[:opts] (default) or replay:PATH (a replay JSONL, or a folder of replay-*.jsonl)")
     g = p.add_argument_group("simulated judge (shortcuts for its options)")
@@ -78,6 +86,8 @@ def add_parser(subparsers: Any) -> None:
     g.add_argument("--position-bias", type=float, default=None, help="P(first wins) - 0.5 at equal quality (0.1)")
     g.add_argument("--abstain-rate", type=float, default=None, help="probability a sample abstains (0)")
     g.add_argument("--tie-rate", type=float, default=None, help="probability a sample is a tie (0)")
+    g.add_argument("--latency-sigma", type=float, default=None,
+                   help="lognormal sigma of a judge call's latency (default 1.0); makespan is in units of its median")
     g.add_argument("--model", default=None, help="bradley_terry (default) or thurstone")
     r = p.add_argument_group("replay")
     r.add_argument("--truth", default="consensus",
@@ -94,12 +104,12 @@ def add_parser(subparsers: Any) -> None:
 def _benches(args: argparse.Namespace) -> list[Any]:
     from ..errors import SpecError
     from ..registry import parse_spec
-    from ..simulate import ReplayBench, SimulatedBench
+    from ..harness import ReplayBench, SimulatedBench
 
     spec = parse_spec(args.judge)
     if spec.name == "simulated":
         opts = dict(spec.options)
-        for key in ("spread", "noise", "position_bias", "abstain_rate", "tie_rate", "model"):
+        for key in ("spread", "noise", "position_bias", "abstain_rate", "tie_rate", "model", "latency_sigma"):
             v = getattr(args, key)
             if v is not None:
                 opts[key] = v
@@ -117,12 +127,26 @@ def _benches(args: argparse.Namespace) -> list[Any]:
 
 
 def cmd_simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from ..simulate import DEFAULT_STRATEGIES, default_workers, format_table, parse_budgets, parse_strategies, simulate
+    from ..harness import (
+        DEFAULT_STRATEGIES,
+        default_workers,
+        format_table,
+        parse_budgets,
+        parse_rounds,
+        parse_strategies,
+        simulate,
+    )
+    from ..errors import SpecError
     from ..strategy import build_strategy
 
     strategies = parse_strategies(args.strategies) if args.strategies else list(DEFAULT_STRATEGIES)
     for s in strategies:  # fail before any work, naming the known strategies
         build_strategy(s)
+    rounds = parse_rounds(args.max_rounds) if args.max_rounds else [None]
+    if args.workers is not None and args.workers < 1:
+        raise SpecError(f"--workers must be >= 1, got {args.workers}")
+    if args.resample_abstentions < 0:
+        raise SpecError(f"--resample-abstentions must be >= 0, got {args.resample_abstentions}")
     benches = _benches(args)
     workers = args.workers if args.workers is not None else default_workers()
     show = not args.quiet and sys.stderr.isatty()
@@ -131,14 +155,13 @@ def cmd_simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if args.budgets:
             budgets = parse_budgets(args.budgets)
         else:
-            n = bench.n if hasattr(bench, "n") else max(len(it["responses"]) for it in bench.items)
-            budgets = default_budgets(n)
+            budgets = default_budgets(bench.n)
 
         def progress(done: int, total: int, name: str = getattr(bench, "path", "simulated")) -> None:
             if show:
                 print(f"\rtourney simulate: {Path(str(name)).name}: {done}/{total} trials", end="", file=sys.stderr)
 
-        reports.append(simulate(strategies, bench, budgets, workers=workers,
+        reports.append(simulate(strategies, bench, budgets, rounds=rounds, workers=workers,
                                 resample_abstentions=args.resample_abstentions, progress=progress))
         if show:
             print(file=sys.stderr)
@@ -153,7 +176,8 @@ def cmd_simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     failed = sum(row.failed for r in reports for row in r.rows)
     if not args.quiet:
         total = sum(r.runtime_s for r in reports)
-        print(f"tourney simulate: {len(strategies)} strategies x {len(reports[0].budgets)} budgets, "
+        print(f"tourney simulate: {len(strategies)} strategies x {len(reports[0].budgets)} budgets x "
+              f"{len(reports[0].rounds)} round limits, "
               f"{sum(len(b) for b in benches)} trials in {total:.1f}s"
               + (f"; {failed} strategy runs failed (see the notes column)" if failed else ""), file=sys.stderr)
     return 1 if failed else 0
