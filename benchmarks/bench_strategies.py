@@ -5,7 +5,7 @@ Run: ``python3 benchmarks/bench_strategies.py`` (about half a minute; ``--prompt
 quick run, ``--n 16`` for more candidates).
 
 Large N: ``python3 benchmarks/bench_strategies.py --large`` runs ONE prompt of N = 1,000 and
-N = 10,000 candidates (``--sizes``) per strategy (``--strategies``; default: those whose
+N = 10,000 candidates (adaptive: N = 128, 1,000 and 10,000, which it refuses; ``--sizes``) per strategy (``--strategies``; default: those whose
 comparison count grows at most like N log N, see ``LARGE_SPECS``; the round-robin designs ask
 N (N - 1) / 2 comparisons by design) on the instant simulated judge, each in a fresh process
 capped at ``--mem-gib`` of address space and ``--timeout`` seconds, and reports: the wall time of
@@ -59,11 +59,17 @@ SPECS = [
     "pivot",
     "league",
     "v1_swiss",
+    "adaptive",
+    "adaptive:rounds=3,budget=24",
 ]
 
 
 #: strategies measured at large N (default options)
-LARGE_SPECS = ["knockout", "swiss", "merge_sort", "voting", "pivot", "league", "v1_swiss"]
+LARGE_SPECS = ["knockout", "swiss", "merge_sort", "voting", "pivot", "league", "v1_swiss", "adaptive"]
+#: the sizes measured per strategy when --sizes is not given (default: LARGE_SIZES): adaptive's
+#: targets are N = 128 in under 10 s and N = 1,000 in under 60 s (issue 11); above 2,000 it refuses
+SIZES_OF = {"adaptive": [128, 1000, 10000]}
+LARGE_SIZES = [1000, 10000]
 
 
 def _large_child(spec: str, n: int, mode: str) -> dict:
@@ -125,14 +131,14 @@ def _large_run(spec: str, n: int, mode: str, timeout: float, mem_gib: float, tre
     return {**json.loads(out.strip().splitlines()[-1]), "rss_mib": rss}
 
 
-def large(specs: list[str], sizes: list[int], timeout: float, mem_gib: float, trees: list[Path]) -> None:
+def large(specs: list[str], sizes: list[int] | None, timeout: float, mem_gib: float, trees: list[Path]) -> None:
     print(f"large N, one prompt, instant simulated judge; caps {mem_gib:g} GiB, {timeout:g} s per run")
     names = {t: t.name for t in trees}
     width = max(len(v) for v in names.values()) if len(trees) > 1 else 0
     print(f"{'strategy':14s} {'N':>6s} {'tree':{width}s} {'comparisons':>11s} {'wall s':>10s} "
           f"{'strategy s':>10s} {'peak RSS MiB':>12s} {'best':>5s}")
     for spec in specs:
-        for n in sizes:
+        for n in sizes or SIZES_OF.get(spec.split(":")[0], LARGE_SIZES):
             for tree in trees:
                 eng = _large_run(spec, n, "engine", timeout, mem_gib, tree)
                 own = _large_run(spec, n, "strategy", timeout, mem_gib, tree)
@@ -164,7 +170,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--judge", default="simulated", help="judge spec (default: simulated)")
     ap.add_argument("--large", action="store_true", help="measure one prompt at large N instead (see the docstring)")
-    ap.add_argument("--sizes", default="1000,10000", help="--large: candidate counts (default 1000,10000)")
+    ap.add_argument("--sizes", default=None,
+                    help="--large: candidate counts (default 1000,10000; adaptive: 128,1000,10000)")
     ap.add_argument("--strategies", default=",".join(LARGE_SPECS), help="--large: ';'-separated specs")
     ap.add_argument("--timeout", type=float, default=300.0, help="--large: seconds per run (default 300)")
     ap.add_argument("--mem-gib", type=float, default=6.0, help="--large: address-space cap per run (default 6)")
@@ -180,7 +187,8 @@ def main() -> None:
         sep = ";" if ";" in args.strategies else ","
         root = Path(__file__).resolve().parents[1]
         trees = [Path(t).resolve() for t in args.trees.split(",")] if args.trees else [root]
-        large([s for s in args.strategies.split(sep) if s], [int(v) for v in args.sizes.split(",")],
+        large([s for s in args.strategies.split(sep) if s],
+              [int(v) for v in args.sizes.split(",")] if args.sizes else None,
               args.timeout, args.mem_gib, trees)
         return
     rng = np.random.default_rng(args.seed)

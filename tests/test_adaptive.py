@@ -1,7 +1,7 @@
 """The adaptive strategy: its posterior (the rating core's, itself checked against independent
-solvers in test_rating.py), its decisions (budget, stopping, fresh samples, judges that cannot
-re-sample), and its estimate under a biased judge. The protocol itself is checked by
-test_strategy_conformance.py."""
+solvers in test_rating.py), its decisions (budget, round limit, stopping, fresh samples, judges
+that cannot re-sample, large fields), and its estimate under a biased judge. The protocol itself
+is checked by test_strategy_conformance.py."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import pytest
 from strategies.adaptive import Adaptive, top_k_probabilities
 from tourney import Tournament
 from tourney.rating import bt_posterior
-from tourney.simulate import SimulatedBench, run_strategy
+from tourney.harness import SimulatedBench, run_strategy
 from tourney.strategy import build_strategy
 from tourney.types import Judgement, MatchResult, Outcome
 
-from .test_strategy_conformance import drive, keys_for, noiseless, noisy
+from .test_strategy_conformance import by_rounds, drive, keys_for, noiseless, noisy
 
 #: Monte-Carlo error allowed for P(best) from 20,000 draws (about 3 standard errors)
 MC_TOL = 0.012
@@ -105,15 +105,14 @@ def test_repeated_pairs_get_fresh_sample_indices():
 
 def test_a_judge_that_cannot_resample_is_detected():
     """A replay of single recorded verdicts errors on any repeat: after the first failed repeat
-    the strategy asks only pairs never asked, so at most one batch (here: one pair, possibly in
-    both orders) is lost."""
+    the strategy asks only pairs never asked, so at most one round's repeats are lost."""
 
     def once(f: str, s: str, sample: int) -> Outcome:
         return Outcome.ERROR if sample > 0 else noisy(f, s, 0)
 
     res = _run({"threshold": 1.0}, 5, oracle=once)
     repeats = [r for r in res.requests if r.sample_offset > 0]
-    assert 1 <= len(repeats) <= 2 and len({r.tag[1] for r in repeats}) == 1  # one batch
+    assert 1 <= len(repeats) <= 3 and len({r.tag[1] for r in repeats}) == 1  # one round of ceil(5 / 2)
     assert res.ranking.info["no_repeat"] is True
     # then every other ordered pair is judged (once) until the budget of 20 = 5 * 4 is spent
     assert len({(r.first, r.second) for r in res.requests}) == len(res.requests) - len(repeats)
@@ -193,3 +192,103 @@ def test_observe_accepts_results_as_the_scheduler_builds_them():
     (req,) = s.propose()
     s.observe(MatchResult(req, (Judgement(Outcome.B, sample=0),)))
     assert s.ranking().best == req.second
+
+
+# -- rounds ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [2, 3, 5, 8, 16])
+@pytest.mark.parametrize("rounds", [1, 2, 3, 6])
+def test_rounds_bound_the_sequential_rounds(n, rounds):
+    """With rounds=R the run takes at most R synchronous rounds (each round is judged in parallel
+    before the next is planned) and never more than its budget."""
+    for budget in (n - 1, 3 * n, None):
+        params = {"rounds": rounds, "threshold": 1.0}
+        if budget is not None:
+            params["budget"] = budget
+        keys = keys_for(n)
+        strat = build_strategy("adaptive", params).create(n, np.random.default_rng(0), keys)
+        batches = by_rounds(strat, noisy, keys)
+        assert len(batches) <= rounds
+        assert sum(len(b) for b in batches) <= (budget if budget is not None else n * (n - 1))
+        info = strat.ranking().info
+        assert info["rounds"] == len(batches) and info["max_rounds"] == rounds
+        if budget is not None and rounds >= 2:
+            assert sum(len(b) for b in batches) == budget  # the budget is spread over the rounds, all of it
+
+
+def test_the_first_round_is_a_perfect_matching():
+    for n in (4, 7, 16):
+        keys = keys_for(n)
+        strat = build_strategy("adaptive").create(n, np.random.default_rng(1), keys)
+        first = strat.propose()
+        assert len(first) == (n + 1) // 2  # without rounds: a round is ceil(n / 2) requests
+        matching = first[: n // 2]
+        seen = [c for r in matching for c in (r.first, r.second)]
+        assert len(set(seen)) == len(seen) == 2 * (n // 2)  # disjoint: every candidate at most once
+
+
+def test_a_round_limit_spreads_the_budget():
+    keys = keys_for(16)
+    strat = build_strategy("adaptive:rounds=6,budget=48,threshold=1.0").create(16, np.random.default_rng(0), keys)
+    sizes = [len(b) for b in by_rounds(strat, noisy, keys)]
+    assert sizes == [8, 8, 8, 8, 8, 8]
+    strat = build_strategy("adaptive:rounds=4,budget=64,threshold=1.0").create(16, np.random.default_rng(0), keys)
+    assert [len(b) for b in by_rounds(strat, noisy, keys)] == [16, 16, 16, 16]
+
+
+def test_rounds_through_the_scheduler():
+    items = [{"id": str(k), "prompt": f"p{k}", "responses": [f"r{k}-{i}" for i in range(12)],
+              "scores": [float(x) for x in np.random.default_rng(k).normal(size=12)]} for k in range(6)]
+    res = Tournament("simulated:abstain_rate=0.05", "adaptive:rounds=5,budget=36", seed=2, max_rounds=5).rank(items)
+    for r in res:
+        assert r.status == "ok" and r.rounds <= 5 and r.comparisons <= 36
+    # without its own round limit, the scheduler's limit cuts the run: the ranking so far, marked
+    cut = Tournament("simulated", "adaptive", seed=2, max_rounds=3).rank(items)
+    assert all(r.rounds == 3 and r.budget_limited for r in cut)
+
+
+def test_bad_rounds_are_refused_clearly():
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="rounds"):
+            build_strategy("adaptive", {"rounds": bad})
+    # a knockout first pass takes ceil(log2 n) rounds: fewer is a clear error when the prompt starts
+    with pytest.raises(ValueError, match="takes 3 rounds for 8 candidates"):
+        build_strategy("adaptive:first_pass=knockout,rounds=2").create(8, np.random.default_rng(0), None)
+    (res,) = Tournament("simulated", "adaptive:first_pass=knockout,rounds=2", seed=0).rank(
+        [{"prompt": "p", "responses": [f"r{i}" for i in range(8)]}])
+    assert res.status == "failed" and "use first_pass=spread" in res.messages[0]
+    build_strategy("adaptive:first_pass=knockout,rounds=3").create(8, np.random.default_rng(0), None)
+
+
+# -- large fields ---------------------------------------------------------------------------------
+def test_a_large_field_runs_swiss_rounds_then_decides():
+    """More contenders than the pool: Swiss rounds by posterior mean (no n x n structure), then
+    the decisive pairs; a noiseless judge's best is found."""
+    n = 150
+    res = _run({"pool": 32}, n, oracle=noiseless)
+    assert res.ranking.best == n - 1
+    info = res.ranking.info
+    assert info["swiss_rounds"] >= 1 and info["stopped"] in ("threshold", "budget")
+    assert len(res.requests) < 3000  # far from the n (n - 1) = 22,350 budget
+    assert 0.0 <= info["p_best"] <= 1.0 and sum(info["p_best_all"]) == pytest.approx(1.0)
+
+
+def test_too_many_candidates_are_refused_naming_alternatives():
+    from strategies.adaptive import MAX_N
+
+    with pytest.raises(ValueError, match="swiss .* knockout"):
+        build_strategy("adaptive").create(MAX_N + 1, np.random.default_rng(0), None)
+
+
+def test_decisive_pairs_get_the_round():
+    """Two clear leaders that never met: the next round goes to their match (both orders)."""
+    keys = keys_for(6)
+    strat = build_strategy("adaptive:threshold=1.0,close=0,rounds=3").create(6, np.random.default_rng(3), keys)
+
+    def two_leaders(f: str, s: str, sample: int) -> Outcome:  # 4 and 5 beat everyone else
+        q = {"cand-04": 10, "cand-05": 10}
+        return Outcome.A if q.get(f, 0) >= q.get(s, 0) else Outcome.B
+
+    batches = by_rounds(strat, two_leaders, keys)
+    assert len(batches) == 3
+    later = [{r.first, r.second} for r in batches[1] + batches[2]]
+    assert {4, 5} in later and later.count({4, 5}) >= len(later) // 2  # most of the later rounds
