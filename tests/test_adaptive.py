@@ -292,3 +292,28 @@ def test_decisive_pairs_get_the_round():
     assert len(batches) == 3
     later = [{r.first, r.second} for r in batches[1] + batches[2]]
     assert {4, 5} in later and later.count({4, 5}) >= len(later) // 2  # most of the later rounds
+
+
+#: round-limited settings, run through the conformance suite's own checks (its VARIANTS list is
+#: not this module's: these are the rounds settings the harness hands adaptive)
+ROUND_VARIANTS = [{"rounds": 1}, {"rounds": 3, "budget": 20}, {"rounds": 2, "top_k": 2, "threshold": 0.9},
+                  {"rounds": 4, "first_pass": "cycle"}, {"rounds": 5, "first_pass": "knockout_both"}]
+
+
+@pytest.mark.parametrize("params", ROUND_VARIANTS, ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()))
+def test_round_limited_settings_keep_the_protocol(params):
+    from .test_strategy_conformance import abstain_when_wins, chaos, check_ranking, constant, run, signature
+
+    for n in (1, 2, 3, 5, 8):
+        for oracle in (noisy, chaos):
+            check_ranking(run("adaptive", params, n, oracle, check_midway=True).ranking, n)
+    ref = run("adaptive", params, 8, noisy, seed=1)
+    for d in range(3):  # decisions depend on the set of results, never their arrival order
+        other = run("adaptive", params, 8, noisy, seed=1, delivery_seed=d)
+        assert signature(other.ranking) == signature(ref.ranking)
+    for n in (2, 3, 5, 7):  # a noiseless judge's best is found (top-k: the best within the set too)
+        assert run("adaptive", params, n, noiseless, seed=2).ranking.best == n - 1, (params, n)
+    for outcome in (Outcome.ABSTAIN, Outcome.ERROR, Outcome.TIE):  # no votes: everyone level
+        scores = run("adaptive", params, 5, constant(outcome)).ranking.scores
+        assert max(scores) - min(scores) <= 1e-9
+    assert all(run("adaptive", params, 5, abstain_when_wins("cand-04"), seed=s).ranking.best != 4 for s in range(4))
