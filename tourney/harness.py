@@ -225,7 +225,8 @@ class Trial:
     """One tournament with a known truth: ``item`` is ranked by the scheduler (seed ``seed``)
     with ``judge``; ``quality`` is the truth (higher is better, per candidate of the item);
     ``cluster`` groups trials that share a question (for the interval); ``latency_unit`` is the
-    judge's median latency in seconds (None: no latency model, makespan n/a)."""
+    judge's median latency in seconds (None: no latency model, makespan n/a); ``replay``: the
+    judge's errors are records the replay lacks (counted as ``missing``)."""
 
     index: int
     cluster: str
@@ -234,6 +235,7 @@ class Trial:
     judge: Judge
     seed: int
     latency_unit: float | None = None
+    replay: bool = False
 
     @property
     def n(self) -> int:
@@ -456,7 +458,7 @@ class ReplayBench:
         # --seed S` does, so a replayed trial reproduces a real run match for match
         iid = base.id if rep == 0 else f"{base.id}#{rep}"
         item = Item(t, iid, base.prompt, base.responses, None)
-        return Trial(t, base.id, item, self.qualities[t % q], self.judge, self.seed, None)
+        return Trial(t, base.id, item, self.qualities[t % q], self.judge, self.seed, None, replay=True)
 
 
 # ----------------------------------------------------------------------------- the driver
@@ -535,13 +537,15 @@ class _Clock:
 
 @dataclass(frozen=True)
 class _TimedFactory(StrategyFactory):
-    """A factory whose strategies are timed; ``clocks`` maps an item's response keys to its clock."""
+    """A factory whose strategies are timed; ``clocks`` lists their clocks in creation order (the
+    scheduler starts prompts in input order; None for a strategy that failed to start)."""
 
-    clocks: dict = field(default_factory=dict, compare=False, hash=False)
+    clocks: list = field(default_factory=list, compare=False, hash=False)
 
     def create(self, n: int, rng: np.random.Generator, keys: Sequence[str] | None = None) -> Strategy:
+        self.clocks.append(None)
         clock = _Clock(super().create(n, rng, keys))
-        self.clocks[tuple(keys or ())] = clock
+        self.clocks[-1] = clock
         return clock  # type: ignore[return-value]  # duck-typed: the scheduler uses the protocol only
 
 
@@ -607,7 +611,7 @@ def _measure(res: PromptResult, trial: Trial, budget: int | None, cpu: float) ->
         makespan=res.critical_path_s / unit if unit else math.nan,
         cpu_s=cpu,
         budget_limited=bool(res.budget_limited),
-        missing=res.errors if trial.latency_unit is None else 0,
+        missing=res.errors if trial.replay else 0,
         p_best=float(p_best) if isinstance(p_best, (int, float)) else math.nan,
     )
 
@@ -631,16 +635,10 @@ def _run_cell(factory: StrategyFactory, trials: Sequence[Trial], budget: int | N
         subset = [trials[k] for k in runnable]
         coro = _rank(subset, timed, budget, rounds, resample_abstentions)
         results = loop.run_until_complete(coro) if loop is not None else asyncio.run(coro)
-        for k, t, res in zip(runnable, subset, results):
-            clock = timed.clocks.get(tuple(_keys(t.item)))
+        clocks = timed.clocks if len(timed.clocks) == len(subset) else [None] * len(subset)
+        for k, t, res, clock in zip(runnable, subset, results, clocks):
             out[k] = (res, _measure(res, t, budget, clock.cpu if clock is not None else 0.0))
     return [o for o in out if o is not None]
-
-
-def _keys(item: Item) -> list[str]:
-    from .hashing import response_key
-
-    return [response_key(r) for r in item.responses]
 
 
 def run_strategy(
