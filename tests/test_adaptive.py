@@ -317,3 +317,17 @@ def test_round_limited_settings_keep_the_protocol(params):
         scores = run("adaptive", params, 5, constant(outcome)).ranking.scores
         assert max(scores) - min(scores) <= 1e-9
     assert all(run("adaptive", params, 5, abstain_when_wins("cand-04"), seed=s).ranking.best != 4 for s in range(4))
+
+
+def test_auto_first_pass_is_a_bracket_for_small_budgets():
+    """Below 2 (n - 1) comparisons the first pass is the knockout strategy's own bracket (the
+    same draws: with a budget of n - 1 adaptive asks exactly knockout's matches); from 2 (n - 1)
+    on, or when the round limit leaves no room for the bracket, a spread first round."""
+    items = [{"id": str(k), "prompt": f"p{k}", "responses": [f"r{k}-{i}" for i in range(11)]} for k in range(4)]
+    ko = Tournament("simulated", "knockout", seed=4).rank(items)
+    ad = Tournament("simulated", "adaptive:budget=10", seed=4).rank(items)
+    assert [r.matches for r in ad] == [r.matches for r in ko]
+    assert all(r.info["first_pass"] == "knockout" for r in ad)
+    for spec in ("adaptive:budget=20", "adaptive:budget=12,rounds=3", "adaptive"):  # 2 (n - 1) = 20; log2 11 > 3
+        (r,) = Tournament("simulated", spec, seed=4).rank(items[:1])
+        assert r.info["first_pass"] == "spread", spec
