@@ -256,9 +256,20 @@ def test_reward_function_follows_trls_calling_convention(caplog):
         assert asyncio.run(areward(prompts=prompts, completions=completions)) == got
     finally:
         areward.close()
-    # TRL decides sync or async from __call__ (trl.trainer.utils.is_async_callable)
+
+
+@pytest.mark.slow
+def test_trl_sees_the_async_form_as_async():
+    """TRL decides sync or async from ``__call__`` (trl.trainer.utils.is_async_callable); its
+    import loads torch and transformers (seconds), hence slow."""
     utils = _require("trl.trainer.utils", "TRL's own sync/async test of a reward function")
-    assert utils.is_async_callable(AsyncTourneyReward()) and not utils.is_async_callable(TourneyReward())
+    sync, asyn = TourneyReward(), AsyncTourneyReward()
+    try:
+        assert utils.is_async_callable(asyn) and not utils.is_async_callable(sync)
+        assert utils.get_callable_name(sync) == "tourney"  # the name in TRL's logs: rewards/tourney/mean
+    finally:
+        sync.close()
+        asyn.close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..api import Tournament, check_responses
 from ..errors import InputError, JudgeError
@@ -194,11 +194,8 @@ class GroupScorer:
                  completions: Sequence[Sequence[str]]) -> tuple[list[Item], list[dict[str, Any]]]:
         """Check the batch; dedupe each group; parse each group's item (a bad one fails that
         group only). Returns the items to rank and, per group, what is needed to finish it."""
-        if isinstance(prompts, (str, bytes, Mapping)) or not isinstance(prompts, Sequence):
-            raise TypeError(f"prompts must be a sequence with one prompt per group, got {type(prompts).__name__}")
-        if isinstance(completions, (str, bytes, Mapping)) or not isinstance(completions, Sequence):
-            raise TypeError("completions must be a sequence with one list of completions per group, "
-                            f"got {type(completions).__name__}")
+        prompts = _as_list(prompts, "prompts", "one prompt per group")
+        completions = _as_list(completions, "completions", "one list of completions per group")
         if len(prompts) != len(completions):
             raise ValueError(f"got {len(prompts)} prompts and {len(completions)} groups of completions: "
                              "give one prompt per group")
@@ -340,9 +337,19 @@ def _short(prompt: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _as_list(x: Any, name: str, what: str) -> list[Any]:
+    """A batch argument as a list (a list, tuple, numpy array, pandas Series...), or a
+    TypeError naming it: a string or a mapping is not a batch."""
+    if isinstance(x, (str, bytes, Mapping)) or not isinstance(x, Iterable):
+        raise TypeError(f"{name} must be a sequence with {what}, got {type(x).__name__}")
+    return list(x)
+
+
 def _flat_groups(prompts: Sequence[Prompt], completions: Sequence[str]) -> tuple[list[list[int]], list[Prompt],
                                                                                  list[list[str]]]:
-    if isinstance(completions, (str, bytes)) or len(prompts) != len(completions):
+    prompts = _as_list(prompts, "prompts", "one prompt per completion")
+    completions = _as_list(completions, "completions", "one completion per prompt")
+    if len(prompts) != len(completions):
         raise ValueError(f"a flat batch needs one prompt per completion, got {len(prompts)} prompts for "
                          f"{len(completions)} completions")
     groups = group_by_prompt(prompts)
