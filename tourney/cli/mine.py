@@ -91,7 +91,7 @@ def cmd_mine(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if args.ranked:
             code = _mine_ranked(args.input, args.ranked, sink)
         else:
-            report = rank_file_for(args, argv, sink)
+            report = _judge_into(args, argv, sink)
             code = print_summary(report, args.quiet)
         ok = True
     finally:
@@ -108,7 +108,7 @@ def cmd_mine(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return code
 
 
-def rank_file_for(args: argparse.Namespace, argv: Sequence[str], sink: Callable[[Any, Any], None]) -> Any:
+def _judge_into(args: argparse.Namespace, argv: Sequence[str], sink: Callable[[Any, Any], None]) -> Any:
     """Judge the input (the runner) and hand every result to ``sink``."""
     from ..runner import rank_file
 
