@@ -35,12 +35,13 @@ from typing import Any, AsyncIterator, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
-from .errors import InputError, JudgeError, SpecError, StoreError, TransientJudgeError
+from .errors import InputError, JudgeError, StoreError, TransientJudgeError
 from .hashing import response_key, stable_seed
 from .items import Item
 from .judges.base import Judge
 from .strategy import Strategy, StrategyFactory
 from .types import Judgement, Match, MatchResult, Outcome, PromptResult, Request, TokenUsage
+from .errors import SpecError  # the settings checks' ValueError (its own line: merges cleanly)
 
 __all__ = ["Scheduler", "RunStats", "JudgementCache", "RESAMPLE_STRIDE", "check_settings"]
 
