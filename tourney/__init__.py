@@ -9,6 +9,10 @@ many prompts' tournaments concurrently against the judge.
 >>> sorted(result.ranking)
 [0, 1, 2]
 
+Rewards for RL trainers: :func:`score_groups` (one tournament per group of completions of one
+prompt, one reward per completion) and :mod:`tourney.integrations.trl` (a reward function for
+TRL's GRPOTrainer).
+
 Importing tourney loads numpy only: ray, vllm, torch, transformers and HTTP clients load when
 a backend that needs them is built.
 """
@@ -26,6 +30,7 @@ from .errors import (
     TourneyError,
     TransientJudgeError,
 )
+from .integrations.groups import GroupScorer, score_groups
 from .items import Item, parse_item, read_items
 from .judges.base import JUDGES, Judge, build_judge
 from .scheduler import RunStats, Scheduler
@@ -34,6 +39,7 @@ from .types import Judgement, Match, MatchResult, Outcome, PromptResult, Ranking
 
 __all__ = [
     "ExecutorError",
+    "GroupScorer",
     "InputError",
     "Item",
     "JUDGES",
@@ -62,5 +68,6 @@ __all__ = [
     "build_strategy",
     "parse_item",
     "read_items",
+    "score_groups",
     "select_best",
 ]

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import numbers
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -51,8 +53,9 @@ from .items import Item
 from .judges.base import Judge
 from .strategy import Strategy, StrategyFactory
 from .types import Judgement, Match, MatchResult, Outcome, PromptResult, Request, TokenUsage
+from .errors import SpecError  # the settings checks' ValueError (its own line: merges cleanly)
 
-__all__ = ["Scheduler", "RunStats", "JudgementCache", "RESAMPLE_STRIDE"]
+__all__ = ["Scheduler", "RunStats", "JudgementCache", "RESAMPLE_STRIDE", "check_settings"]
 
 log = logging.getLogger("tourney")
 
@@ -158,8 +161,11 @@ class Scheduler:
         cache: JudgementCache | None = None,
         on_progress: Callable[[RunStats], None] | None = None,
     ):
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        # budgets and limits are checked here, so every caller (CLI, API, benchmarks) gets the
+        # same error naming the setting and the value given (-1 or 2.5 used to run silently)
+        check_settings(concurrency=concurrency, retries=retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s,
+                       resample_abstentions=resample_abstentions, max_comparisons=max_comparisons,
+                       token_budget=token_budget, max_active_prompts=max_active_prompts)
         self.judge = judge
         self.strategy = strategy
         self.seed = int(seed)
@@ -525,6 +531,56 @@ class Scheduler:
                 self.on_progress(self.stats)
             except Exception:  # a broken progress display must not stop the run
                 log.exception("progress callback failed")
+
+
+#: the scheduler's integer settings: name -> (minimum, None allowed)
+_INT_SETTINGS = {
+    "concurrency": (1, False),
+    "retries": (0, False),
+    "resample_abstentions": (0, False),
+    "max_comparisons": (1, True),
+    "token_budget": (1, True),
+    "max_active_prompts": (1, True),
+}
+#: the scheduler's delays (seconds, finite, >= 0)
+_SECONDS_SETTINGS = ("backoff_s", "max_backoff_s")
+
+
+def check_settings(**settings: Any) -> None:
+    """Check scheduler settings (keywords of :class:`Scheduler`) before anything is built:
+    ``concurrency`` >= 1, ``retries`` and ``resample_abstentions`` >= 0, ``max_comparisons``,
+    ``token_budget`` and ``max_active_prompts`` >= 1 or None (integers, not bools or floats),
+    ``backoff_s`` and ``max_backoff_s`` finite seconds >= 0. Raises TypeError for a wrong type
+    and :class:`~tourney.errors.SpecError` (a ValueError) for a value out of range, naming
+    the setting and the value given. Other keywords are not checked here."""
+    for name, value in settings.items():
+        if name in _INT_SETTINGS:
+            minimum, optional = _INT_SETTINGS[name]
+            _check_int(name, value, minimum=minimum, optional=optional)
+        elif name in _SECONDS_SETTINGS:
+            _check_seconds(name, value)
+
+
+def _check_int(name: str, value: Any, *, minimum: int, optional: bool = False) -> None:
+    """A scheduler setting that must be an integer >= ``minimum`` (or None when ``optional``):
+    TypeError for another type (a bool, a float, a string), SpecError (a ValueError) below the
+    minimum; both name the setting and repeat the value given."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}{' or None' if optional else ''}, "
+                        f"got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise SpecError(f"{name} must be {what}{' or None' if optional else ''}, got {value!r}")
+
+
+def _check_seconds(name: str, value: Any) -> None:
+    """A delay in seconds: a finite real number >= 0 (TypeError / SpecError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number of seconds >= 0, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value) or value < 0:
+        raise SpecError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
 
 
 def _runs(samples: Sequence[int]) -> list[tuple[int, int]]:
