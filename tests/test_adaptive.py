@@ -15,6 +15,7 @@ from tourney.simulate import SimulatedBench, run_strategy
 from tourney.strategy import build_strategy
 from tourney.types import Judgement, MatchResult, Outcome
 
+from .conftest import require
 from .test_strategy_conformance import drive, keys_for, noiseless, noisy
 
 #: agreement with an independent optimiser (both converge far below this)
@@ -63,7 +64,7 @@ def test_map_fit_matches_an_independent_optimiser():
 
 
 def test_map_fit_without_position_matches_choix():
-    choix = pytest.importorskip("choix")
+    choix = require("choix", "choix is the test-only oracle (the test extra)")
     wins, losses = _random_counts(6, 50, seed=2, bias=0.0)
     theta, _ = map_fit(wins, losses, l2=0.5, position_l2=1.0, position=False)
     data = [(f, s) for f in range(6) for s in range(6) for _ in range(int(wins[f, s]))]

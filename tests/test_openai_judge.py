@@ -14,7 +14,12 @@ from typing import Any, Iterator
 
 import pytest
 
-pytest.importorskip("httpx")
+try:
+    from tests.conftest import require
+except ImportError:  # tests/ not a package
+    from conftest import require  # type: ignore[no-redef]
+
+require("httpx", "the openai judge's HTTP client (the openai and test extras)")
 
 from tourney.errors import JudgeError, SpecError, TransientJudgeError  # noqa: E402
 from tourney.judges.formats import get_format  # noqa: E402
