@@ -95,13 +95,14 @@ def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
 
 
 class _OutcomeReport:
-    """Writes ``{"nodeid", "outcome", "reason"}`` lines to a file, one per test (its final
-    outcome: a failure in setup, call or teardown wins over a pass) and one per module skipped
-    at collection. ``.ci/check_skips.py`` reads it."""
+    """Writes ``{"nodeid", "outcome", "reason", "duration_s"}`` lines to a file, one per test
+    (its final outcome: a failure in setup, call or teardown wins over a pass; the seconds of
+    all three phases) and one per module skipped at collection. ``.ci/check_skips.py`` reads it."""
 
     def __init__(self, path: Path):
         self.path = path
         self.outcomes: dict[str, tuple[str, str]] = {}
+        self.durations: dict[str, float] = {}
 
     def _set(self, nodeid: str, outcome: str, reason: str = "") -> None:
         old = self.outcomes.get(nodeid)
@@ -110,6 +111,7 @@ class _OutcomeReport:
             self.outcomes[nodeid] = (outcome, reason)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
         if report.skipped:
             if hasattr(report, "wasxfail"):
                 self._set(report.nodeid, "passed")
@@ -130,7 +132,9 @@ class _OutcomeReport:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("w", encoding="utf-8") as fh:
             for nodeid, (outcome, reason) in sorted(self.outcomes.items()):
-                fh.write(json.dumps({"nodeid": nodeid, "outcome": outcome, "reason": reason}) + "\n")
+                rec = {"nodeid": nodeid, "outcome": outcome, "reason": reason,
+                       "duration_s": round(self.durations.get(nodeid, 0.0), 3)}
+                fh.write(json.dumps(rec) + "\n")
 
 
 def pytest_configure(config: pytest.Config) -> None:
