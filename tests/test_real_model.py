@@ -56,6 +56,9 @@ EXAMPLE = ROOT / "tourney" / "data" / "example.jsonl"
 FORMATS = ["rrm", "rm_r1"]
 #: new tokens per unconstrained sample: enough for some outputs to end on their own
 UNCONSTRAINED_MAX_TOKENS = 48
+#: formats whose unconstrained runs must include a sample that ended on its own (without
+#: </think>): rm_r1 does in 4 of the 16 (measured, both paths); rrm in 1 of 16, too rare to require
+MUST_STOP = {"rrm": False, "rm_r1": True}
 #: thinking characters the structured-output regex allows (the verdict follows)
 STRUCTURED_THINKING_CHARS = 16
 STRUCTURED_MAX_TOKENS = 64
@@ -195,7 +198,7 @@ def first_position_win_rate(rows: Sequence[Mapping[str, Any]]) -> tuple[float, i
 # ---------------------------------------------------------------------------------------------
 
 
-def check_unconstrained(run: Run, max_tokens: int) -> Counter:
+def check_unconstrained(run: Run, max_tokens: int, fmt: str) -> Counter:
     """Every judgement abstains and says why: truncated at max_tokens, or stopped without
     ``</think>``. Returns the count per finish reason."""
     assert run.verdicts, "no judgement was recorded"
@@ -215,8 +218,10 @@ def check_unconstrained(run: Run, max_tokens: int) -> Counter:
         assert r["abstentions"] == r["samples"] == r["comparisons"] > 0, r
         assert r["errors"] == 0 and r["ties"] == 0, r
     by = Counter(v.finish_reason for v in run.verdicts)
-    # SmolLM2 sometimes answers in one short sentence and ends its turn: both ways occur
-    assert by["length"] > 0 and by["stop"] > 0, by
+    # SmolLM2 mostly rambles past max_tokens, but sometimes answers in a sentence and ends its turn
+    assert by["length"] > 0, by
+    if MUST_STOP[fmt]:
+        assert by["stop"] > 0, by
     return by
 
 
@@ -341,7 +346,7 @@ def test_a_wheel_that_is_not_the_pinned_one_is_refused(tmp_path):
 def test_engine_unconstrained_every_judgement_abstains_and_says_why(smollm_judge, loop_thread, fmt):
     judge = smollm_judge.derive(format=fmt, max_tokens=UNCONSTRAINED_MAX_TOKENS)
     run = rank_engine(judge, loop_thread, UNCONSTRAINED_ITEMS, "round_robin")
-    by = check_unconstrained(run, UNCONSTRAINED_MAX_TOKENS)
+    by = check_unconstrained(run, UNCONSTRAINED_MAX_TOKENS, fmt)
     print(f"engine {fmt} unconstrained: {len(run.verdicts)} abstentions {dict(by)}, {run.wall_s:.1f} s")
     assert run.stats.abstentions == run.stats.samples == len(run.verdicts)
     assert run.stats.errors == 0
@@ -383,7 +388,7 @@ def test_server_unconstrained_every_judgement_abstains_and_says_why(smollm_serve
     # the exit code and summary are the run-health checks' business (issue 10); what the
     # judgements record is checked here
     assert run.rows, run.stderr[-3000:]
-    by = check_unconstrained(run, UNCONSTRAINED_MAX_TOKENS)
+    by = check_unconstrained(run, UNCONSTRAINED_MAX_TOKENS, fmt)
     print(f"server {fmt} unconstrained: {len(run.verdicts)} abstentions {dict(by)}, exit {run.returncode}, "
           f"{run.wall_s:.1f} s")
 
