@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import doctest
-import importlib
 import logging
 import math
 import os
@@ -37,32 +36,18 @@ from tourney.integrations.groups import group_by_prompt
 from tourney.integrations.trl import AsyncTourneyReward, TourneyReward, completion_text
 from tourney.judges.base import build_judge
 
-from .conftest import ROOT, read_jsonl
+from .conftest import ROOT, read_jsonl, require
 
 EXAMPLE = ROOT / "tourney" / "data" / "example.jsonl"
-STRICT = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 #: rewards are rounded to 10 decimals; TRL logs float32 means
 REWARD_TOL = 1e-9
 FLOAT32_TOL = 1e-5
 
 
-def _require(module: str, why: str):
-    """The module, or a skip (a failure under CI=true) naming what is missing and why."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        msg = f"missing real component: {module} ({why}): {exc}"
-        if STRICT:
-            pytest.fail(msg + "; CI=true, so this is a failure, not a skip", pytrace=False)
-        pytest.skip(msg)
-
-
 def _build_tiny_model(path: Path) -> Path:
-    """The project's tiny random Qwen2 (tourney.testing.tiny_model, formerly tourney.judges.tiny_model)."""
-    try:
-        from tourney.testing.tiny_model import build_tiny_model  # type: ignore[import-not-found]
-    except ImportError:
-        from tourney.judges.tiny_model import build_tiny_model
+    """The project's tiny random Qwen2 (tourney.testing.tiny_model)."""
+    from tourney.testing.tiny_model import build_tiny_model
+
     return build_tiny_model(path)
 
 
@@ -262,7 +247,7 @@ def test_reward_function_follows_trls_calling_convention(caplog):
 def test_trl_sees_the_async_form_as_async():
     """TRL decides sync or async from ``__call__`` (trl.trainer.utils.is_async_callable); its
     import loads torch and transformers (seconds), hence slow."""
-    utils = _require("trl.trainer.utils", "TRL's own sync/async test of a reward function")
+    utils = require("trl.trainer.utils", "TRL's own sync/async test of a reward function")
     sync, asyn = TourneyReward(), AsyncTourneyReward()
     try:
         assert utils.is_async_callable(asyn) and not utils.is_async_callable(sync)
@@ -281,7 +266,7 @@ def tiny_policy(tmp_path_factory):
     """A tiny random Qwen2 causal LM with a chat template (2 layers, hidden 64), built locally."""
     for module, why in (("torch", "the policy model"), ("transformers", "the policy model"),
                         ("datasets", "TRL's datasets"), ("trl", "the trainer under test")):
-        _require(module, why)
+        require(module, why)
     return _build_tiny_model(tmp_path_factory.mktemp("tiny-policy") / "model")
 
 
@@ -319,8 +304,8 @@ class _AsyncRecording(AsyncTourneyReward):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind, num_generations", [("sync", 4), ("async", 3)])
 def test_grpo_step_with_tournament_rewards(tiny_policy, tmp_path, kind, num_generations):
-    datasets = _require("datasets", "GRPO's prompt dataset")
-    trl = _require("trl", "the GRPO trainer")
+    datasets = require("datasets", "GRPO's prompt dataset")
+    trl = require("trl", "the GRPO trainer")
     model, tok = _load(tiny_policy)
     prompts = ["What is the capital of France?", "How many legs does a spider have?"]
     ds = datasets.Dataset.from_list([{"prompt": p} for p in prompts])
@@ -379,8 +364,8 @@ def _trained_one_step(trainer) -> None:
 
 @pytest.mark.slow
 def test_mined_dpo_pairs_of_a_mixed_input_train_in_trl(tiny_policy, mined_mixed, tmp_path):
-    datasets = _require("datasets", "loading the pairs as TRL does")
-    trl = _require("trl", "the DPO trainer")
+    datasets = require("datasets", "loading the pairs as TRL does")
+    trl = require("trl", "the DPO trainer")
     ds = datasets.load_dataset("json", data_files=str(mined_mixed / "dpo.jsonl"), split="train")
     assert len(ds) == 19 and all(trl.data_utils.is_conversational(ds[k]) for k in range(len(ds)))
     model, tok = _load(tiny_policy)
@@ -390,8 +375,8 @@ def test_mined_dpo_pairs_of_a_mixed_input_train_in_trl(tiny_policy, mined_mixed,
 
 @pytest.mark.slow
 def test_mined_kto_rows_of_a_mixed_input_train_in_trl(tiny_policy, mined_mixed, tmp_path):
-    datasets = _require("datasets", "loading the rows as TRL does")
-    trl = _require("trl", "the KTO trainer")
+    datasets = require("datasets", "loading the rows as TRL does")
+    trl = require("trl", "the KTO trainer")
     ds = datasets.load_dataset("json", data_files=str(mined_mixed / "kto.jsonl"), split="train")
     assert set(ds.column_names) >= {"prompt", "completion", "label"} and sum(ds["label"]) == 5
     model, tok = _load(tiny_policy)

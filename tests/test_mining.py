@@ -9,7 +9,7 @@ from tourney.cli import main
 from tourney.data.alpaca import load_items, pref_to_score
 from tourney.mining import PairFile, PairPolicy, mine_kto, mine_pairs
 
-from .conftest import ROOT, read_jsonl, write_jsonl
+from .conftest import ROOT, read_jsonl, require, write_jsonl
 
 EXAMPLE = ROOT / "tourney" / "data" / "example.jsonl"
 
@@ -164,8 +164,8 @@ def test_pref_to_score():
 
 
 def test_loads_with_trl_when_installed(tmp_path):
-    trl_utils = pytest.importorskip("trl.data_utils")
-    datasets = pytest.importorskip("datasets")
+    trl_utils = require("trl.data_utils", "the dpo extra: mined pairs must load as TRL expects")
+    datasets = require("datasets", "the dpo extra: mined pairs must load as TRL expects")
     # one form per file (a dataset column has one type): conversational for all
     assert main(["mine-pairs", str(EXAMPLE), "--out", str(tmp_path / "p.jsonl"), "--policy", "best_each",
                  "--conversational", "--no-progress", "--quiet"]) == 0

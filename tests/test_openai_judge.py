@@ -23,8 +23,12 @@ from typing import Any, Iterator
 
 import pytest
 
-if os.environ.get("CI") != "true":  # in CI a missing client is a failure, not a skip
-    pytest.importorskip("aiohttp")
+try:
+    from tests.conftest import require
+except ImportError:  # tests/ not a package
+    from conftest import require  # type: ignore[no-redef]
+
+require("aiohttp", "the openai judge's HTTP client (the openai and test extras)")
 
 from tourney.errors import JudgeError, JudgeUnavailableError, SpecError, TransientJudgeError  # noqa: E402
 from tourney.items import Item  # noqa: E402

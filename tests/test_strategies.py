@@ -12,8 +12,10 @@ from tourney import Tournament
 from tourney.types import Outcome
 
 try:  # the conformance module's driver and oracles (tests/ as rootdir or as a package)
+    from conftest import require
     from test_strategy_conformance import _u, chaos, constant, drive, keys_for, make, noiseless, noisy, quality, run
 except ImportError:  # pragma: no cover
+    from .conftest import require
     from .test_strategy_conformance import _u, chaos, constant, drive, keys_for, make, noiseless, noisy, quality, run
 
 #: how close the Bradley-Terry position estimate must be to the simulated judge's true bias
@@ -95,7 +97,7 @@ def test_bt_position_effect_is_estimated_on_a_biased_judge():
 def test_bt_matches_choix():
     """An independent optimiser: choix.opt_pairwise minimises -loglik + alpha * sum(s^2),
     i.e. l2 = 2 * alpha in tourney's convention."""
-    choix = pytest.importorskip("choix")
+    choix = require("choix", "choix is the test-only oracle (the test extra)")
     n = 6
 
     def no_ties(f: str, s: str, sample: int) -> Outcome:

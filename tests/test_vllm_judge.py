@@ -19,8 +19,10 @@ from tourney.registry import Spec
 from tourney.types import Match, Outcome
 
 try:
+    from tests.conftest import require
     from tests.vllm_fixtures import loop_thread, tiny_model_dir, vllm_judge  # noqa: F401  (fixtures)
 except ImportError:  # tests/ not a package
+    from conftest import require  # type: ignore[no-redef]
     from vllm_fixtures import loop_thread, tiny_model_dir, vllm_judge  # type: ignore[no-redef]  # noqa: F401
 
 #: vLLM's KV-cache block size on CPU (prefix caching shares whole blocks); read from the engine
@@ -73,7 +75,7 @@ def test_match_seed_is_independent_of_the_offset_and_stable():
 def test_tiny_model_is_built_once_and_looks_like_a_seed_judge(tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from tourney.judges.tiny_model import build_tiny_model
+    from tourney.testing.tiny_model import build_tiny_model
 
     t0 = time.perf_counter()
     assert build_tiny_model(tiny_model_dir) == tiny_model_dir  # idempotent: reused
@@ -252,7 +254,7 @@ def test_zz_engine_death_is_transient_and_marks_the_judge_dead(vllm_judge, loop_
     """Kill the engine core (as the OOM killer would): the call in flight and every later call
     raise TransientJudgeError, and ``dead`` tells the hosting process to restart. Runs last:
     it kills the session's engine."""
-    psutil = pytest.importorskip("psutil")
+    psutil = require("psutil", "finds the engine core process to kill (vLLM depends on it)")
     judge = vllm_judge
     child = judge.derive(structured=True)
     loop_thread.run(judge.judge(Match(prompt="warm", first_text="a", second_text="b")))

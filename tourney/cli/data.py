@@ -40,7 +40,7 @@ def add_tiny_model_parser(sub: Any) -> None:
 
 
 def cmd_tiny_model(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from ..judges.tiny_model import build_tiny_model  # torch and transformers: loaded here only
+    from ..testing.tiny_model import build_tiny_model  # torch and transformers: loaded here only
 
     print(build_tiny_model(args.path, seed=args.seed))
     return 0
