@@ -48,6 +48,7 @@ COMMANDS: dict[str, Command] = {
     "strategies": Command(catalog.add_strategies_parser, catalog.cmd_strategies),
     "convert-prd": Command(data.add_convert_parser, data.cmd_convert),
     "build-tiny-model": Command(data.add_tiny_model_parser, data.cmd_tiny_model),
+    "build-smollm": Command(data.add_smollm_parser, data.cmd_smollm),
     "rate": Command(rate.add_parser, rate.cmd_rate),
     "log": Command(store.add_log_parser, store.cmd_log),
     "store": Command(store.add_store_parser, store.cmd_store),
