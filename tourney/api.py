@@ -15,11 +15,12 @@ from typing import Any, Awaitable, Iterable, Mapping, Sequence, TypeVar
 from .errors import InputError
 from .items import Item, PromptResult, parse_item
 from .judges.base import Judge, build_judge
+from .outputs import to_dataset, to_pandas  # results -> pandas / datasets (imported only when called)
 from .scheduler import RunStats, Scheduler
 from .strategy import StrategyFactory, build_strategy
 from .types import Prompt
 
-__all__ = ["Tournament", "select_best"]
+__all__ = ["Tournament", "select_best", "to_dataset", "to_pandas"]
 
 T = TypeVar("T")
 

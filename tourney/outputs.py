@@ -33,8 +33,8 @@ info               string (JSON of the strategy's own record)             an obj
 
 A failed row has nulls where it has no value. The input row's other fields follow as columns of
 their own (a parquet or ``datasets`` input keeps its column types; a JSON input's types are taken
-from the first :data:`ROW_GROUP` rows: strings, integers, floats or booleans, anything else JSON
-text); one named like a result column goes under the struct ``input``.
+from the first :data:`ROW_GROUP` rows by pyarrow, a column it cannot type as JSON text); one
+named like a result column goes under the struct ``input``.
 
 Atomic files
 ------------
@@ -112,9 +112,10 @@ def output_format(path: str | None, format: str | None = None) -> str:
 
 
 # -- the schema ------------------------------------------------------------------------------
-def result_schema(extra: Any = None) -> Any:
+def result_schema(extra: Any = None, *, arranged: bool = False) -> Any:
     """The pyarrow schema of result rows; ``extra`` (a pyarrow schema) adds the input's other
-    columns after them (a column named like a result column goes under the struct ``input``)."""
+    columns after them: as the input has them (a column named like a result column goes under
+    the struct ``input``), or ``arranged`` already (``input`` built)."""
     pa = _pyarrow("the parquet output schema")
     i64, f64, s = pa.int64(), pa.float64(), pa.string()
     spec = pa.struct([("name", s), ("arg", s), ("options", s)])
@@ -129,7 +130,9 @@ def result_schema(extra: Any = None) -> Any:
         ("info", s),
     ]
     out = [pa.field(n, t) for n, t in fields]
-    if extra is not None and len(extra):
+    if extra is not None and len(extra) and arranged:
+        out += [f.remove_metadata() for f in extra]
+    elif extra is not None and len(extra):
         moved = [f for f in extra if f.name in RESULT_KEYS]
         out += [f.remove_metadata() for f in extra if f.name not in RESULT_KEYS]
         if moved:
@@ -187,19 +190,20 @@ def _unrecord(rec: Mapping[str, Any]) -> dict[str, Any]:
             at = keys.index("budget_limited") + 1
             d = {**{k: d[k] for k in keys[:at]}, "error": err, **{k: d[k] for k in keys[at:]}}
     for k, v in rec.items():
-        if k not in RESULT_COLUMNS:
+        if k not in RESULT_COLUMNS and not (k == "input" and v is None):  # ``input``: only rows that had one
             d[k] = v
     return d
 
 
 class _ExtraColumns:
     """Arrow types for the input's other fields of a JSON input (no schema to take them from):
-    decided on the first rows seen, kept for the whole file (a parquet file has one schema).
-    A value that does not fit its column later is written as JSON text in a text column, and
-    as null with a warning in a number or boolean column."""
+    inferred by pyarrow from the first rows seen and kept for the whole file (a parquet file has
+    one schema). A column whose type cannot be stored (all null, an empty object, mixed types)
+    is JSON text. A later value that does not fit its column is written as JSON text in a text
+    column, and as null with a warning in any other."""
 
     def __init__(self) -> None:
-        self.types: dict[str, Any] | None = None  # name -> arrow type; "json" columns are strings of JSON
+        self.types: dict[str, Any] | None = None
         self.json_columns: set[str] = set()
         self.warnings: list[str] = []
 
@@ -212,19 +216,16 @@ class _ExtraColumns:
                     names.setdefault(k, None)
         self.types = {}
         for name in names:
-            values = [r.get(name) for r in records if r.get(name) is not None]
-            kinds = {_scalar_kind(v) for v in values}
-            if kinds == {"str"} or not kinds:
-                self.types[name] = pa.string()
-            elif kinds == {"bool"}:
-                self.types[name] = pa.bool_()
-            elif kinds == {"int"}:
-                self.types[name] = pa.int64()
-            elif kinds <= {"int", "float"}:
-                self.types[name] = pa.float64()
-            else:
+            values = [r.get(name) for r in records]
+            try:
+                t = pa.array(values, from_pandas=False).type
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+                t = None
+            if t is None or not _storable(pa, t):
                 self.types[name] = pa.string()
                 self.json_columns.add(name)
+            else:
+                self.types[name] = t
 
     def schema(self) -> Any:
         pa = _pyarrow("parquet output")
@@ -233,40 +234,55 @@ class _ExtraColumns:
 
     def fit(self, records: list[dict[str, Any]], first_row: int) -> None:
         """Make every record's extras fit the decided types (in place)."""
+        pa = _pyarrow("parquet output")
         assert self.types is not None
-        for i, r in enumerate(records):
-            for k in list(r):
-                if k in RESULT_COLUMNS:
-                    continue
-                v = r[k]
-                t = self.types.get(k)
-                if t is None:
-                    self.warnings.append(f"output row {first_row + i}: input field {k!r} first appears after the "
-                                         f"first {ROW_GROUP} rows: not in the parquet schema, left out")
-                    del r[k]
-                    continue
+        names = {k for r in records for k in r if k not in RESULT_COLUMNS}
+        for k in names:
+            t = self.types.get(k)
+            if t is None:
+                for i, r in enumerate(records):
+                    if k in r:
+                        del r[k]
+                self.warnings.append(f"input field {k!r} first appears after the first rows that fixed the parquet "
+                                     f"schema (output row {first_row}): left out of the parquet output")
+                continue
+            if k in self.json_columns:
+                for r in records:
+                    if r.get(k) is not None:
+                        r[k] = json.dumps(r[k], ensure_ascii=False, default=str)
+                continue
+            try:
+                pa.array([r.get(k) for r in records], type=t)
+                continue
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+                pass
+            for i, r in enumerate(records):  # find the values that do not fit
+                v = r.get(k)
                 if v is None:
                     continue
-                kind = _scalar_kind(v)
-                if k in self.json_columns or (str(t) == "string" and kind != "str"):
-                    r[k] = json.dumps(v, ensure_ascii=False, default=str)
-                elif (str(t) == "int64" and kind != "int") or (str(t) == "double" and kind not in ("int", "float")) \
-                        or (str(t) == "bool" and kind != "bool"):
-                    self.warnings.append(f"output row {first_row + i}: input field {k!r} is a {kind}, its column "
-                                         f"is {t} (from the first rows): written as null")
-                    r[k] = None
+                try:
+                    pa.array([v], type=t)
+                except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+                    if pa.types.is_string(t) or pa.types.is_large_string(t):
+                        r[k] = json.dumps(v, ensure_ascii=False, default=str)
+                    else:
+                        self.warnings.append(f"output row {first_row + i}: input field {k!r} holds a "
+                                             f"{type(v).__name__} that does not fit its column type {t} (fixed by "
+                                             "the first rows): written as null (the JSONL output keeps it)")
+                        r[k] = None
 
 
-def _scalar_kind(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int" if -(2**63) <= v < 2**63 else "bigint"
-    if isinstance(v, float):
-        return "float"
-    if isinstance(v, str):
-        return "str"
-    return type(v).__name__
+def _storable(pa: Any, t: Any) -> bool:
+    """False for types parquet cannot store or that say nothing (null, a struct without fields)."""
+    if pa.types.is_null(t):
+        return False
+    if pa.types.is_struct(t):
+        return t.num_fields > 0 and all(_storable(pa, t.field(i).type) for i in range(t.num_fields))
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return _storable(pa, t.value_type)
+    if pa.types.is_map(t):
+        return _storable(pa, t.key_type) and _storable(pa, t.item_type)
+    return True
 
 
 def to_arrow(results: Iterable[PromptResult | Mapping[str, Any]] | str | os.PathLike[str],
@@ -285,7 +301,7 @@ def to_arrow(results: Iterable[PromptResult | Mapping[str, Any]] | str | os.Path
         cols = _ExtraColumns()
         cols.decide(records)
         cols.fit(records, 0)
-        extra_schema = cols.schema()
+        return pa.Table.from_pylist(records, schema=result_schema(cols.schema(), arranged=True))
     return pa.Table.from_pylist(records, schema=result_schema(extra_schema))
 
 
@@ -347,6 +363,7 @@ class OutputFile:
         self.path = None if path is None else os.fspath(path)
         self.rows = 0  #: whole rows written
         self.bytes = 0
+        self.text = True  #: lines of text (a partial file is cut after its last newline); False for parquet
         self.closed = False
         self.meta_path: str | None = None
         self.partial_meta_path: str | None = None
@@ -458,7 +475,7 @@ class OutputFile:
         if self.rows == 0:
             _remove(self.tmp)
             return None
-        if problem is not None:
+        if self.text:  # a line cut by a write error is not a row
             _trim_to_last_newline(self.tmp)
         if meta is not None and self.partial_meta_path is not None:
             with contextlib.suppress(OSError, OutputError):
@@ -480,7 +497,7 @@ class _TextAsBinary:
 
 
 def _remove(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(OSError):  # absent; or a read-only folder, which the next write reports
         os.remove(path)
 
 
@@ -547,6 +564,7 @@ class ResultWriter:
         if format == "parquet":
             _pyarrow("parquet output")
         self.out = out
+        out.text = format == "jsonl"
         self.format = format
         self.extra_schema = extra_schema
         self._records: list[dict[str, Any]] = []
@@ -580,7 +598,7 @@ class ResultWriter:
         if self._schema is None:
             if self._extra is not None:
                 self._extra.decide(records)
-                self._schema = result_schema(self._extra.schema())
+                self._schema = result_schema(self._extra.schema(), arranged=True)
             else:
                 self._schema = result_schema(self.extra_schema)
         if self._extra is not None:

@@ -231,9 +231,9 @@ def sigterm_as_interrupt() -> Iterator[list[int]]:
 
 
 def report_stop(exc: BaseException, signals: list[int], kept: str | None, rows: int, store: str | None,
-                command: str, what: str = "results") -> int:
-    """Say on stderr why the run stopped, what was saved and the command that resumes it;
-    return the exit code (130 after SIGINT, 143 after SIGTERM, 2 for an error)."""
+                command: str, what: str = "results", target: str | None = None) -> int:
+    """Say on stderr why the run stopped, what was saved (``kept``: the partial file; ``target``:
+    the stdout or device the rows went to) and the command that resumes it; return the exit code (130 after SIGINT, 143 after SIGTERM, 2 for an error)."""
     if isinstance(exc, KeyboardInterrupt):
         name = "SIGTERM" if signals else "SIGINT"
         head = f"tourney: interrupted ({name})"
@@ -241,8 +241,12 @@ def report_stop(exc: BaseException, signals: list[int], kept: str | None, rows: 
     else:
         head = f"tourney: error: {exc}"
         code = 2
-    saved = (f"{rows} {what} in order before the stop are in {kept} (partial, see {kept}.meta.json)"
-             if kept else "no output was written")
+    if kept:
+        saved = f"{rows} {what} in order before the stop are in {kept} (partial, see {kept}.meta.json)"
+    elif target and rows:  # stdout or a device: written as they came
+        saved = f"what went to {target} is not a complete output"
+    else:
+        saved = "no complete output was written"
     judged = (f"every judgement made is kept in the store {store}: the same command resumes without paying for "
               "them again" if store else "no judgement store (--no-store): the same command judges everything again")
     print(f"{head}\ntourney: {saved}; {judged}:\n  {command}", file=sys.stderr)

@@ -121,7 +121,8 @@ def cmd_mine(args: argparse.Namespace, argv: Sequence[str]) -> int:
                        "resume": opts["command"]}
             kept = out.abort(partial if meta else None)
             if (meta and isinstance(exc, (TourneyError, OSError))) or isinstance(exc, KeyboardInterrupt):
-                return report_stop(exc, signals, kept, out.rows, store, opts["command"], what="pairs")
+                return report_stop(exc, signals, kept, out.rows, store, opts["command"], what="pairs",
+                                   target=None if out.tmp else out.name)
             raise
     if report is not None:
         code = print_summary(report, args.quiet)

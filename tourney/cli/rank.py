@@ -93,7 +93,8 @@ def cmd_rank(args: argparse.Namespace, argv: Sequence[str]) -> int:
             kept = out.abort(partial if meta else None)
             started = bool(meta) and isinstance(exc, (TourneyError, OSError))
             if started or isinstance(exc, KeyboardInterrupt):  # say what was saved and how to resume
-                return report_stop(exc, signals, kept, out.out.rows, store, opts["command"])
+                return report_stop(exc, signals, kept, out.out.rows, store, opts["command"],
+                                   target=None if out.out.tmp else out.out.name)
             raise
     for warning in out.warnings:
         print(f"tourney: warning: {warning}", file=sys.stderr)
