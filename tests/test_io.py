@@ -336,16 +336,6 @@ def test_duplicates_on_the_real_gsm8k_solutions(shared_data, tmp_path):
     assert sum(x["status"] == "failed" for x in read_jsonl(out)) == 8
 
 
-def test_mined_pairs_never_pair_a_response_with_its_copy(tmp_path):
-    inp = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "q", "responses": ["same", "same"]},
-                                              {"prompt": "q", "responses": ["a", "a", "b"]}])
-    out = tmp_path / "pairs.jsonl"
-    assert main(["mine-pairs", str(inp), "--out", str(out), "--policy", "margin", "--no-progress", "-q",
-                 "--no-store"]) == 0
-    pairs = read_jsonl(out)
-    assert pairs and all(p["chosen"] != p["rejected"] for p in pairs)
-
-
 def test_inputs_and_outputs_import_nothing_heavy():
     code = ("import sys, tourney, tourney.cli, tourney.inputs, tourney.outputs;"
             "print(','.join(m for m in ('pyarrow', 'pandas', 'datasets', 'zstandard') if m in sys.modules))")

@@ -15,12 +15,11 @@ from typing import Any, Awaitable, Iterable, Mapping, Sequence, TypeVar
 from .errors import InputError
 from .items import Item, PromptResult, parse_item
 from .judges.base import Judge, build_judge
-from .outputs import to_dataset, to_pandas  # results -> pandas / datasets (imported only when called)
 from .scheduler import RunStats, Scheduler
 from .strategy import StrategyFactory, build_strategy
 from .types import Prompt
 
-__all__ = ["Tournament", "select_best", "to_dataset", "to_pandas"]
+__all__ = ["Tournament", "select_best"]
 
 T = TypeVar("T")
 
@@ -42,6 +41,13 @@ class _LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join()
         self.loop.close()
+
+
+# Results -> pandas / datasets (Tournament.rank's results or an output file), defined next to the
+# output schema in tourney/outputs.py; each imports its library only when called.
+from .outputs import to_dataset, to_pandas  # noqa: E402
+
+__all__ += ["to_dataset", "to_pandas"]
 
 
 class Tournament:

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from .errors import InputError, MissingExtraError
-from .items import DEFAULT_FIELDS, FieldMap, Item, ItemError, parse_item, parse_text
+from .items import DEFAULT_FIELDS, FieldMap, Item, ItemError, parse_item
 
 __all__ = ["BATCH_ROWS", "FORMATS", "InputSource", "detect_format", "open_input"]
 

@@ -25,7 +25,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -110,7 +110,7 @@ def rank_file(
     stdin), an opened :class:`~tourney.inputs.InputSource`, a ``datasets.Dataset``, an iterable
     of row dicts, or None for the bundled :data:`EXAMPLE`. ``input_format`` overrides the format
     the path says, ``fields`` maps the row's fields, ``duplicates`` is ``"merge"`` or
-    ``"error"`` (see :func:`tourney.inputs.open_input`). ``judge`` and
+    ``"error"`` (see :func:`tourney.inputs.open_input`; an opened ``InputSource`` has them already). ``judge`` and
     ``strategy``: specs with their options (strings are parsed here). ``seed``: the run seed
     (same seed, same results). ``concurrency``, ``retries``, ``backoff_s`` (seconds, doubling),
     ``resample_abstentions``, ``max_comparisons`` (per prompt) and ``token_budget`` (judge

@@ -15,6 +15,8 @@ The scheduler owns concurrency; strategies own decisions; judges own inference.
 * Abstentions are re-sampled up to ``resample_abstentions`` times per request, with sample
   indices ``RESAMPLE_STRIDE * round + offset``, which never collide with ordinary indices, so a
   re-sample is a new, reproducible draw (only for a judge whose ``fresh_samples`` is true).
+* Identical responses of an item are judged once: the tournament runs on ``item.merged()`` and
+  its result is put back in the input's numbering by ``unmerge`` (``tourney/items.py``).
 * Each prompt's matches go to ``judge.for_item(item)``, the judge's view of that input item
   (the simulated judge binds the item's ``scores`` there; most judges are their own view).
 * Per-prompt randomness comes from ``stable_seed(seed, prompt id)``; with a deterministic

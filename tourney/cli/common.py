@@ -17,7 +17,7 @@ import shlex
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence, TextIO
 
 from ..registry import Spec, parse_spec, parse_value
 from .executor import add_executor_options, executor_options
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..runner import RunReport
 
 __all__ = [
+    "LazyOutput",
     "add_input_options",
     "add_judging_options",
     "default_store",
@@ -104,7 +105,8 @@ def default_store(out: str | None) -> str | None:
 
 
 def add_judging_options(r: argparse.ArgumentParser) -> None:
-    """The judge, strategy, scheduler, store and executor options shared by rank and mine-pairs."""
+    """The input, judge, strategy, scheduler, store and executor options shared by rank and mine-pairs."""
+    add_input_options(r)
     r.add_argument("--judge", default="simulated",
                    help="judge spec: simulated[:k=v,..], replay:FILE, vllm:MODEL, openai:URL (default: simulated)")
     r.add_argument("--judge-opt", action="append", type=parse_kv, default=[], metavar="KEY=VALUE",
@@ -159,8 +161,8 @@ def store_path(args: argparse.Namespace, default: str | None) -> str | None:
 
 
 def run_options(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
-    """The judging flags as keywords of :func:`tourney.runner.rank_file` (all but the input
-    (:func:`input_options`), the sink, the store and the meta, which each command chooses)."""
+    """The input and judging flags as keywords of :func:`tourney.runner.rank_file` (all but the
+    input itself, the sink, the store and the meta, which each command chooses)."""
     from .progress import Progress
 
     show = args.progress if args.progress is not None else sys.stderr.isatty()
@@ -178,6 +180,7 @@ def run_options(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]
         "executor_options": executor_options(args),
         "progress": Progress if show else None,
         "command": shlex.join(["tourney", *argv]),
+        **{("input_format" if k == "format" else k): v for k, v in input_options(args).items()},
     }
 
 
@@ -251,3 +254,25 @@ def report_stop(exc: BaseException, signals: list[int], kept: str | None, rows: 
               "them again" if store else "no judgement store (--no-store): the same command judges everything again")
     print(f"{head}\ntourney: {saved}; {judged}:\n  {command}", file=sys.stderr)
     return code
+
+
+class LazyOutput:
+    """An output file opened on first write (so a run refused at start leaves no file), or stdout.
+    Not atomic: ``tourney rank`` writes through :class:`tourney.outputs.OutputFile` instead."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self._fh: TextIO | None = None if path else sys.stdout
+
+    def write(self, text: str) -> None:
+        if self._fh is None:
+            self._fh = open(self.path, "w", encoding="utf-8")  # type: ignore[arg-type]  # noqa: SIM115
+        self._fh.write(text)
+
+    def close(self, create: bool = True) -> None:
+        if self._fh is None and create and self.path:
+            self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+        if self._fh is sys.stdout:
+            sys.stdout.flush()
+        elif self._fh is not None:
+            self._fh.close()

@@ -8,17 +8,7 @@ import json
 import sys
 from typing import Any, Sequence
 
-from .common import (
-    add_input_options,
-    add_judging_options,
-    default_store,
-    input_options,
-    print_summary,
-    report_stop,
-    run_options,
-    sigterm_as_interrupt,
-    store_path,
-)
+from .common import LazyOutput, add_judging_options, print_summary, run_options, store_path
 
 __all__ = ["add_parser", "cmd_mine"]
 
@@ -44,10 +34,10 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_EPILOG,
     )
-    p.add_argument("input", help="the input (JSONL, JSON, parquet or a datasets folder): prompts and responses")
-    p.add_argument("--out", "-o", required=True, help="pairs JSONL to write (written to OUT.partial, renamed when complete)")
-    p.add_argument("--ranked", default=None, metavar="RANKED",
-                   help="an earlier 'tourney rank' output for INPUT (JSONL or parquet): mine from it instead of judging")
+    p.add_argument("input", help="the input JSONL (prompts and responses)")
+    p.add_argument("--out", "-o", required=True, help="pairs JSONL to write")
+    p.add_argument("--ranked", default=None, metavar="RANKED.jsonl",
+                   help="an earlier 'tourney rank' output for INPUT: mine from it instead of judging")
     p.add_argument("--policy", default="best_worst", choices=["best_worst", "best_each", "margin"],
                    help="best_worst: one pair per prompt; best_each: best vs every other; margin: every "
                    "ordered pair with margin >= --min-margin (default best_worst)")
@@ -58,23 +48,17 @@ def add_parser(sub: Any) -> None:
                    help="keep only pairs judged in both orders with both orders agreeing")
     p.add_argument("--conversational", action="store_true",
                    help="write conversational pairs even for plain-text prompts")
-    add_input_options(p)
     add_judging_options(p)
 
 
 def cmd_mine(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from ..errors import InputError, TourneyError
-    from ..inputs import open_input
-    from ..items import Item
+    from ..items import InputError, Item, read_items
     from ..mining import PairPolicy, mine_pairs
-    from ..outputs import OutputFile, read_results
     from ..runner import rank_file
 
     policy = PairPolicy(args.policy, args.min_margin, args.min_confidence, args.require_consistent,
                         True if args.conversational else None)
-    opts = run_options(args, argv)
-    src = open_input(args.input, **input_options(args))
-    out = OutputFile(args.out)
+    out = LazyOutput(args.out)
     counts = {"prompts": 0, "pairs": 0}
 
     def sink(item: Item | None, result: Any) -> None:
@@ -83,24 +67,25 @@ def cmd_mine(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if item is None:
             return
         for pair in mine_pairs(item, res, policy):
-            if pair["chosen"] == pair["rejected"]:  # identical responses (merged duplicates) make no preference
-                continue
-            out.write((json.dumps(pair, ensure_ascii=False) + "\n").encode("utf-8"))
+            out.write(json.dumps(pair, ensure_ascii=False) + "\n")
             counts["pairs"] += 1
 
-    store = None if args.ranked else store_path(args, default_store(args.out))
-    meta: dict[str, Any] = {}
-    report = None
-    with sigterm_as_interrupt() as signals:
-        try:
-            if args.ranked:
-                code = 0
-                ranked = _ranked_rows(args.ranked, read_results)
-                pairs = itertools.zip_longest(src.items(), ranked)
-                for no, (item, res) in enumerate(pairs, 1):
-                    if item is None or res is None:
+    ok = False
+    try:
+        if args.ranked:
+            code = 0
+            with open(args.input, encoding="utf-8", errors="replace") as fi, \
+                    open(args.ranked, encoding="utf-8", errors="replace") as fr:
+                ranked_lines = (line for line in fr if line.strip())
+                pairs = itertools.zip_longest(read_items(fi, args.input), ranked_lines)
+                for no, (item, line) in enumerate(pairs, 1):
+                    if item is None or line is None:
                         raise InputError(f"{args.ranked} has {'more' if item is None else 'fewer'} results than "
                                          f"{args.input} has items: not the output of this input")
+                    try:
+                        res = json.loads(line)
+                    except ValueError as exc:
+                        raise InputError(f"{args.ranked} result {no}: malformed JSON ({exc})") from exc
                     if not isinstance(res, dict):
                         raise InputError(f"{args.ranked} result {no}: expected a JSON object")
                     if isinstance(item, InputError):
@@ -112,32 +97,13 @@ def cmd_mine(args: argparse.Namespace, argv: Sequence[str]) -> int:
                         raise InputError(f"{args.ranked} result {no} is for item {res.get('id')!r}, "
                                          f"the input's item {no} is {item.id!r}: not the output of this input")
                     sink(item, res)
-                out.commit(None)
-            else:
-                report = rank_file(src, sink, store=store, on_meta=meta.update, **opts)
-                out.commit({**meta, "output": {"path": args.out, "format": "jsonl", "rows": out.rows}})
-        except BaseException as exc:
-            partial = {**meta, "complete": False, "output": {"path": out.tmp, "format": "jsonl", "rows": out.rows},
-                       "resume": opts["command"]}
-            kept = out.abort(partial if meta else None)
-            if (meta and isinstance(exc, (TourneyError, OSError))) or isinstance(exc, KeyboardInterrupt):
-                return report_stop(exc, signals, kept, out.rows, store, opts["command"], what="pairs",
-                                   target=None if out.tmp else out.name)
-            raise
-    if report is not None:
-        code = print_summary(report, args.quiet)
+        else:
+            report = rank_file(args.input, sink, store=store_path(args, args.out + ".judgements.sqlite"),
+                               meta_path=args.out + ".meta.json", **run_options(args, argv))
+            code = print_summary(report, args.quiet)
+        ok = True
+    finally:
+        out.close(create=ok)
     print(f"tourney: {counts['pairs']} pairs from {counts['prompts']} prompts ({args.policy}) -> {args.out}",
           file=sys.stderr)
     return code
-
-
-def _ranked_rows(path: str, read: Any) -> Any:
-    """The rows of an earlier output; a row that is not JSON is an input error naming it."""
-    from ..errors import InputError
-
-    no = 0
-    try:
-        for no, row in enumerate(read(path), 1):
-            yield row
-    except ValueError as exc:
-        raise InputError(f"{path} result {no + 1}: malformed JSON ({exc})") from None

@@ -19,7 +19,6 @@ import sys
 from typing import Any, Sequence
 
 from .common import (
-    add_input_options,
     add_judging_options,
     default_store,
     input_options,
@@ -67,7 +66,6 @@ def add_parser(sub: Any) -> None:
                    "OUT.partial and renamed when the run is complete")
     r.add_argument("--output-format", choices=("jsonl", "parquet"), default=None,
                    help="output format (default: from --out's extension)")
-    add_input_options(r)
     add_judging_options(r)
 
 
@@ -79,7 +77,7 @@ def cmd_rank(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     opts = run_options(args, argv)
     fmt = output_format(args.out, args.output_format)
-    src = open_input(EXAMPLE if args.input is None else args.input, **input_options(args))
+    src = open_input(EXAMPLE if args.input is None else args.input, **input_options(args))  # checked before any work
     out = ResultWriter(OutputFile(args.out), fmt, src.extra_schema)
     store = store_path(args, default_store(args.out))
     meta: dict[str, Any] = {}
