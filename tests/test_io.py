@@ -521,3 +521,16 @@ def test_an_io_error_mid_run_keeps_the_previous_output_and_the_whole_rows(tmp_pa
     assert len(kept) == 3 and all(json.loads(x)["status"] == "ok" for x in kept)
     meta = json.loads((tmp_path / "o.jsonl.partial.meta.json").read_text())
     assert meta["complete"] is False and "Input/output error" in meta["stopped"]
+
+
+def test_a_truncated_compressed_input_stops_with_its_rows_so_far_kept_as_partial(tmp_path, capsys):
+    text = "".join(json.dumps({"id": f"p{i}", "prompt": "q", "responses": [f"a{i}", "b"]}) + "\n" for i in range(3000))
+    data = gzip.compress(text.encode())
+    src = tmp_path / "cut.jsonl.gz"
+    src.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "o.jsonl"
+    assert cli("rank", str(src), "--out", str(out)) == 2
+    err = capsys.readouterr().err
+    assert "cut.jsonl.gz: cannot read past line " in err and "EOFError" in err and "Traceback" not in err
+    kept = read_jsonl(tmp_path / "o.jsonl.partial")
+    assert kept and [r["id"] for r in kept] == [f"p{i}" for i in range(len(kept))] and not out.exists()

@@ -85,7 +85,6 @@ class InputSource:
     _rows: Callable[[], Iterator[tuple[str, Any]]] = field(repr=False)
     _count: Callable[[], int | None] = field(repr=False, default=lambda: None)
     extra_schema: Any = field(default=None, repr=False)
-    _check_empty: bool = field(default=True, repr=False)
 
     def count(self) -> int | None:
         """How many rows (for a progress line): from metadata where there is some, else one
@@ -108,7 +107,7 @@ class InputSource:
                 except ItemError as exc:
                     yield exc
             index += 1
-        if index == 0 and self._check_empty:
+        if index == 0:
             raise InputError(f"{self.name} holds no rows: nothing to rank")
 
 
@@ -286,7 +285,7 @@ def _count_lines(stream: IO[bytes]) -> int:
 def _json_lines(stream: IO[bytes], name: str, fields: FieldMap) -> Iterator[tuple[str, Any]]:
     """``(where, row)`` per non-blank line; a row that cannot be decoded is an :class:`ItemError`."""
     with stream:
-        for no, raw in enumerate(stream, 1):
+        for no, raw in enumerate(_read_lines(stream, name), 1):
             if no == 1 and raw.startswith(_BOM):
                 raw = raw[3:]
             if not raw.strip():
@@ -304,6 +303,22 @@ def _json_lines(stream: IO[bytes], name: str, fields: FieldMap) -> Iterator[tupl
                                        f"{getattr(exc, 'colno', '?')})", where)
             except RecursionError:
                 yield where, ItemError("malformed JSON (nested too deeply)", where)
+
+
+def _read_lines(stream: IO[bytes], name: str) -> Iterator[bytes]:
+    """The stream's lines; a stream that breaks (a truncated or corrupt gzip/zstd file, an I/O
+    error) is an :class:`InputError` naming the input and the last line read."""
+    no = 0
+    it = iter(stream)
+    while True:
+        try:
+            raw = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:  # gzip: EOFError, BadGzipFile; zstandard: ZstdError; OSError
+            raise InputError(f"{name}: cannot read past line {no}: {type(exc).__name__}: {exc}") from exc
+        no += 1
+        yield raw
 
 
 def _bad_utf8(raw: bytes, exc: UnicodeDecodeError, where: str, fields: FieldMap) -> ItemError:
@@ -344,12 +359,16 @@ def _json_array(stream: IO[bytes], name: str, fields: FieldMap) -> Iterator[tupl
     pos = 0
     eof = False
     chunk = 1 << 16
+    k = 0
 
     def more(size: int) -> bool:
         nonlocal buf, pos, eof
         if eof:
             return False
-        data = stream.read(size)
+        try:
+            data = stream.read(size)
+        except Exception as exc:  # a truncated or corrupt compressed file, an I/O error
+            raise InputError(f"{name}: cannot read the array past element {k}: {type(exc).__name__}: {exc}") from exc
         eof = not data
         if pos > (1 << 20):  # drop what was consumed
             buf, pos = buf[pos:], 0
@@ -374,7 +393,6 @@ def _json_array(stream: IO[bytes], name: str, fields: FieldMap) -> Iterator[tupl
             yield f"{name} element 0", ItemError("expected a JSON array '[' at the start", f"{name}")
             return
         pos += 1
-        k = 0
         if skip_ws() == "]":
             return
         while True:

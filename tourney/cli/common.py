@@ -250,6 +250,14 @@ def report_stop(exc: BaseException, signals: list[int], kept: str | None, rows: 
         saved = f"what went to {target} is not a complete output"
     else:
         saved = "no complete output was written"
+    from ..errors import InputError
+
+    if isinstance(exc, InputError):  # the input itself is wrong: running the same command again will not help
+        if kept:
+            print(f"{head}\ntourney: {saved}", file=sys.stderr)
+        else:
+            print(head, file=sys.stderr)
+        return code
     judged = (f"every judgement made is kept in the store {store}: the same command resumes without paying for "
               "them again" if store else "no judgement store (--no-store): the same command judges everything again")
     print(f"{head}\ntourney: {saved}; {judged}:\n  {command}", file=sys.stderr)
