@@ -511,7 +511,7 @@ def _open_parquet(p: Path, fields: FieldMap, duplicates: str, how: str) -> Input
     def rows() -> Iterator[tuple[str, Any]]:
         f = pq.ParquetFile(p, pre_buffer=False)  # read page by page: memory per batch, not per row group
         try:
-            yield from _batches_rows(f.iter_batches(batch_size=BATCH_ROWS), p.name)
+            yield from _batches_rows(f.iter_batches(batch_size=BATCH_ROWS, use_threads=False), p.name)
         finally:
             f.close()
 
