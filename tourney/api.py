@@ -50,6 +50,13 @@ class _LoopThread:
         self.loop.close()
 
 
+# Results -> pandas / datasets (Tournament.rank's results or an output file), defined next to the
+# output schema in tourney/outputs.py; each imports its library only when called.
+from .outputs import to_dataset, to_pandas  # noqa: E402
+
+__all__ += ["to_dataset", "to_pandas"]
+
+
 class Tournament:
     """A judge, a strategy and scheduler settings, reusable over many batches of prompts.
 

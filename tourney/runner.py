@@ -1,8 +1,10 @@
-"""One whole ranking run over a JSONL file: the engine behind ``tourney rank`` and ``mine-pairs``.
+"""One whole ranking run over an input file or dataset: the engine behind ``tourney rank`` and ``mine-pairs``.
 
-:func:`rank_file` reads the items, opens the judgement store, builds the judge (locally or as
+:func:`rank_file` reads the items (any format of :mod:`tourney.inputs`, with a column mapping),
+opens the judgement store, builds the judge (locally or as
 a Ray pool) and the scheduler, hands every result to a sink in input order, writes the run's
-meta file and returns a :class:`RunReport`. It takes keyword arguments only (no command-line
+meta file (and hands the meta to ``on_meta``, also when the run stops early) and returns a
+:class:`RunReport`. It takes keyword arguments only (no command-line
 parsing, no printing): the command line turns its flags into these keywords, prints the
 summary and chooses the exit code.
 
@@ -23,14 +25,15 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import __version__
 from .errors import TourneyError
-from .items import Item, PromptResult
+from .inputs import InputSource, open_input
+from .items import FieldMap, Item, PromptResult
 from .registry import Spec
 from .scheduler import RunStats
 
@@ -76,31 +79,13 @@ class RunReport:
         return not self.problems
 
 
-def _open_input(path: str, count: bool) -> tuple[Iterator[str], str, int | None]:
-    """The input's lines, its name, and (with ``count``, for a progress line) how many items."""
-    import sys
-
-    if path == "-":
-        return iter(sys.stdin), "stdin", None
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"input file {path} does not exist")
-    total = None
-    if count:  # an extra pass over the file: only when a progress line will show it
-        with p.open("rb") as fh:
-            total = sum(1 for line in fh if line.strip())
-    return _iter_file(p), p.name, total
-
-
-def _iter_file(p: Path) -> Iterator[str]:
-    with p.open(encoding="utf-8", errors="replace") as fh:
-        yield from fh
-
-
 def rank_file(
-    input: str | os.PathLike[str] | None,
+    input: str | os.PathLike[str] | InputSource | Any | None,
     sink: Callable[[Item | None, PromptResult], None],
     *,
+    input_format: str | None = None,
+    fields: FieldMap | None = None,
+    duplicates: str = "merge",
     judge: Spec | str = "simulated",
     strategy: Spec | str = "knockout",
     seed: int = 0,
@@ -116,11 +101,16 @@ def rank_file(
     progress: Callable[[int | None], ProgressLine] | None = None,
     meta_path: str | os.PathLike[str] | None = None,
     command: str | None = None,
+    on_meta: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunReport:
-    """Rank every item of the JSONL file ``input`` and call ``sink(item, result)`` for each
-    result in input order (``item`` is None for a line that failed to parse).
+    """Rank every item of ``input`` and call ``sink(item, result)`` for each result in input
+    order (``item`` is None for a row that failed to parse).
 
-    ``input``: a path, ``"-"`` for stdin, None for the bundled :data:`EXAMPLE`. ``judge`` and
+    ``input``: a path (JSONL, JSON, parquet, a ``datasets`` folder, gzip/zstd text; ``"-"`` for
+    stdin), an opened :class:`~tourney.inputs.InputSource`, a ``datasets.Dataset``, an iterable
+    of row dicts, or None for the bundled :data:`EXAMPLE`. ``input_format`` overrides the format
+    the path says, ``fields`` maps the row's fields, ``duplicates`` is ``"merge"`` or
+    ``"error"`` (see :func:`tourney.inputs.open_input`; an opened ``InputSource`` has them already). ``judge`` and
     ``strategy``: specs with their options (strings are parsed here). ``seed``: the run seed
     (same seed, same results). ``concurrency``, ``retries``, ``backoff_s`` (seconds, doubling),
     ``resample_abstentions``, ``max_comparisons`` (per prompt) and ``token_budget`` (judge
@@ -130,18 +120,24 @@ def rank_file(
     settings of :func:`~tourney.executors.build_executor_judge`) say where judge calls run.
     ``progress``: called once with the number of items (None when unknown) to make a
     :class:`ProgressLine`. ``meta_path``: where to write the run's metadata (the ``command``
-    text, version, seed, specs, store and totals) as JSON; None writes none.
+    text, version, seed, specs, store and totals) as JSON, atomically, when the run completes;
+    None writes none. ``on_meta``: called once with the same meta dict when the run ends,
+    also when it stops early (an error, an interrupt): then ``"complete"`` is false and
+    ``"stopped"`` says why, and the exception is re-raised after the call.
     """
     from .cache import StoreCache
     from .executors import build_executor_judge, describe_executor
-    from .items import read_items
     from .scheduler import Scheduler
     from .store import JudgementStore
     from .strategy import build_strategy
 
     factory = build_strategy(strategy)
-    source_path = str(EXAMPLE) if input is None else os.fspath(input)
-    lines, source, total = _open_input(source_path, count=progress is not None)
+    if isinstance(input, InputSource):
+        src = input
+    else:
+        src = open_input(EXAMPLE if input is None else input, format=input_format, fields=fields,
+                         duplicates=duplicates)
+    total = src.count() if progress is not None else None  # a progress line shows it
     store_path = None if store is None else os.fspath(store)
     db = JudgementStore(store_path) if store_path else None  # refuses a corrupt or foreign file before any work
     try:  # a Ray pool starts here
@@ -176,42 +172,73 @@ def rank_file(
 
     async def go() -> None:
         try:
-            async for res in sched.run_ordered(remember(read_items(lines, source))):
+            async for res in sched.run_ordered(remember(src.items())):
                 sink(items.pop(res.index, None), res)
                 if res.status != "ok":
                     problems.append(f"{res.status}: item {res.id}: {'; '.join(res.messages)}")
         finally:
             await the_judge.aclose()
 
-    try:
-        asyncio.run(go())
-    except BaseException:
-        if db is not None:
-            _close_after_failure(db)
-            db = None
-        raise
-    finally:
-        if db is not None:
-            db.close()  # commits the last batch; raises StoreError if it cannot
-    if line is not None:
-        line.close(sched.stats)
-    stats = sched.stats.to_json()
-    if meta_path is not None:
-        meta = {
+    def meta(stopped: BaseException | None = None) -> dict[str, Any]:
+        m = {
             "command": command,
             "cwd": os.getcwd(),
             "version": __version__,
             "seed": seed,
-            "input": source_path,
+            "input": src.path if src.path is not None else src.name,
+            "input_format": src.format,
+            "fields": src.fields.describe(),
             "judge": the_judge.describe(),
             "executor": describe_executor(the_judge),
             "strategy": factory.describe(),
             "store": store_path,
-            "stats": stats,
+            "stats": sched.stats.to_json(),
         }
-        Path(meta_path).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        if stopped is not None:
+            m["complete"] = False
+            m["stopped"] = _why(stopped)
+        return m
+
+    try:
+        asyncio.run(go())
+        if db is not None:
+            closing, db = db, None
+            closing.close()  # commits the last batch; raises StoreError if it cannot
+    except BaseException as exc:
+        if db is not None:
+            _close_after_failure(db)
+            db = None
+        if on_meta is not None:
+            on_meta(meta(exc))
+        raise
+    if line is not None:
+        line.close(sched.stats)
+    stats = sched.stats.to_json()
+    done = meta()
+    if meta_path is not None:
+        _write_atomic(Path(meta_path), json.dumps(done, indent=2) + "\n")
+    if on_meta is not None:
+        on_meta(done)
     report = the_judge.report() if hasattr(the_judge, "report") else None  # the Ray pool's per-replica table
     return RunReport(stats, problems, str(the_judge.spec), str(factory), store_path, report)
+
+
+def _why(exc: BaseException) -> str:
+    """Why a run stopped, in words (for the meta file of a partial output)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it and a rename (never a
+    half-written file under the real name)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def _close_after_failure(db: JudgementStore) -> None:

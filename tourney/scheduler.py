@@ -27,6 +27,8 @@ The scheduler owns concurrency; strategies own decisions; judges own inference.
 * Abstentions are re-sampled up to ``resample_abstentions`` times per request, with sample
   indices ``RESAMPLE_STRIDE * round + offset``, which never collide with ordinary indices, so a
   re-sample is a new, reproducible draw (only for a judge whose ``fresh_samples`` is true).
+* Identical responses of an item are judged once: the tournament runs on ``item.merged()`` and
+  its result is put back in the input's numbering by ``unmerge`` (``tourney/items.py``).
 * Each prompt's matches go to ``judge.for_item(item)``, the judge's view of that input item
   (the simulated judge binds the item's ``scores`` there; most judges are their own view).
 * Per-prompt randomness comes from ``stable_seed(seed, prompt id)``; with a deterministic
@@ -236,8 +238,9 @@ class Scheduler:
         index = 0
         try:
             for item in items:
-                if isinstance(item, InputError):
-                    self._emit(PromptResult.failed(index, str(index), str(item)))
+                if isinstance(item, InputError):  # a bad row keeps its own id and fields where readable
+                    self._emit(PromptResult.failed(index, getattr(item, "id", str(index)), str(item),
+                                                   getattr(item, "extra", None)))
                     index += 1
                     continue
                 index = item.index + 1
@@ -254,6 +257,7 @@ class Scheduler:
             self._results.put_nowait(None)
 
     def _start(self, item: Item) -> None:
+        item = item.merged()  # identical responses are judged once; _result puts the copies back
         try:
             rng = np.random.default_rng(stable_seed(self.seed, "strategy", item.id))
             strat = self.strategy.create(item.n, rng, [response_key(r) for r in item.responses])
@@ -486,7 +490,7 @@ class Scheduler:
         all_j = [j for r in ordered for j in r.judgements]
         errors = [j for j in all_j if j.outcome is Outcome.ERROR]
         messages = tuple(dict.fromkeys(j.error or "error" for j in errors))
-        return PromptResult(
+        return item.unmerge(PromptResult(
             index=item.index,
             id=item.id,
             status="partial" if errors else "ok",
@@ -510,10 +514,11 @@ class Scheduler:
             strategy=self._strategy_spec,
             judge=self._judge_spec,
             seed=self.seed,
-        )
+            extra=item.extra,
+        ))
 
     def _finish_failed(self, item: Item, message: str) -> None:
-        self._emit(PromptResult.failed(item.index, item.id, message))
+        self._emit(PromptResult.failed(item.index, item.id, message, item.extra))
         self._release()
 
     def _release(self) -> None:
