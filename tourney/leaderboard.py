@@ -489,6 +489,26 @@ def _skip_value(text: str, i: int) -> int:
         i += 1
 
 
+def _resync(text: str, start: int, end: int) -> int | None:
+    """Where the next element begins, when the malformed element at ``start`` swallowed it
+    (an unclosed ``{`` makes the bracket matcher run on to ``end``, past good elements): the
+    first line before ``end`` that starts, at the element's own indentation, with ``{`` or
+    ``[`` right after a ``,``. A raw newline is structural in JSON (never inside a string), and
+    inner lines of a pretty-printed element are indented deeper, so this finds element starts
+    of arrays written one element per line or pretty-printed; None when there is none."""
+    line_start = text.rfind("\n", 0, start) + 1
+    indent = text[line_start:start]
+    if indent.strip():
+        return None  # the element does not start its line: no layout to resync on
+    for m in re.compile("\n" + re.escape(indent) + "(?=[{\\[])").finditer(text, start, end):
+        k = m.start() - 1
+        while k > start and text[k] in " \t\r":
+            k -= 1
+        if text[k] == ",":
+            return m.end()
+    return None
+
+
 def _array_records(text: str) -> Iterator[tuple[int, Any, str | None]]:
     """``(offset, record, None)`` for each element of the JSON array ``text``, or
     ``(offset, None, problem)`` for an element (or stretch) that cannot be read."""
@@ -512,6 +532,10 @@ def _array_records(text: str) -> Iterator[tuple[int, Any, str | None]]:
             except ValueError as exc:
                 i = _skip_value(text, start)
                 yield start, None, f"malformed JSON ({getattr(exc, 'msg', exc)})"
+                nxt = _resync(text, start, i)
+                if nxt is not None:  # a truncated element: go on at the next one
+                    i = nxt
+                    continue
             i = _WS.match(text, i).end()
             if i >= len(text):
                 yield i, None, "malformed JSON (the array is not closed)"
