@@ -91,6 +91,8 @@ UTF-8. Data that cannot be rated at all (no valid record, one model) raises
 
 from __future__ import annotations
 
+import bisect
+import io
 import json
 import math
 import numbers
@@ -569,22 +571,32 @@ def _read_array(raw: bytes, source: str, out: Pairwise, opts: _ReadOptions) -> N
         text = raw.decode("utf-8", errors="surrogateescape")
         bad_bytes = [m.start() for m in _NOT_UTF8.finditer(text)]
     line_at = _LineIndex(text)
-    elements = list(_array_records(text))
-    bounds = [e[0] for e in elements] + [len(text)]
-    for k, (offset, rec, problem) in enumerate(elements):
-        no = line_at(offset)
-        where = f"{source}:{no}"
-        if bad_bytes:
-            lo = np.searchsorted(bad_bytes, offset)
-            if lo < len(bad_bytes) and bad_bytes[lo] < bounds[k + 1]:
-                pos = bad_bytes[lo]
-                out.problems.append(f"{source}:{line_at(pos)}: not valid UTF-8 "
-                                    f"(byte 0x{ord(text[pos]) - 0xDC00:02x})")
-                continue
-        if problem is not None:
-            out.problems.append(f"{where}: {problem}")
-            continue
-        _add(out, where, no, rec, opts)
+    prev: tuple[int, Any, str | None] | None = None
+    # one element of lookahead: an element ends where the next begins (for the bad-byte check);
+    # records are handled as they are decoded, never all held at once
+    for element in _array_records(text):
+        if prev is not None:
+            _array_element(prev, element[0], text, source, out, opts, line_at, bad_bytes)
+        prev = element
+    if prev is not None:
+        _array_element(prev, len(text), text, source, out, opts, line_at, bad_bytes)
+
+
+def _array_element(element: tuple[int, Any, str | None], end: int, text: str, source: str, out: Pairwise,
+                   opts: _ReadOptions, line_at: _LineIndex, bad_bytes: list[int]) -> None:
+    offset, rec, problem = element
+    no = line_at(offset)
+    where = f"{source}:{no}"
+    if bad_bytes:
+        lo = bisect.bisect_left(bad_bytes, offset)
+        if lo < len(bad_bytes) and bad_bytes[lo] < end:
+            pos = bad_bytes[lo]
+            out.problems.append(f"{source}:{line_at(pos)}: not valid UTF-8 (byte 0x{ord(text[pos]) - 0xDC00:02x})")
+            return
+    if problem is not None:
+        out.problems.append(f"{where}: {problem}")
+        return
+    _add(out, where, no, rec, opts)
 
 
 class _LineIndex:
@@ -658,7 +670,7 @@ def _read_blob(raw: bytes, source: str, out: Pairwise, input_format: str, weight
         _read_array(raw, source, out, _ReadOptions(input_format, int(weight), baseline))
     else:
         out.containers["jsonl"] = out.containers.get("jsonl", 0) + 1
-        read_pairwise(raw.split(b"\n"), source, input_format=input_format, arena_hard_weight=weight,
+        read_pairwise(io.BytesIO(raw), source, input_format=input_format, arena_hard_weight=weight,
                       baseline=baseline, data=out)
 
 
