@@ -55,6 +55,13 @@ def _rounds(n: int, rounds: int | None) -> int:
 
 @STRATEGIES.register("swiss")
 class Swiss(Batched):
+    #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
+    options = {
+        "rounds": "number of rounds; None: ceil(log2 n), capped at a full round robin's count",
+        "votes": "judge samples per match (per order with both_orders)",
+        "both_orders": "judge every match in both presentation orders",
+    }
+
     def __init__(
         self,
         n: int,
