@@ -49,6 +49,9 @@ class Tournament:
     ``judge`` and ``strategy`` are spec strings (``"simulated"``, ``"replay:FILE"``,
     ``"vllm:MODEL"``, ``"knockout:votes=3"``) or built objects. Scheduler keywords
     (``concurrency``, ``retries``, ``max_comparisons``, ``cache``, ...) pass through.
+    ``progress``: a progress bar while :meth:`rank` runs (tqdm when installed, else a line on
+    stderr; prompts done, judgements and an ETA from completed work): True, False, or None
+    (default) for on in a notebook or when stderr is a terminal.
     """
 
     def __init__(
@@ -59,11 +62,15 @@ class Tournament:
         seed: int = 0,
         judge_options: Mapping[str, Any] | None = None,
         strategy_options: Mapping[str, Any] | None = None,
+        progress: bool | None = None,
         **scheduler_options: Any,
     ):
         self.judge = judge if isinstance(judge, Judge) else build_judge(judge, judge_options)
         self.strategy = strategy if isinstance(strategy, StrategyFactory) else build_strategy(strategy, strategy_options)
         self.seed = seed
+        if progress is not None and not isinstance(progress, bool):
+            raise TypeError(f"progress must be True, False or None (auto), got {type(progress).__name__} {progress!r}")
+        self.progress = progress
         self.scheduler_options = scheduler_options
         self.stats: RunStats | None = None
         self._runner: _LoopThread | None = None
@@ -85,8 +92,30 @@ class Tournament:
         return out
 
     async def arank(self, items: Iterable[Mapping[str, Any] | Item]) -> list[PromptResult]:
+        from .cli.progress import make_progress
+
         sched = self._scheduler()
-        results = await sched.rank(self._items(items))
+        todo = self._items(items)
+        line = make_progress(len(todo), self.progress)
+        if line is not None:
+            user = sched.on_progress
+
+            def show(stats: RunStats) -> None:
+                if user is not None:
+                    user(stats)
+                line(stats)
+
+            sched.on_progress = show
+            line.attach(lambda: sched.stats)
+        results: list[PromptResult] = []
+        try:
+            async for res in sched.run_ordered(todo):
+                results.append(res)
+                if line is not None:
+                    line.result(res)
+        finally:
+            if line is not None:
+                line.close(sched.stats)
         self.stats = sched.stats
         return results
 
@@ -138,5 +167,6 @@ def select_best(
 ) -> PromptResult:
     """Pick the best of ``responses`` to ``prompt``; ``result.best`` is its index and
     ``result.best_response`` its text. Raises :class:`~tourney.errors.InputError` on bad input."""
+    options.setdefault("progress", False)  # one prompt: no bar unless asked for
     with Tournament(judge, strategy, seed=seed, **options) as t:
         return t.rank_one(prompt, responses, scores)

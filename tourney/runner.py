@@ -165,6 +165,8 @@ def rank_file(
         cache=StoreCache(db, the_judge) if db is not None else None,
         on_progress=line,
     )
+    if line is not None and hasattr(line, "attach"):  # refreshed while a slow prompt is still judged
+        line.attach(lambda: sched.stats)
     problems: list[str] = []
     items: dict[int, Item] = {}
 
@@ -178,6 +180,8 @@ def rank_file(
         try:
             async for res in sched.run_ordered(remember(read_items(lines, source))):
                 sink(items.pop(res.index, None), res)
+                if line is not None and hasattr(line, "result"):  # its samples feed the ETA
+                    line.result(res)
                 if res.status != "ok":
                     problems.append(f"{res.status}: item {res.id}: {'; '.join(res.messages)}")
         finally:
@@ -186,6 +190,8 @@ def rank_file(
     try:
         asyncio.run(go())
     except BaseException:
+        if line is not None:
+            line.close(sched.stats)
         if db is not None:
             _close_after_failure(db)
             db = None
