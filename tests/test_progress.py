@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tourney import Tournament
-from tourney.cli.progress import ETA_MIN_RESULTS, EtaEstimator, Progress, make_progress
+from tourney.progress import ETA_MIN_RESULTS, EtaEstimator, Progress, make_progress
 from tourney.runner import rank_file
 from tourney.scheduler import RunStats
 
@@ -174,7 +174,7 @@ def test_without_tqdm_the_api_uses_the_line_renderer(monkeypatch):
 
 
 def test_import_tourney_does_not_import_tqdm():
-    code = "import sys, tourney, tourney.cli, tourney.cli.progress; print('tqdm' in sys.modules)"
+    code = "import sys, tourney, tourney.cli, tourney.progress, tourney.cli.progress; print('tqdm' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.stdout.strip() == "False"

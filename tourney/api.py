@@ -92,7 +92,7 @@ class Tournament:
         return out
 
     async def arank(self, items: Iterable[Mapping[str, Any] | Item]) -> list[PromptResult]:
-        from .cli.progress import make_progress
+        from .progress import make_progress
 
         sched = self._scheduler()
         todo = self._items(items)

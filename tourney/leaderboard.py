@@ -462,6 +462,12 @@ def read_pairwise(
 # ---- JSON arrays: element by element, so one bad element loses only itself
 
 _WS = re.compile(r"[ \t\r\n]*")
+
+
+def _skip_ws(text: str, i: int) -> int:
+    """The index of the first non-whitespace character at or after ``i`` (JSON whitespace)."""
+    m = _WS.match(text, i)
+    return m.end() if m is not None else i
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _STRUCT = re.compile(r'["\[\]{},]')
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
@@ -515,11 +521,11 @@ def _array_records(text: str) -> Iterator[tuple[int, Any, str | None]]:
     """``(offset, record, None)`` for each element of the JSON array ``text``, or
     ``(offset, None, problem)`` for an element (or stretch) that cannot be read."""
     dec = json.JSONDecoder()
-    i = _WS.match(text, 0).end()
+    i = _skip_ws(text, 0)
     if not text.startswith("[", i):
         yield i, None, "malformed JSON (expected a JSON array)"
         return
-    i = _WS.match(text, i + 1).end()
+    i = _skip_ws(text, i + 1)
     if text.startswith("]", i):
         i += 1
     else:
@@ -538,12 +544,12 @@ def _array_records(text: str) -> Iterator[tuple[int, Any, str | None]]:
                 if nxt is not None:  # a truncated element: go on at the next one
                     i = nxt
                     continue
-            i = _WS.match(text, i).end()
+            i = _skip_ws(text, i)
             if i >= len(text):
                 yield i, None, "malformed JSON (the array is not closed)"
                 return
             if text[i] == ",":
-                i = _WS.match(text, i + 1).end()
+                i = _skip_ws(text, i + 1)
                 continue
             if text[i] == "]":
                 i += 1
@@ -556,8 +562,8 @@ def _array_records(text: str) -> Iterator[tuple[int, Any, str | None]]:
             if text[i] == "]":
                 i += 1
                 break
-            i = _WS.match(text, i + 1).end()
-    rest = _WS.match(text, i).end()
+            i = _skip_ws(text, i + 1)
+    rest = _skip_ws(text, i)
     if rest < len(text):
         yield rest, None, "malformed JSON (extra data after the array)"
 

@@ -246,7 +246,7 @@ def plot_accuracy(report: Mapping[str, Any], path: str | os.PathLike[str], *, me
             rs = sorted(rs, key=lambda row: row["comparisons"])
             xs = [row["comparisons"] for row in rs]
             ys = [row[metric] for row in rs]
-            ci = [row.get("ci95") for row in rs] if metric == "top1" else []
+            ci: list[Any] = [row.get("ci95") for row in rs] if metric == "top1" else []
             if ci and all(isinstance(c, (list, tuple)) and len(c) == 2 and all(map(_finite, c)) for c in ci):
                 err = [[max(0.0, y - c[0]) for y, c in zip(ys, ci)], [max(0.0, c[1] - y) for y, c in zip(ys, ci)]]
                 ax.errorbar(xs, ys, yerr=err, marker="o", ms=4, capsize=3, label=_short(name, 40))

@@ -28,12 +28,12 @@ import json
 import os
 import sys
 import textwrap
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..errors import InputError, StoreError
+from ..errors import StoreError
+from ..outputs import find_item, find_result, read_meta, resolve_path
 
-__all__ = ["add_parser", "cmd_explain", "explain", "find_result", "read_meta"]
+__all__ = ["add_parser", "cmd_explain", "explain"]
 
 _EPILOG = """\
 examples:
@@ -45,77 +45,6 @@ examples:
 
 #: characters of a response shown in the candidate table
 _RESPONSE_CHARS = 70
-
-
-def find_result(path: str | os.PathLike[str], prompt_id: str) -> dict[str, Any]:
-    """The output line of ``prompt_id`` in a ``tourney rank`` output file (read line by line;
-    a bad line is skipped). Raises :class:`InputError` naming some ids when it is not there."""
-    p = Path(path)
-    if p.is_dir():
-        raise IsADirectoryError(f"{path} is a directory, not a tourney rank output file")
-    if not p.exists():
-        raise FileNotFoundError(f"output file {path} does not exist")
-    seen: list[str] = []
-    count = 0
-    with p.open("rb") as fh:
-        for raw in fh:
-            try:
-                rec = json.loads(raw)
-            except (ValueError, RecursionError):
-                continue
-            if not isinstance(rec, dict) or "id" not in rec:
-                continue
-            count += 1
-            if str(rec["id"]) == prompt_id:
-                return rec
-            if len(seen) < 8:
-                seen.append(str(rec["id"]))
-    more = f" and {count - len(seen)} more" if count > len(seen) else ""
-    raise InputError(f"no prompt with id {prompt_id!r} in {path} ({count} results"
-                     + (f"; ids: {', '.join(seen)}{more})" if seen else ")"))
-
-
-def read_meta(out_path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The run's meta file (``OUT.meta.json``) as a dict, or None when absent or unreadable."""
-    p = Path(f"{os.fspath(out_path)}.meta.json")
-    try:
-        meta = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) else None
-
-
-def _resolve(path: str | None, meta: Mapping[str, Any] | None) -> str | None:
-    """A path from the meta file, relative to the run's working directory."""
-    if not path:
-        return None
-    if os.path.isabs(path) or not meta or not meta.get("cwd"):
-        return path
-    return os.path.join(str(meta["cwd"]), path)
-
-
-def _find_item(input_path: str, prompt_id: str, index: int | None) -> dict[str, Any] | None:
-    """The input line of ``prompt_id`` (by id; an item without one has its 0-based line index
-    as id), or None."""
-    try:
-        fh = open(input_path, "rb")
-    except OSError:
-        return None
-    with fh:
-        k = 0
-        for raw in fh:
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw)
-            except (ValueError, RecursionError):
-                k += 1
-                continue
-            if isinstance(rec, dict) and (str(rec.get("id", k)) == prompt_id or (index is not None and k == index
-                                                                               and "id" not in rec)):
-                return rec
-            k += 1
-    return None
 
 
 def _store_rows(store: str, prompt_id: str) -> list[dict[str, Any]]:
@@ -281,7 +210,8 @@ def _match_lines(result: Mapping[str, Any], pair: tuple[int, int], rows: list[di
                                 replace_whitespace=False, drop_whitespace=True)
     for r in mine:
         fi, si = r["first_index"], r["second_index"]
-        winner = {"A": f"#{fi} (shown first)", "B": f"#{si} (shown second)"}.get(r.get("outcome"), r.get("outcome"))
+        outcome = str(r.get("outcome"))
+        winner = {"A": f"#{fi} (shown first)", "B": f"#{si} (shown second)"}.get(outcome, outcome)
         head = f"  sample {r['sample']}, #{fi} shown first: {r.get('outcome')} -> {winner}"
         if len(judges) > 1:
             head += f"  [judge {(r.get('judge') or {}).get('name')}]"
@@ -395,11 +325,11 @@ def add_parser(sub: Any) -> None:
 def cmd_explain(args: argparse.Namespace, argv: Sequence[str]) -> int:
     result = find_result(args.output, args.prompt_id)
     meta = read_meta(args.output)
-    input_path = args.input or _resolve(meta.get("input") if meta else None, meta)
-    item = _find_item(input_path, args.prompt_id, None) if input_path else None
+    input_path = args.input or resolve_path(meta.get("input") if meta else None, meta)
+    item = find_item(input_path, args.prompt_id, None) if input_path else None
     if args.input and item is None:
         print(f"tourney explain: prompt {args.prompt_id!r} is not in {args.input}", file=sys.stderr)
-    store = args.store or _resolve(meta.get("store") if meta else None, meta) or f"{args.output}.judgements.sqlite"
+    store = args.store or resolve_path(meta.get("store") if meta else None, meta) or f"{args.output}.judgements.sqlite"
     rows: list[dict[str, Any]] | None
     if args.store and not os.path.exists(args.store):
         raise FileNotFoundError(f"judgement store {args.store} does not exist")

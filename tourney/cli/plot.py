@@ -121,11 +121,11 @@ def _bracket_result(lines: list[dict[str, Any]], prompt_id: str | None, path: st
 
 
 def _labels(args: argparse.Namespace, result: dict[str, Any]) -> list[str] | None:
-    from .explain import _find_item, _resolve, read_meta
+    from ..outputs import find_item, read_meta, resolve_path
 
     meta = read_meta(args.input)
-    items = args.items or _resolve(meta.get("input") if meta else None, meta)
-    item = _find_item(items, str(result["id"]), None) if items else None
+    items = args.items or resolve_path(meta.get("input") if meta else None, meta)
+    item = find_item(items, str(result["id"]), None) if items else None
     responses = item.get("responses") if item else None
     return [str(r) for r in responses] if isinstance(responses, list) else None
 
