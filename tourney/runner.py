@@ -161,6 +161,8 @@ def rank_file(
         cache=StoreCache(db, the_judge) if db is not None else None,
         on_progress=line,
     )
+    if line is not None and hasattr(line, "attach"):  # refreshed while a slow prompt is still judged
+        line.attach(lambda: sched.stats)
     problems: list[str] = []
     items: dict[int, Item] = {}
 
@@ -174,6 +176,8 @@ def rank_file(
         try:
             async for res in sched.run_ordered(remember(src.items())):
                 sink(items.pop(res.index, None), res)
+                if line is not None and hasattr(line, "result"):  # its samples feed the ETA
+                    line.result(res)
                 if res.status != "ok":
                     problems.append(f"{res.status}: item {res.id}: {'; '.join(res.messages)}")
         finally:
@@ -205,6 +209,8 @@ def rank_file(
             closing, db = db, None
             closing.close()  # commits the last batch; raises StoreError if it cannot
     except BaseException as exc:
+        if line is not None:
+            line.close(sched.stats)
         if db is not None:
             _close_after_failure(db)
             db = None

@@ -138,7 +138,8 @@ def add_judging_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--no-store", action="store_true", help="do not keep a judgement store")
     g = r.add_mutually_exclusive_group()
     g.add_argument("--progress", dest="progress", action="store_true", default=None,
-                   help="show a progress line on stderr (default: when stderr is a terminal)")
+                   help="show progress on stderr: a live line on a terminal, else a plain line every 10 s "
+                   "(TOURNEY_PROGRESS_INTERVAL seconds) (default: on, except with -q off a terminal)")
     g.add_argument("--no-progress", dest="progress", action="store_false")
     r.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
     add_executor_options(r)
@@ -165,7 +166,7 @@ def run_options(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]
     input itself, the sink, the store and the meta, which each command chooses)."""
     from .progress import Progress
 
-    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    show = args.progress if args.progress is not None else (sys.stderr.isatty() or not args.quiet)
     return {
         "judge": judge_spec(args),
         "strategy": parse_spec(args.strategy, dict(args.strategy_opt)),
