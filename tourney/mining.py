@@ -21,7 +21,9 @@ evidence for each pair sits under one extra key, ``"tourney"``:
 Policies: ``best_worst`` (one pair per prompt), ``best_each`` (best vs every other),
 ``margin`` (every ordered pair whose margin is at least ``min_margin``). Filters apply to every
 policy: ``min_margin``, ``min_confidence``, ``require_consistent`` (both orders judged and
-agreeing).
+agreeing). A pair whose chosen and rejected are the same text is never written: identical
+responses are judged once and share their rank (the result's ``duplicates``), so they are no
+preference (an item whose responses are all identical gives no pair).
 
 One prompt type per file. A dataset column has one type, and TRL's trainers decide between the
 standard and the conversational form from the first row, so a file that mixes plain-text and
@@ -36,9 +38,11 @@ KTO (:func:`mine_kto`): TRL's unpaired form ``{"prompt", "completion", "label"}`
 from the same kept pairs: a candidate that is the chosen side of at least one kept pair and
 the rejected side of none is desirable (``label: true``), the reverse undesirable; a candidate
 on both sides (a middle candidate under ``margin``) is left out, its label would contradict
-itself. Each candidate appears at most once per prompt, best rank first. Its ``"tourney"``
-evidence is the pair evidence above of the kept pair with the largest margin that gave it its
-label, plus ``index`` and ``rank`` (the row's own candidate) and ``pairs`` (kept pairs that
+itself. Labels belong to texts: the copies of one text are one completion, labelled from the
+kept pairs of every copy (never both desirable and undesirable). Each text appears at most
+once per prompt, best rank first. Its ``"tourney"`` evidence is the pair evidence above of
+the kept pair with the largest margin that gave it its label, plus ``index`` and ``rank`` (the
+row's own candidate: the best-ranked copy backing the label) and ``pairs`` (kept pairs that
 gave it that label).
 
 Ranked input (:func:`check_ranked`): a ``tourney rank`` output line read back is checked field
@@ -116,8 +120,13 @@ def _as_messages(prompt: Any) -> list[dict[str, str]]:
     return [dict(m) for m in prompt] if not isinstance(prompt, str) else [{"role": "user", "content": prompt}]
 
 
-def mine_pairs(item: Item, result: Mapping[str, Any], policy: PairPolicy) -> Iterator[dict[str, Any]]:
-    """Pairs for one item from its rank result (the output line's JSON)."""
+def mine_pairs(item: Item, result: Mapping[str, Any], policy: PairPolicy,
+               counts: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
+    """Pairs for one item from its rank result (the output line's JSON).
+
+    A candidate pair whose two responses are the same text is never written (identical
+    responses share their rank: see ``duplicates`` in the result); ``counts``, when given,
+    gets ``counts["identical"]`` increased by one per pair left out for that reason."""
     if result.get("status") == "failed" or len(item.responses) < 2:
         return
     ranking: list[int] = list(result["ranking"])
@@ -131,6 +140,10 @@ def mine_pairs(item: Item, result: Mapping[str, Any], policy: PairPolicy) -> Ite
         candidates = [(a, b) for i, a in enumerate(ranking) for b in ranking[i + 1:]]
     conversational = policy.conversational if policy.conversational is not None else not isinstance(item.prompt, str)
     for a, b in candidates:
+        if item.responses[a] == item.responses[b]:  # no preference between a text and itself
+            if counts is not None:
+                counts["identical"] = counts.get("identical", 0) + 1
+            continue
         margin = float(scores[a] - scores[b])
         if margin < policy.min_margin:
             continue
@@ -163,27 +176,42 @@ def mine_pairs(item: Item, result: Mapping[str, Any], policy: PairPolicy) -> Ite
         yield pair
 
 
-def mine_kto(item: Item, result: Mapping[str, Any], policy: PairPolicy) -> Iterator[dict[str, Any]]:
+def mine_kto(item: Item, result: Mapping[str, Any], policy: PairPolicy,
+             counts: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
     """KTO rows for one item (TRL's unpaired form), from the pairs :func:`mine_pairs` keeps
-    under ``policy``; see the module docstring for the labels and the evidence."""
-    support: dict[tuple[int, bool], list[dict[str, Any]]] = {}
-    pairs = list(mine_pairs(item, result, policy))
-    for pair in pairs:
-        ev = pair["tourney"]
-        support.setdefault((ev["chosen_index"], True), []).append(pair)
-        support.setdefault((ev["rejected_index"], False), []).append(pair)
+    under ``policy``; see the module docstring for the labels and the evidence.
+
+    Labels belong to texts, not to candidate positions: identical responses (copies of one
+    text) are one completion, labelled once from the kept pairs of every copy, so the same
+    text is never both desirable and undesirable, nor written twice for one prompt. Its row
+    names the best-ranked copy that backs the label (``index``, ``rank``). ``counts`` is
+    passed to :func:`mine_pairs`."""
+    pairs = list(mine_pairs(item, result, policy, counts))
     if not pairs:
         return
+    texts = item.responses
+    support: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+    for pair in pairs:
+        ev = pair["tourney"]
+        support.setdefault((texts[ev["chosen_index"]], True), []).append(pair)
+        support.setdefault((texts[ev["rejected_index"]], False), []).append(pair)
     rank_of = {c: r + 1 for r, c in enumerate(result["ranking"])}
     conversational = not isinstance(pairs[0]["prompt"], str)
-    for cand in sorted({c for c, _ in support}, key=lambda c: rank_of[c]):
-        labels = [lab for lab in (True, False) if (cand, lab) in support]
-        if len(labels) != 1:  # chosen in one kept pair, rejected in another: no consistent label
+    done: set[str] = set()
+    for cand in sorted(rank_of, key=lambda c: rank_of[c]):
+        text = texts[cand]
+        if text in done:
+            continue
+        labels = [lab for lab in (True, False) if (text, lab) in support]
+        if len(labels) != 1:  # no kept pair, or chosen in one kept pair and rejected in another
             continue
         label = labels[0]
-        backing = support[(cand, label)]
+        backing = support[(text, label)]
+        side = "chosen_index" if label else "rejected_index"
+        if not any(p["tourney"][side] == cand for p in backing):
+            continue  # a copy that backs no pair: the row goes to the copy that does
+        done.add(text)
         best = max(backing, key=lambda p: p["tourney"]["margin"])  # first of the largest margin
-        text = item.responses[cand]
         ev = dict(best["tourney"])
         row: dict[str, Any] = {
             "prompt": best["prompt"],
