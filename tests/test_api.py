@@ -10,6 +10,8 @@ from tourney.cli import main
 from tourney.judges.base import JUDGES, Judge
 from tourney.store import JudgementStore
 
+from .conftest import require
+
 
 def test_a_string_of_responses_is_refused_not_ranked_by_character():
     with pytest.raises(TypeError, match=r"responses must be a sequence of strings, got one str \('No, yes'\)"):
@@ -138,3 +140,41 @@ def test_the_cli_reports_a_bad_budget_without_a_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "max_comparisons must be a positive integer or None, got 0" in err
     assert "Traceback" not in err
+
+
+def test_an_item_passed_in_keeps_its_pass_through_fields_and_duplicates():
+    """Tournament._items renumbers an Item it is given; it must keep everything else (the
+    pass-through fields ``extra`` reach the result and its output line)."""
+    from tourney import Item, parse_item
+
+    given = parse_item({"id": "q", "prompt": "2 + 2 = ?", "responses": ["4", "5", "4"], "source": "gsm",
+                        "meta": {"split": "test", "n": 3}}, 7)
+    assert given.extra == {"source": "gsm", "meta": {"split": "test", "n": 3}}
+    plain = Item(3, "p", "Name a prime.", ("7", "8"), extra={"difficulty": 2})
+    with Tournament(seed=0) as t:
+        first, second = t.rank([given, plain])
+    assert (first.index, second.index) == (0, 1)  # renumbered in the batch
+    assert first.extra == {"source": "gsm", "meta": {"split": "test", "n": 3}} and second.extra == {"difficulty": 2}
+    line = first.to_json()
+    assert line["source"] == "gsm" and line["meta"] == {"split": "test", "n": 3}
+    assert first.status == "ok" and [list(g) for g in first.duplicates] == [[0, 2]]  # copies judged once
+
+
+def test_results_to_pandas_and_datasets_are_exported_at_the_top_level_and_import_lazily():
+    import subprocess
+    import sys
+
+    import tourney
+    import tourney.outputs
+
+    for name in ("to_pandas", "to_dataset", "read_results"):
+        assert name in tourney.__all__ and getattr(tourney, name) is getattr(tourney.outputs, name)
+    code = ("import sys, tourney; f = tourney.to_pandas, tourney.to_dataset, tourney.read_results;"
+            "print(','.join(m for m in ('pandas', 'pyarrow', 'datasets') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""  # import tourney (and reaching the helpers) loads none of them
+    require("pandas", "the data extra: to_pandas converts results")
+    with Tournament(seed=0) as t:
+        results = t.rank([{"id": "a", "prompt": "q", "responses": ["x", "y"], "topic": "t"}])
+    df = tourney.to_pandas(results)
+    assert list(df["id"]) == ["a"] and list(df["topic"]) == ["t"]

@@ -13,6 +13,10 @@ Rewards for RL trainers: :func:`score_groups` (one tournament per group of compl
 prompt, one reward per completion) and :mod:`tourney.integrations.trl` (a reward function for
 TRL's GRPOTrainer).
 
+Results to pandas or ``datasets``: :func:`to_pandas`, :func:`to_dataset` (from
+:meth:`Tournament.rank`'s results or an output file), :func:`read_results` (an output file's
+rows); pandas, pyarrow and datasets are imported only when these are called.
+
 Importing tourney loads numpy only: ray, vllm, torch, transformers and HTTP clients load when
 a backend that needs them is built.
 """
@@ -33,6 +37,7 @@ from .errors import (
 from .integrations.groups import GroupScorer, score_groups
 from .items import Item, parse_item, read_items
 from .judges.base import JUDGES, Judge, build_judge
+from .outputs import read_results, to_dataset, to_pandas
 from .scheduler import RunStats, Scheduler
 from .strategy import STRATEGIES, Strategy, StrategyFactory, build_strategy
 from .types import Judgement, Match, MatchResult, Outcome, PromptResult, Ranking, Request, TokenUsage
@@ -68,6 +73,9 @@ __all__ = [
     "build_strategy",
     "parse_item",
     "read_items",
+    "read_results",
     "score_groups",
     "select_best",
+    "to_dataset",
+    "to_pandas",
 ]

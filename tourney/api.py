@@ -124,10 +124,12 @@ class Tournament:
 
     @staticmethod
     def _items(items: Iterable[Mapping[str, Any] | Item]) -> list[Item | InputError]:
+        from dataclasses import replace
+
         out: list[Item | InputError] = []
         for k, it in enumerate(items):
             if isinstance(it, Item):
-                out.append(Item(k, it.id, it.prompt, it.responses, it.scores))
+                out.append(replace(it, index=k))  # keeps extra (pass-through fields) and the rest
                 continue
             try:
                 out.append(parse_item(it, k))

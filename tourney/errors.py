@@ -6,6 +6,7 @@
     ├── SpecError (ValueError)        unknown judge/strategy name or bad option; lists what is known
     ├── InputError (ValueError)       a bad input line or item; names the line
     ├── MissingExtraError (ImportError)  an optional dependency is not installed; names the extra to install
+    ├── OutputError (OSError)         an output cannot be written (disk full, EIO, EACCES); tourney.outputs
     ├── JudgeError (RuntimeError)     a judge call failed
     │   ├── TransientJudgeError       ... and may succeed if retried (timeouts, 429, 5xx, dead engine);
     │   │                             ``retry_after``: the server's Retry-After in seconds, if it said

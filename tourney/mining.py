@@ -21,7 +21,9 @@ evidence for each pair sits under one extra key, ``"tourney"``:
 Policies: ``best_worst`` (one pair per prompt), ``best_each`` (best vs every other),
 ``margin`` (every ordered pair whose margin is at least ``min_margin``). Filters apply to every
 policy: ``min_margin``, ``min_confidence``, ``require_consistent`` (both orders judged and
-agreeing).
+agreeing). A pair whose chosen and rejected are the same text is never written: identical
+responses are judged once and share their rank (the result's ``duplicates``), so they are no
+preference (an item whose responses are all identical gives no pair).
 
 One prompt type per file. A dataset column has one type, and TRL's trainers decide between the
 standard and the conversational form from the first row, so a file that mixes plain-text and
@@ -36,9 +38,11 @@ KTO (:func:`mine_kto`): TRL's unpaired form ``{"prompt", "completion", "label"}`
 from the same kept pairs: a candidate that is the chosen side of at least one kept pair and
 the rejected side of none is desirable (``label: true``), the reverse undesirable; a candidate
 on both sides (a middle candidate under ``margin``) is left out, its label would contradict
-itself. Each candidate appears at most once per prompt, best rank first. Its ``"tourney"``
-evidence is the pair evidence above of the kept pair with the largest margin that gave it its
-label, plus ``index`` and ``rank`` (the row's own candidate) and ``pairs`` (kept pairs that
+itself. Labels belong to texts: the copies of one text are one completion, labelled from the
+kept pairs of every copy (never both desirable and undesirable). Each text appears at most
+once per prompt, best rank first. Its ``"tourney"`` evidence is the pair evidence above of
+the kept pair with the largest margin that gave it its label, plus ``index`` and ``rank`` (the
+row's own candidate: the best-ranked copy backing the label) and ``pairs`` (kept pairs that
 gave it that label).
 
 Ranked input (:func:`check_ranked`): a ``tourney rank`` output line read back is checked field
@@ -48,15 +52,17 @@ line and the field, never a wrong pair.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from .errors import InputError
 from .items import Item
+from .outputs import OutputError, OutputFile
 
 __all__ = ["FORMATS", "POLICIES", "PairFile", "PairPolicy", "check_ranked", "mine_kto", "mine_pairs",
            "to_conversational"]
@@ -116,8 +122,13 @@ def _as_messages(prompt: Any) -> list[dict[str, str]]:
     return [dict(m) for m in prompt] if not isinstance(prompt, str) else [{"role": "user", "content": prompt}]
 
 
-def mine_pairs(item: Item, result: Mapping[str, Any], policy: PairPolicy) -> Iterator[dict[str, Any]]:
-    """Pairs for one item from its rank result (the output line's JSON)."""
+def mine_pairs(item: Item, result: Mapping[str, Any], policy: PairPolicy,
+               counts: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
+    """Pairs for one item from its rank result (the output line's JSON).
+
+    A candidate pair whose two responses are the same text is never written (identical
+    responses share their rank: see ``duplicates`` in the result); ``counts``, when given,
+    gets ``counts["identical"]`` increased by one per pair left out for that reason."""
     if result.get("status") == "failed" or len(item.responses) < 2:
         return
     ranking: list[int] = list(result["ranking"])
@@ -131,6 +142,10 @@ def mine_pairs(item: Item, result: Mapping[str, Any], policy: PairPolicy) -> Ite
         candidates = [(a, b) for i, a in enumerate(ranking) for b in ranking[i + 1:]]
     conversational = policy.conversational if policy.conversational is not None else not isinstance(item.prompt, str)
     for a, b in candidates:
+        if item.responses[a] == item.responses[b]:  # no preference between a text and itself
+            if counts is not None:
+                counts["identical"] = counts.get("identical", 0) + 1
+            continue
         margin = float(scores[a] - scores[b])
         if margin < policy.min_margin:
             continue
@@ -163,27 +178,42 @@ def mine_pairs(item: Item, result: Mapping[str, Any], policy: PairPolicy) -> Ite
         yield pair
 
 
-def mine_kto(item: Item, result: Mapping[str, Any], policy: PairPolicy) -> Iterator[dict[str, Any]]:
+def mine_kto(item: Item, result: Mapping[str, Any], policy: PairPolicy,
+             counts: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
     """KTO rows for one item (TRL's unpaired form), from the pairs :func:`mine_pairs` keeps
-    under ``policy``; see the module docstring for the labels and the evidence."""
-    support: dict[tuple[int, bool], list[dict[str, Any]]] = {}
-    pairs = list(mine_pairs(item, result, policy))
-    for pair in pairs:
-        ev = pair["tourney"]
-        support.setdefault((ev["chosen_index"], True), []).append(pair)
-        support.setdefault((ev["rejected_index"], False), []).append(pair)
+    under ``policy``; see the module docstring for the labels and the evidence.
+
+    Labels belong to texts, not to candidate positions: identical responses (copies of one
+    text) are one completion, labelled once from the kept pairs of every copy, so the same
+    text is never both desirable and undesirable, nor written twice for one prompt. Its row
+    names the best-ranked copy that backs the label (``index``, ``rank``). ``counts`` is
+    passed to :func:`mine_pairs`."""
+    pairs = list(mine_pairs(item, result, policy, counts))
     if not pairs:
         return
+    texts = item.responses
+    support: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+    for pair in pairs:
+        ev = pair["tourney"]
+        support.setdefault((texts[ev["chosen_index"]], True), []).append(pair)
+        support.setdefault((texts[ev["rejected_index"]], False), []).append(pair)
     rank_of = {c: r + 1 for r, c in enumerate(result["ranking"])}
     conversational = not isinstance(pairs[0]["prompt"], str)
-    for cand in sorted({c for c, _ in support}, key=lambda c: rank_of[c]):
-        labels = [lab for lab in (True, False) if (cand, lab) in support]
-        if len(labels) != 1:  # chosen in one kept pair, rejected in another: no consistent label
+    done: set[str] = set()
+    for cand in sorted(rank_of, key=lambda c: rank_of[c]):
+        text = texts[cand]
+        if text in done:
+            continue
+        labels = [lab for lab in (True, False) if (text, lab) in support]
+        if len(labels) != 1:  # no kept pair, or chosen in one kept pair and rejected in another
             continue
         label = labels[0]
-        backing = support[(cand, label)]
+        backing = support[(text, label)]
+        side = "chosen_index" if label else "rejected_index"
+        if not any(p["tourney"][side] == cand for p in backing):
+            continue  # a copy that backs no pair: the row goes to the copy that does
+        done.add(text)
         best = max(backing, key=lambda p: p["tourney"]["margin"])  # first of the largest margin
-        text = item.responses[cand]
         ev = dict(best["tourney"])
         row: dict[str, Any] = {
             "prompt": best["prompt"],
@@ -209,62 +239,104 @@ def to_conversational(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class PairFile:
-    """A JSONL file of mined rows (DPO pairs or KTO rows) with ONE prompt type for the whole file.
+    """A JSONL file of mined rows (DPO pairs or KTO rows) with ONE prompt type for the whole
+    file, written atomically.
 
     ``conversational=True`` writes every row in the conversational form; ``None`` (default)
     writes the standard form while every prompt seen is plain and switches to conversational
     at the first chat prompt; rows already written in the standard form are converted when the
-    file is closed (one streaming pass: memory does not grow with the file). The file is opened
-    on the first write, so a run refused at the start leaves none (``close(create=True)``
-    creates an empty one for a run that found nothing to write).
+    file is finished (one streaming pass: memory does not grow with the file).
+
+    Rows go through a :class:`tourney.outputs.OutputFile`: to ``PATH.partial``, created when
+    this object is (a folder that refuses it fails before any work), renamed to ``PATH`` by
+    :meth:`commit` (then ``meta`` to ``PATH.meta.json``); :meth:`abort` keeps the rows written
+    so far in ``PATH.partial`` (whole lines) with ``PATH.partial.meta.json``, or removes it when
+    it holds none, and leaves an earlier ``PATH`` untouched. A device or a pipe is written
+    directly (then rows already written cannot be converted: :attr:`unconverted` counts them).
+    Write errors raise :class:`tourney.outputs.OutputError`.
     """
 
     def __init__(self, path: str | os.PathLike[str], conversational: bool | None = None):
         self.path = Path(path)
         self.conversational = bool(conversational)
-        self.rows = 0
         self.converted = 0  #: rows with a plain prompt written in the conversational form
+        self.unconverted = 0  #: standard-form rows a device got before the first chat prompt (not rewritable)
         self._standard_before_chat = 0
-        self._fh: IO[str] | None = None
+        self.out = OutputFile(os.fspath(path))
+
+    @property
+    def rows(self) -> int:
+        """Rows written so far."""
+        return self.out.rows
 
     def write(self, row: Mapping[str, Any]) -> None:
         """Write one row (a dict from :func:`mine_pairs` or :func:`mine_kto`)."""
         chat = not isinstance(row["prompt"], str)
-        if chat:
+        if chat and not self.conversational:
             self.conversational = True
+            if self.out.kind != "file":  # a device or a pipe: what went there stays as it is
+                self.unconverted, self._standard_before_chat = self._standard_before_chat, 0
         if self.conversational:
             self.converted += not chat
             row = to_conversational(row)  # also a chat prompt's completions given as strings
         else:
             self._standard_before_chat += 1
-        if self._fh is None:
-            self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
-        self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self.rows += 1
+        self.out.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
 
-    def close(self, create: bool = True) -> None:
-        """Finish the file: convert standard-form rows written before the first chat prompt
-        (atomically: a temporary file beside it replaces it)."""
-        if self._fh is None:
-            if create:
-                self.path.write_text("", encoding="utf-8")
-            return
-        self._fh.close()
-        self._fh = None
-        if self.conversational and self._standard_before_chat:
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+    def commit(self, meta: Mapping[str, Any] | None = None) -> None:
+        """The file is complete: convert the standard-form rows written before the first chat
+        prompt, then put it in place (``PATH.partial`` renamed to ``PATH``, then ``meta``)."""
+        if self._needs_conversion():
+            assert self.out.tmp is not None
             try:
-                with open(self.path, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
-                    for line in src:
-                        row = json.loads(line)
-                        if isinstance(row["prompt"], str):
-                            row = to_conversational(row)
-                            self.converted += 1
-                        dst.write(json.dumps(row, ensure_ascii=False) + "\n")
-                os.replace(tmp, self.path)
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
+                self.out.handle.flush()
+            except OSError as exc:
+                raise OutputError(f"cannot write {self.out.tmp}: {exc.strerror or exc}") from exc
+            self.converted += _convert_rows(self.out.tmp)  # the open handle is not written to again
+            self._standard_before_chat = 0
+        self.out.commit(meta)
+
+    def abort(self, meta: Mapping[str, Any] | None = None) -> str | None:
+        """The run stopped early: keep the rows written so far as ``PATH.partial`` (converted to
+        one form when that can be done) with ``meta`` beside it; returns its path, or None when
+        no row was written. Never raises."""
+        kept = self.out.abort(meta)
+        if kept is not None and self._needs_conversion():
+            with contextlib.suppress(OSError, OutputError, ValueError):  # left as written: the meta says partial
+                self.converted += _convert_rows(kept)
+                self._standard_before_chat = 0
+        return kept
+
+    def close(self) -> None:
+        """Same as :meth:`commit` without a meta file."""
+        self.commit()
+
+    def _needs_conversion(self) -> bool:
+        return self.conversational and self._standard_before_chat > 0 and self.out.kind == "file"
+
+
+def _convert_rows(path: str) -> int:
+    """Rewrite the JSONL file ``path`` with every standard-form row in the conversational form
+    (through ``PATH.conv`` and a rename, streaming); returns how many rows were converted."""
+    tmp = path + ".conv"
+    converted = 0
+    try:
+        with open(path, "rb") as src, open(tmp, "wb") as dst:
+            for line in src:
+                row = json.loads(line)
+                if isinstance(row["prompt"], str):
+                    row = to_conversational(row)
+                    converted += 1
+                dst.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {tmp}: {exc.strerror or exc}") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+    return converted
 
 
 #: tolerance of the check that scores do not increase along the ranking (as in the conformance suite)
