@@ -75,7 +75,8 @@ def test_pair_file_writes_one_prompt_type(tmp_path, order):
         assert r["prompt"] == (chat if not isinstance(prompt, str) else [{"role": "user", "content": prompt}])
         assert r["chosen"][0]["role"] == "assistant" and r["rejected"][0]["role"] == "assistant"
     assert f.converted == sum(isinstance(p, str) for p in prompts)
-    assert not list(tmp_path.glob(".*tmp"))  # the rewrite's temporary file is gone
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "p.jsonl" and not p.name.endswith(".meta.json")]
+    assert not leftovers, leftovers  # no .conv or .partial file left behind
 
 
 def test_kto_rows(tmp_path):
