@@ -10,11 +10,21 @@ The judge spec and the strategy spec arrive parsed (:class:`~tourney.registry.Sp
 built here exactly once; the seed goes to the scheduler (which derives every random draw of
 the run from it) and to the meta file, nowhere else.
 
-Order of work, so that a run refused at the start costs nothing: the strategy is built (an
-unknown name or a bad option fails first), the input is opened, the store is opened (a corrupt
-or foreign file is refused), then the judge is built (a Ray pool starts here). The store is
-closed whatever happens; when the run itself failed, a store that also fails to close is
-logged and the run's own error is raised.
+Order of work, so that a run refused at the start costs nothing: the scheduler settings are
+checked (:func:`~tourney.scheduler.check_settings`), the strategy is built (an unknown name or
+a bad option fails first), the input is opened, the store is opened (a corrupt or foreign file
+is refused), then the judge is built (a Ray pool starts here; a store file this run created is
+removed again when the judge cannot be built). The store is closed whatever happens; when the
+run itself failed, a store that also fails to close is logged and the run's own error is raised.
+
+A run that stops itself is not an error here: a judge that cannot be used
+(:class:`~tourney.errors.JudgeUnavailableError`: server down, key refused, no Ray replica left)
+or whose answers are unusable (:class:`~tourney.errors.RunHealthError`, the health rules of
+:mod:`tourney.health`) ends the run with what was judged kept in the store and handed to the
+sink; the report says why (``RunReport.stopped``) and the meta file records it (none is
+written for a run stopped before it delivered a result, so an earlier run's files stay whole).
+Every run's health (parse, abstention, tie and error rates, coin flips, position bias, top
+reasons) is in ``RunReport.health`` and the meta file.
 """
 
 from __future__ import annotations
@@ -29,7 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import __version__
-from .errors import TourneyError
+from .errors import JudgeUnavailableError, RunHealthError, TourneyError
+from .health import DEFAULT_FAIL_FAST, DEFAULT_MAX_FAILURE_RATE, RunHealth
 from .items import Item, PromptResult
 from .registry import Spec
 from .scheduler import RunStats
@@ -61,6 +72,11 @@ class RunReport:
     ``problems`` has one line per item that is not ``ok`` (``"STATUS: item ID: messages"``);
     ``judge`` and ``strategy`` are the spec strings of what ran; ``store`` is the store's path
     (None without one); ``executor_report`` is the Ray pool's per-replica table (None locally).
+    ``health`` is the run's :class:`~tourney.health.RunHealth` (its ``to_json()`` is the meta
+    file's ``health``); ``stopped`` is the error that stopped the run early
+    (:class:`~tourney.errors.JudgeUnavailableError` or :class:`~tourney.errors.RunHealthError`),
+    None when it ran to the end; ``strategy_info`` the strategy's description (for the
+    health warnings' advice); ``delivered`` the number of results handed to the sink.
     """
 
     stats: dict[str, Any]
@@ -69,11 +85,24 @@ class RunReport:
     strategy: str
     store: str | None
     executor_report: str | None = None
+    health: RunHealth | None = None
+    stopped: TourneyError | None = None
+    strategy_info: Mapping[str, Any] | None = None
+    delivered: int = 0
+
+    @property
+    def health_problem(self) -> str | None:
+        """Why the run's health check failed (stopped by a health rule, or the failure share
+        above ``max_failure_rate`` at the end), or None."""
+        if isinstance(self.stopped, RunHealthError):
+            return str(self.stopped)
+        return self.health.problem() if self.health is not None else None
 
     @property
     def ok(self) -> bool:
-        """True when every item was ranked cleanly."""
-        return not self.problems
+        """True when every item was ranked cleanly, the run was not stopped and its health
+        check passed."""
+        return not self.problems and self.stopped is None and self.health_problem is None
 
 
 def _open_input(path: str, count: bool) -> tuple[Iterator[str], str, int | None]:
@@ -116,6 +145,9 @@ def rank_file(
     progress: Callable[[int | None], ProgressLine] | None = None,
     meta_path: str | os.PathLike[str] | None = None,
     command: str | None = None,
+    max_failure_rate: float | None = DEFAULT_MAX_FAILURE_RATE,
+    fail_fast: int | None = DEFAULT_FAIL_FAST,
+    notify: Callable[[str], None] | None = None,
 ) -> RunReport:
     """Rank every item of the JSONL file ``input`` and call ``sink(item, result)`` for each
     result in input order (``item`` is None for a line that failed to parse).
@@ -130,19 +162,28 @@ def rank_file(
     settings of :func:`~tourney.executors.build_executor_judge`) say where judge calls run.
     ``progress``: called once with the number of items (None when unknown) to make a
     :class:`ProgressLine`. ``meta_path``: where to write the run's metadata (the ``command``
-    text, version, seed, specs, store and totals) as JSON; None writes none.
+    text, version, seed, specs, store, totals and health) as JSON; None writes none.
+    ``max_failure_rate`` (a share in [0, 1]; None: unchecked) and ``fail_fast`` (K; None: off)
+    are the health rules of :mod:`tourney.health` (defaults: 0.2 and 16, as on the command
+    line). ``notify`` is called with notes the user should see at the start of the run (a judge
+    that keeps fewer requests in flight than ``concurrency``); default: a log warning.
     """
     from .cache import StoreCache
     from .executors import build_executor_judge, describe_executor
     from .items import read_items
-    from .scheduler import Scheduler
+    from .scheduler import Scheduler, check_settings
     from .store import JudgementStore
     from .strategy import build_strategy
 
+    # every setting is checked before anything is opened or built (a bad one costs nothing)
+    check_settings(retries=retries, backoff_s=backoff_s, resample_abstentions=resample_abstentions,
+                   max_comparisons=max_comparisons, token_budget=token_budget, max_failure_rate=max_failure_rate,
+                   fail_fast=fail_fast, **({} if concurrency is None else {"concurrency": concurrency}))
     factory = build_strategy(strategy)
     source_path = str(EXAMPLE) if input is None else os.fspath(input)
     lines, source, total = _open_input(source_path, count=progress is not None)
     store_path = None if store is None else os.fspath(store)
+    created = store_path is not None and not os.path.exists(store_path)
     db = JudgementStore(store_path) if store_path else None  # refuses a corrupt or foreign file before any work
     try:  # a Ray pool starts here
         the_judge, concurrency = build_executor_judge(judge, executor=executor, concurrency=concurrency,
@@ -150,7 +191,14 @@ def rank_file(
     except BaseException:
         if db is not None:
             _close_after_failure(db)
+            if created:  # leave no empty store behind for a judge that could not even be built
+                _remove_empty_store(store_path)  # type: ignore[arg-type]
         raise
+    cap = getattr(the_judge, "max_inflight", None)
+    if isinstance(cap, int) and cap < concurrency:  # never a silent cap: say so before the run
+        (notify or log.warning)(
+            f"the {the_judge.spec.name} judge keeps at most {cap} requests in flight (its option "
+            f"concurrency={cap}), fewer than --concurrency {concurrency}: {cap} is the real limit")
     line = progress(total) if progress is not None else None
     sched = Scheduler(
         the_judge,
@@ -164,9 +212,12 @@ def rank_file(
         token_budget=token_budget,
         cache=StoreCache(db, the_judge) if db is not None else None,
         on_progress=line,
+        max_failure_rate=max_failure_rate,
+        fail_fast=fail_fast,
     )
     problems: list[str] = []
     items: dict[int, Item] = {}
+    delivered = 0
 
     def remember(stream: Any) -> Any:
         for it in stream:
@@ -175,16 +226,22 @@ def rank_file(
             yield it
 
     async def go() -> None:
+        nonlocal delivered
         try:
             async for res in sched.run_ordered(remember(read_items(lines, source))):
                 sink(items.pop(res.index, None), res)
+                delivered += 1
                 if res.status != "ok":
                     problems.append(f"{res.status}: item {res.id}: {'; '.join(res.messages)}")
         finally:
             await the_judge.aclose()
 
+    stopped: TourneyError | None = None
     try:
-        asyncio.run(go())
+        try:
+            asyncio.run(go())
+        except (JudgeUnavailableError, RunHealthError) as exc:  # the run stopped itself: what was judged stands
+            stopped = exc
     except BaseException:
         if db is not None:
             _close_after_failure(db)
@@ -193,10 +250,15 @@ def rank_file(
     finally:
         if db is not None:
             db.close()  # commits the last batch; raises StoreError if it cannot
+            if created and stopped is not None and not sched.stats.samples:  # stopped before any judgement
+                _remove_empty_store(store_path)  # type: ignore[arg-type]
     if line is not None:
         line.close(sched.stats)
     stats = sched.stats.to_json()
-    if meta_path is not None:
+    strategy_info = factory.describe()
+    health = sched.health.to_json(strategy_info, stopped=None if stopped is None else str(stopped))
+    # a run stopped before it delivered anything leaves the files of an earlier run alone
+    if meta_path is not None and (stopped is None or delivered):
         meta = {
             "command": command,
             "cwd": os.getcwd(),
@@ -208,10 +270,14 @@ def rank_file(
             "strategy": factory.describe(),
             "store": store_path,
             "stats": stats,
+            "health": health,
         }
+        if stopped is not None:
+            meta["stopped"] = f"{type(stopped).__name__}: {stopped}"
         Path(meta_path).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     report = the_judge.report() if hasattr(the_judge, "report") else None  # the Ray pool's per-replica table
-    return RunReport(stats, problems, str(the_judge.spec), str(factory), store_path, report)
+    return RunReport(stats, problems, str(the_judge.spec), str(factory), store_path, report,
+                     health=sched.health, stopped=stopped, strategy_info=strategy_info, delivered=delivered)
 
 
 def _close_after_failure(db: JudgementStore) -> None:
@@ -221,3 +287,14 @@ def _close_after_failure(db: JudgementStore) -> None:
         db.close()
     except TourneyError as exc:
         log.error("the judgement store could not be closed either: %s", exc)
+
+
+def _remove_empty_store(path: str) -> None:
+    """Remove a store file this run created and never wrote to (with SQLite's side files)."""
+    for p in (path, path + "-wal", path + "-shm", path + "-journal"):
+        try:
+            os.remove(p)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # not worth failing the run's own error for
+            log.warning("could not remove the empty judgement store %s: %s", p, exc)

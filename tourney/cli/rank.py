@@ -3,9 +3,10 @@
     tourney rank INPUT.jsonl [--judge SPEC] [--strategy SPEC] [--out OUT.jsonl] [--seed S] ...
 
 One output line per input line, in input order; ``OUT.meta.json`` records the exact command,
-version, seed, specs and totals. The work is :func:`tourney.runner.rank_file`; this module
-turns the flags into its keywords, writes the lines, prints the summary and chooses the exit
-code (0 all ok, 1 some item not ok; usage errors are 2, in :func:`tourney.cli.main`).
+version, seed, specs, totals and the run's health. The work is :func:`tourney.runner.rank_file`;
+this module turns the flags into its keywords, writes the lines, prints the summary and chooses
+the exit code (:data:`~tourney.cli.common.EXIT_CODES`: 0 all ok, 1 some item not ok, 2 usage
+error or an unusable judge, 3 the run's health check failed).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Sequence
 
-from .common import LazyOutput, add_judging_options, print_summary, run_options, store_path
+from .common import EXIT_CODES, LazyOutput, add_judging_options, print_summary, run_options, store_path
 
 __all__ = ["add_parser", "cmd_rank"]
 
@@ -29,6 +30,8 @@ examples:
 
 input line:  {"id": "q1", "prompt": "...", "responses": ["...", "..."], "scores": [optional]}
 output line: {"id", "status", "best", "best_response", "ranking", "scores", "comparisons", ...}
+status:      ok, coin_flip, partial, failed (README: Use)
+
 """
 
 
@@ -40,7 +43,7 @@ def add_parser(sub: Any) -> None:
         description="Rank each prompt's candidate responses with a judge and a strategy. "
         "One output line per input line, in input order.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_EPILOG,
+        epilog=_EPILOG + EXIT_CODES,
     )
     r.add_argument("input", nargs="?", default=None,
                    help="JSONL input ('-' for stdin); default: the bundled example")
@@ -63,7 +66,7 @@ def cmd_rank(args: argparse.Namespace, argv: Sequence[str]) -> int:
             **run_options(args, argv),
         )
         code = print_summary(report, args.quiet)
-        ok = True
+        ok = report.stopped is None or report.delivered > 0  # stopped at once: no empty file over an old one
         return code
     finally:
         out.close(create=ok)
