@@ -12,6 +12,7 @@ the real command line) against a small scripted HTTP server in this process: a w
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -207,7 +208,8 @@ def test_coin_flip_note_tells_missing_votes_from_a_genuine_split():
     # votes missing on a level pair: the coin stands in for the judge
     note = coin_flip_note([_result(0, 1, "A"), _result(1, 0, "xxx", samples=1), _result(2, 3, "x", samples=1),
                            _result(0, 2, "B")], {"coin_flips": 2}, 4)
-    assert note.startswith("decided by 1 coin flip where the judge gave no verdict")
+    assert note == ("decided by 1 coin flip: the judge left a pair level with votes missing (abstained or failed), "
+                    "so the strategy picked at random")
     # a strategy that reports no coin flips: only "no vote at all" counts
     assert coin_flip_note([_result(0, 1, "xe", samples=2)], {}, 2).startswith("no vote")
     assert coin_flip_note([], {}, 1) is None
@@ -399,7 +401,7 @@ def test_help_documents_the_exit_codes_and_the_retry_policy(capsys):
     assert "3 run health: the judge's first --fail-fast verdicts all failed to parse" in text
     assert "attempts of a failing judge call = 1 + retries (the only retry layer; default 3)" in text
     assert "a server's Retry-After is honoured (default 0.5)" in text
-    assert "coin_flip (a pair settled by a coin because the judge gave no verdict)" in text
+    assert "coin_flip (a pair settled by a coin because the judge's votes were missing)" in text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -499,7 +501,8 @@ def test_truncation_at_max_tokens_is_named_with_the_fix(server, tmp_path, capsys
     assert code == 3, err
     assert "likely cause: truncation at max_tokens: 16 of 16 abstentions were cut at max_tokens before a verdict; " \
            "raise the judge's max_tokens (--judge-opt max_tokens=N)" in err
-    assert "abstentions: 16 truncated at max_tokens before </think> (finish_reason=length)" in err
+    # the call in flight when the run stopped may still be counted: 16 or 17 judgements
+    assert re.search(r"abstentions: 1[67] truncated at max_tokens before </think> \(finish_reason=length\)", err), err
     assert _Handler.posts["length"] <= 16 + 2
 
 

@@ -189,8 +189,9 @@ def coin_flip_note(results: Sequence[MatchResult], info: Mapping[str, Any], n: i
     k = min(flips, sum(1 for a, b, missing in level.values() if a == b and missing > 0))
     if not k:
         return None
-    return (f"decided by {k} coin flip{'s' if k != 1 else ''} where the judge gave no verdict "
-            "(abstained or failed): the strategy had to pick at random")
+    return (f"decided by {k} coin flip{'s' if k != 1 else ''}: the judge left "
+            f"{'a pair' if k == 1 else f'{k} pairs'} level with votes missing (abstained or failed), so the "
+            "strategy picked at random")
 
 
 @dataclass

@@ -35,7 +35,7 @@ EXIT_CODES = """\
 exit status:
   0  every item ok
   1  some item not ok: failed (bad input), partial (judge errors), coin_flip (a pair settled by a
-     coin because the judge gave no verdict); the others are still written
+     coin because the judge's votes were missing); the others are still written
   2  usage error, or the judge could not be used (server down, key refused, no Ray replica left):
      the run stops, judgements made so far stay in the store
   3  run health: the judge's first --fail-fast verdicts all failed to parse, or its abstentions +
