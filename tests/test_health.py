@@ -78,6 +78,7 @@ def test_wilson_interval_matches_newcombes_table(counts, expected):
     lo, hi = wilson_interval(*counts)
     assert lo == pytest.approx(expected[0], abs=NEWCOMBE_TOL) and hi == pytest.approx(expected[1], abs=NEWCOMBE_TOL)
     assert wilson_interval(0, 0) is None
+    assert wilson_interval(34, 34)[1] == 1.0 and wilson_interval(0, 34)[0] == 0.0  # exact at the ends
 
 
 def test_reasons_group_by_their_first_clause_and_never_carry_a_secret():
