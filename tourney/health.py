@@ -364,7 +364,7 @@ class RunHealth:
             return (f"wrong --format? {self.no_verdict} of {ab} abstentions stopped normally without a verdict the "
                     f"format reads (most often: {top}); check that --format matches the judge model (rrm, rm_r1, "
                     "rm_r1_instruct) and that the model writes it (--judge-opt structured=true constrains it)")
-        return f"the judge gave no usable verdict; most often: {top} ({count} of {ab} abstentions)"
+        return f"abstentions; most often: {top} ({count} of {ab} abstentions)"
 
     def _error_cause(self) -> str:
         er = self.errors
