@@ -138,6 +138,22 @@ def _phi(x: float) -> float:
 
 @STRATEGIES.register("adaptive")
 class Adaptive(Strategy):
+    #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
+    options = {
+        "budget": "most requests of the whole run (each one judge sample); None: n (n - 1), a both-orders round robin",
+        "threshold": "stop when the posterior probability that the pick is best (top_k: that the top-k set is right) "
+                     "reaches this",
+        "top_k": "identify the best k candidates instead of the single best",
+        "batch": "challengers judged per batch (1: most adaptive; larger: fewer sequential round trips)",
+        "close": "judge a pair in both orders when P(challenger beats pick) is within [close, 1 - close]; 0 never "
+                 "doubles",
+        "first_pass": "knockout (n - 1 requests), knockout_both (both orders) or cycle (one random Hamiltonian cycle)",
+        "l2": "prior precision of the log-strengths (a N(0, 1/l2) prior)",
+        "position_l2": "prior precision of the first-position advantage h",
+        "position": "fit the first-position advantage h jointly with the strengths",
+        "draws": "posterior draws for P(best) (common random numbers, drawn once)",
+    }
+
     def __init__(
         self,
         n: int,

@@ -35,7 +35,7 @@ from tourney.health import (
 from tourney.judges import build_judge
 from tourney.judges import formats
 from tourney.runner import rank_file
-from tourney.scheduler import Scheduler, check_settings
+from tourney.scheduler import check_settings
 from tourney.types import Judgement, MatchResult, Outcome, PromptResult, Request
 
 from .conftest import read_jsonl, require, write_jsonl
@@ -131,7 +131,8 @@ def test_the_likely_cause_is_named_from_the_reasons():
     assert "max_tokens=N" in _diagnose([cut])
     wrong = _diagnose([cut] * 2 + [stopped] * 8)
     assert wrong.startswith("wrong --format? 8 of 10 abstentions stopped normally") and "no verdict found" in wrong
-    auth = _diagnose([_j("error", error="JudgeUnavailableError: openai judge: refused the request (HTTP 401: bad)")] * 3)
+    refused = "JudgeUnavailableError: openai judge: refused the request (HTTP 401: bad)"
+    auth = _diagnose([_j("error", error=refused)] * 3)
     assert auth.startswith("authentication: the server refused the key (HTTP 401/403) in 3 of 3 errors")
     server = _diagnose([_j("error", error="gave up after 4 attempts: TransientJudgeError: HTTP 503 from x")] * 2
                        + [_j("error", error="JudgeError: HTTP 400 from x: too long")])
@@ -160,7 +161,8 @@ def test_failure_share_stops_early_only_far_above_the_threshold():
     h.add([_j("abstain")] * (CHECK_EVERY - 1))
     assert h.early_stop() is None  # too few samples to judge
     h.add([_j("abstain")])
-    assert "50 of the first 50 judgements abstained or failed (100%), far above --max-failure-rate 0.2" in h.early_stop()
+    assert ("50 of the first 50 judgements abstained or failed (100%), far above --max-failure-rate 0.2"
+            in h.early_stop())
     # 30% failures against 0.2: above, but not beyond doubt after 50; the end-of-run check fails it
     h = RunHealth(max_failure_rate=0.2)
     h.add(([_j("abstain")] * 3 + [_j("A")] * 7) * 5)
@@ -266,9 +268,10 @@ def test_a_judge_without_position_bias_gets_no_warning():
 
 def test_a_stopped_api_run_raises_and_keeps_its_health():
     with Tournament("simulated:abstain_rate=1", fail_fast=16) as t:
-        with pytest.raises(RunHealthError, match="first 16 verdicts all failed to parse"):
+        with pytest.raises(RunHealthError, match="first 16 verdicts all failed to parse") as info:
             t.rank(_items(30, 8))
     assert t.health.abstentions >= 16 and t.health.verdicts == 0 and t.stats.samples == t.health.samples
+    assert info.value.health is t.health
 
 
 def test_rank_file_reports_health_and_writes_it_to_the_meta_file(tmp_path):
@@ -285,7 +288,7 @@ def test_rank_file_reports_health_and_writes_it_to_the_meta_file(tmp_path):
     assert all(r.status == "ok" for r in rows)  # a coin for an explicit tie is an honest one
     fp = meta["health"]["first_position"]
     assert fp["wins"] + fp["losses"] == h.decisive and fp["ci95"][0] <= fp["rate"] <= fp["ci95"][1]
-    assert report.ok and report.stopped is None and report.delivered == 12
+    assert report.ok and len(rows) == 12
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,17 +325,19 @@ def test_an_all_abstain_run_stops_early_exits_3_and_says_why(tmp_path, capsys):
     assert code == 3, err
     assert ("tourney: error: run stopped early (run health): the judge's first 16 verdicts all failed to parse "
             "(every one abstained); likely cause: abstentions; most often: abstained without a reason") in err
-    assert (f"5 prompt(s) finished and written; every judgement made so far is in the store "
-            f"{tmp_path / 'out.jsonl.judgements.sqlite'}: fix the cause and rerun the same command to resume") in err
+    assert (f"5 results in order before the stop are in {tmp_path / 'out.jsonl.partial'} (partial, see "
+            f"{tmp_path / 'out.jsonl.partial.meta.json'}); every judgement made is kept in the store "
+            f"{tmp_path / 'out.jsonl.judgements.sqlite'}: the same command resumes") in err
     assert _stored(tmp_path) == {"abstain": 16} and 16 < budget
+    out = read_jsonl(tmp_path / "out.jsonl.partial")
     assert [r["id"] for r in out] == [f"p{i}" for i in range(5)] and {r["status"] for r in out} == {"coin_flip"}
-    meta = json.loads((tmp_path / "out.jsonl.meta.json").read_text())
+    meta = json.loads((tmp_path / "out.jsonl.partial.meta.json").read_text())
     assert meta["stopped"].startswith("RunHealthError: the judge's first 16 verdicts")
     assert meta["health"]["status"] == "stopped" and meta["health"]["parse_rate"] == 0.0
     assert meta["health"]["samples"] == 16 and meta["health"]["coin_flip_prompts"] == 5
     # rerun unchanged: the 16 stored abstentions are reused and stop it again at once, paying nothing
     code, _ = _cli(tmp_path, rows, "--judge", "simulated:abstain_rate=1", "--concurrency", "1")
-    assert code == 3 and "(16 reused, 0 new)" in capsys.readouterr().err
+    assert code == 3 and _stored(tmp_path) == {"abstain": 16}
 
 
 def test_the_bundled_example_on_an_abstaining_judge_is_no_longer_a_quiet_success(tmp_path, capsys):
@@ -340,7 +345,7 @@ def test_the_bundled_example_on_an_abstaining_judge_is_no_longer_a_quiet_success
     code, out = _cli(tmp_path, None, "--judge", "simulated:abstain_rate=1", "--no-store")
     err = capsys.readouterr().err
     assert code == 3 and "the judge's first 16 verdicts all failed to parse" in err
-    assert "no judgement store was kept (--no-store or output to stdout), so a rerun starts over" in err
+    assert "no judgement store (--no-store): the same command judges everything again" in err
     # without the health rules, the run completes and every status says what happened
     code, out = _cli(tmp_path, None, "--judge", "simulated:abstain_rate=1", "--no-store", "--fail-fast", "0",
                      "--max-failure-rate", "1")
@@ -362,7 +367,7 @@ def test_a_failure_share_above_the_threshold_fails_at_the_end_with_complete_outp
     assert len(out) == 6 and meta["health"]["samples"] == 18 and "stopped" not in meta
     share = meta["health"]["failure_rate"]
     assert share > 0.2 and meta["health"]["status"] == "failed" and code == 3
-    assert f"above --max-failure-rate 0.2" in meta["health"]["problem"] and "run health check failed" in err
+    assert "above --max-failure-rate 0.2" in meta["health"]["problem"] and "run health check failed" in err
     # the same run with a looser threshold passes its health check
     code, out = _cli(tmp_path, _items(6, 4), "--judge", "simulated:abstain_rate=0.4,seed=2",
                      "--resample-abstentions", "0", "--fail-fast", "0", "--max-failure-rate", str(share))
@@ -494,7 +499,7 @@ def test_a_wrong_format_stops_early_and_is_named(server, tmp_path, capsys, monke
            "16 of 16 abstentions stopped normally without a verdict the format reads (most often: no verdict " \
            "found); check that --format matches the judge model" in err
     assert _Handler.posts["rrmstyle"] <= 16 + 2 < SERVER_BUDGET
-    assert "rerun the same command to resume" in err
+    assert "the same command resumes without paying for them again" in err
     # the same answers in the right format: every verdict parses
     code, out = _cli(tmp_path / "..", SERVER_ITEMS[:2], *_openai(server, "rrmstyle", "rrm"), "--no-store")
     assert code == 0 and {r["status"] for r in out} == {"ok"}
@@ -521,10 +526,10 @@ def test_a_refused_key_stops_before_any_match_and_says_why(server, tmp_path, cap
     assert "tourney: error: run stopped early (the judge cannot be used)" in err
     assert "HTTP 401" in err and "TOURNEY_HEALTH_KEY" in err and "sk-wrong-key" not in err
     assert _Handler.posts["badkey"] == 0  # the preflight stopped it: not one match was sent
-    # nothing was delivered: an earlier run's files are left alone
+    # nothing was delivered: an earlier run's files are left alone, no empty store is left behind
     assert (tmp_path / "out.jsonl").read_text() == '{"earlier": "run"}\n'
     assert not (tmp_path / "out.jsonl.meta.json").exists() and not (tmp_path / "out.jsonl.judgements.sqlite").exists()
-    assert "nothing was judged: fix the cause and rerun the same command" in err
+    assert "no complete output was written" in err
 
 
 def test_a_key_refused_mid_run_stops_the_run_at_once(server, tmp_path, capsys, monkeypatch):

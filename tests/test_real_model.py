@@ -465,7 +465,7 @@ def test_server_unconstrained_run_stops_after_the_first_verdicts_and_says_why(sm
     assert ("tourney: error: run stopped early (run health): the judge's first 16 verdicts all failed to parse "
             "(every one abstained); likely cause: ") in run.stderr, run.stderr[-3000:]
     assert any(cause in run.stderr for cause in ("truncation at max_tokens", "wrong --format?"))
-    assert "rerun the same command to resume" in run.stderr
+    assert "the same command resumes without paying for them again" in run.stderr
     assert len(run.rows) < len(items)
 
 

@@ -54,6 +54,13 @@ class _LoopThread:
         self.loop.close()
 
 
+# Results -> pandas / datasets (Tournament.rank's results or an output file), defined next to the
+# output schema in tourney/outputs.py; each imports its library only when called.
+from .outputs import to_dataset, to_pandas  # noqa: E402
+
+__all__ += ["to_dataset", "to_pandas"]
+
+
 class Tournament:
     """A judge, a strategy and scheduler settings, reusable over many batches of prompts.
 
@@ -75,6 +82,10 @@ class Tournament:
     warning. The health rules that stop a run (``max_failure_rate=0.2, fail_fast=16`` as on the
     command line; :mod:`tourney.health`) are off unless given: a run they stop raises
     :class:`~tourney.errors.RunHealthError`.
+
+    ``progress``: a progress bar while :meth:`rank` runs (tqdm when installed, else a line on
+    stderr; prompts done, judgements and an ETA from completed work): True, False, or None
+    (default) for on in a notebook or when stderr is a terminal.
     """
 
     def __init__(
@@ -86,11 +97,14 @@ class Tournament:
         judge_options: Mapping[str, Any] | None = None,
         strategy_options: Mapping[str, Any] | None = None,
         store: str | os.PathLike[str] | JudgementStore | None = None,
+        progress: bool | None = None,
         **scheduler_options: Any,
     ):
         _check_component("judge", judge, Judge, "'simulated', 'replay:FILE', 'vllm:MODEL', 'openai:URL'")
         _check_component("strategy", strategy, StrategyFactory, "'knockout', 'round_robin:scoring=elo'")
         _check_seed(seed)
+        if progress is not None and not isinstance(progress, bool):
+            raise TypeError(f"progress must be True, False or None (auto), got {_given(progress)}")
         for name, opts in (("judge_options", judge_options), ("strategy_options", strategy_options)):
             if opts is not None and not isinstance(opts, Mapping):
                 raise TypeError(f"{name} must be a mapping of option names to values or None, "
@@ -102,6 +116,7 @@ class Tournament:
                          else build_strategy(strategy, strategy_options))
         self.seed = int(seed)
         self.scheduler_options = dict(scheduler_options)
+        self.progress = progress
         self.stats: RunStats | None = None
         self.health: RunHealth | None = None
         self._runner: _LoopThread | None = None
@@ -135,11 +150,31 @@ class Tournament:
         return out
 
     async def arank(self, items: Iterable[Mapping[str, Any] | Item]) -> list[PromptResult]:
+        from .progress import make_progress
+
         sched = self._scheduler()
+        todo = self._items(items)
+        line = make_progress(len(todo), self.progress)
+        if line is not None:
+            user = sched.on_progress
+
+            def show(stats: RunStats) -> None:
+                if user is not None:
+                    user(stats)
+                line(stats)
+
+            sched.on_progress = show
+            line.attach(lambda: sched.stats)
+        results: list[PromptResult] = []
         try:
-            results = await sched.rank(self._items(items))
-        finally:  # a stopped run has its stats and health too
-            self.stats, self.health = sched.stats, sched.health
+            async for res in sched.run_ordered(todo):
+                results.append(res)
+                if line is not None:
+                    line.result(res)
+        finally:
+            if line is not None:
+                line.close(sched.stats)
+            self.stats, self.health = sched.stats, sched.health  # a stopped run has its stats and health too
         for warning in sched.health.warnings(self.strategy.describe()):
             log.warning("%s", warning)
         problem = sched.health.problem()
@@ -215,6 +250,7 @@ def select_best(
     into characters) or ``judge``/``strategy`` is neither a spec nor a built object, ValueError
     for a budget that is not a positive integer (checked before a judge is built)."""
     responses = check_responses(responses)
+    options.setdefault("progress", False)  # one prompt: no bar unless asked for
     with Tournament(judge, strategy, seed=seed, **options) as t:
         return t.rank_one(prompt, responses, scores)
 

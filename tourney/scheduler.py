@@ -33,6 +33,8 @@ The scheduler owns concurrency; strategies own decisions; judges own inference.
 * Abstentions are re-sampled up to ``resample_abstentions`` times per request, with sample
   indices ``RESAMPLE_STRIDE * round + offset``, which never collide with ordinary indices, so a
   re-sample is a new, reproducible draw (only for a judge whose ``fresh_samples`` is true).
+* Identical responses of an item are judged once: the tournament runs on ``item.merged()`` and
+  its result is put back in the input's numbering by ``unmerge`` (``tourney/items.py``).
 * Each prompt's matches go to ``judge.for_item(item)``, the judge's view of that input item
   (the simulated judge binds the item's ``scores`` there; most judges are their own view).
 * Per-prompt randomness comes from ``stable_seed(seed, prompt id)``; with a deterministic
@@ -251,8 +253,9 @@ class Scheduler:
         index = 0
         try:
             for item in items:
-                if isinstance(item, InputError):
-                    self._emit(PromptResult.failed(index, str(index), str(item)))
+                if isinstance(item, InputError):  # a bad row keeps its own id and fields where readable
+                    self._emit(PromptResult.failed(index, getattr(item, "id", str(index)), str(item),
+                                                   getattr(item, "extra", None)))
                     index += 1
                     continue
                 index = item.index + 1
@@ -269,6 +272,7 @@ class Scheduler:
             self._results.put_nowait(None)
 
     def _start(self, item: Item) -> None:
+        item = item.merged()  # identical responses are judged once; _result puts the copies back
         try:
             rng = np.random.default_rng(stable_seed(self.seed, "strategy", item.id))
             strat = self.strategy.create(item.n, rng, [response_key(r) for r in item.responses])
@@ -459,7 +463,7 @@ class Scheduler:
         self.health.add(judgements)
         why = self.health.early_stop()
         if why is not None:  # the judge's answers are unusable: stop before the budget is spent
-            self._abort(RunHealthError(why))
+            self._abort(RunHealthError(why, self.health))
 
     def _deliver(self, task: _Task) -> None:
         state = task.state
@@ -506,7 +510,7 @@ class Scheduler:
         errors = [j for j in all_j if j.outcome is Outcome.ERROR]
         messages = tuple(dict.fromkeys(j.error or "error" for j in errors))
         coin = None if errors else coin_flip_note(ordered, ranking.info, item.n)  # partial says enough
-        return PromptResult(
+        return item.unmerge(PromptResult(
             index=item.index,
             id=item.id,
             status="partial" if errors else ("coin_flip" if coin else "ok"),
@@ -530,10 +534,11 @@ class Scheduler:
             strategy=self._strategy_spec,
             judge=self._judge_spec,
             seed=self.seed,
-        )
+            extra=item.extra,
+        ))
 
     def _finish_failed(self, item: Item, message: str) -> None:
-        self._emit(PromptResult.failed(item.index, item.id, message))
+        self._emit(PromptResult.failed(item.index, item.id, message, item.extra))
         self._release()
 
     def _release(self) -> None:

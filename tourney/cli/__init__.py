@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from .. import __version__
 from ..errors import TourneyError
-from . import catalog, data, mine, rank, rate, simulate, store
+from . import catalog, data, explain, mine, plot, rank, rate, simulate, store
 
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]
 
@@ -48,7 +48,10 @@ COMMANDS: dict[str, Command] = {
     "strategies": Command(catalog.add_strategies_parser, catalog.cmd_strategies),
     "convert-prd": Command(data.add_convert_parser, data.cmd_convert),
     "build-tiny-model": Command(data.add_tiny_model_parser, data.cmd_tiny_model),
+    "build-smollm": Command(data.add_smollm_parser, data.cmd_smollm),
     "rate": Command(rate.add_parser, rate.cmd_rate),
+    "explain": Command(explain.add_parser, explain.cmd_explain),
+    "plot": Command(plot.add_parser, plot.cmd_plot),
     "log": Command(store.add_log_parser, store.cmd_log),
     "store": Command(store.add_store_parser, store.cmd_store),
     "mine-pairs": Command(mine.add_parser, mine.cmd_mine),
