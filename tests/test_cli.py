@@ -81,7 +81,8 @@ def test_replay_without_the_record_fails_that_item_only(tmp_path):
             {"id": "missing", "prompt": "q2", "responses": ["a", "b"]}]
     # seed chosen so that q1's single match shows "a" first, as recorded
     for seed in range(20):
-        code, out = rank(tmp_path, rows, "--judge", f"replay:{rep}", "--seed", str(seed))
+        # one judgement of two fails: the run's health check (exit 3) is not what this test is about
+        code, out = rank(tmp_path, rows, "--judge", f"replay:{rep}", "--seed", str(seed), "--max-failure-rate", "1")
         if out[0]["status"] == "ok":
             break
     assert code == 1

@@ -22,11 +22,13 @@ enough above 0.5 that such a judge passes with probability about 1% over the
 The engine and the server start once for this module (``tests/vllm_fixtures.py``). Runs are
 small (a few prompts, 48 or 64 new tokens) to keep CI short.
 
-For the run-health checks (issue 10): :func:`rank_cli` runs ``python -m tourney rank`` as a
-user does and returns exit code, stderr, output rows, the meta file and every stored
+Run health (issue 10, ``tourney/health.py``): :func:`rank_cli` runs ``python -m tourney rank``
+as a user does and returns exit code, stderr, output rows, the meta file and every stored
 judgement; :func:`rank_engine` runs the same tournament in-process on the shared engine and
-returns the results, the scheduler's stats and every judgement. Assertions on exit codes,
-warnings and health fields slot into the tests below.
+returns the results, the scheduler's stats and health and every judgement. Unconstrained, the
+run's health check fails (exit 3) and names the cause that the recorded reasons show; with the
+default rules a run of the whole example stops after the judge's first 16 verdicts, far short
+of its budget; structured, the tournament completes (exit 0) with a position-bias warning.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from typing import Any, Mapping, Sequence
 
 import pytest
 
+from tourney.health import reason_key
 from tourney.testing import smollm
 
 from .conftest import ROOT, read_jsonl, write_jsonl
@@ -112,6 +115,7 @@ class Run:
     stderr: str = ""
     meta: dict[str, Any] | None = None
     stats: Any = None
+    health: Any = None  #: the scheduler's RunHealth (engine runs)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -158,6 +162,16 @@ class _Recorder:
         self.records += [(match, j) for j in got]
         return got
 
+    def for_item(self, item: Any) -> Any:
+        """The scheduler judges each prompt through ``judge.for_item(item)``: a wrapper must
+        forward it and stay in the loop (else every call bypasses the recording)."""
+        inner = self.inner.for_item(item)
+        if inner is self.inner:
+            return self
+        view = _Recorder(inner)
+        view.records = self.records
+        return view
+
 
 def rank_engine(judge: Any, loop_thread: Any, items: Sequence[Mapping[str, Any]], strategy: str,
                 *, resample_abstentions: int = 0, seed: int = 0) -> Run:
@@ -176,7 +190,8 @@ def rank_engine(judge: Any, loop_thread: Any, items: Sequence[Mapping[str, Any]]
     wall = time.perf_counter() - t0
     verdicts = [_verdict(m.prompt_id, m.first, m.second, j.sample, j.outcome.value, j.extra, j.completion_tokens)
                 for m, j in rec.records]
-    return Run(rows=[r.to_json() for r in results], verdicts=verdicts, wall_s=wall, stats=sched.stats)
+    return Run(rows=[r.to_json() for r in results], verdicts=verdicts, wall_s=wall, stats=sched.stats,
+               health=sched.health)
 
 
 def _verdict(pid: str, first: int, second: int, sample: int, outcome: str, extra: Mapping[str, Any],
@@ -245,6 +260,28 @@ def check_structured(run: Run) -> float:
     assert decided == STRUCTURED_MATCHES
     assert rate >= BIAS_THRESHOLD, f"first-position win rate {rate:.2f} over {decided} matches"
     return rate
+
+
+def expected_cause(verdicts: Sequence[Verdict]) -> str:
+    """The cause the run-health report must name, from what the judgements recorded: truncation
+    when at least half were cut at ``max_tokens``, else a wrong format (stopped, no verdict)."""
+    cut = sum(v.finish_reason == "length" for v in verdicts)
+    return "truncation at max_tokens" if 2 * cut >= len(verdicts) else "wrong --format?"
+
+
+def check_failed_health(health: Mapping[str, Any], verdicts: Sequence[Verdict]) -> None:
+    """The meta file's health of an all-abstain run: every rate and reason as recorded."""
+    n = len(verdicts)
+    assert health["samples"] == health["abstentions"] == n and health["verdicts"] == 0
+    assert health["parse_rate"] == 0.0 and health["abstention_rate"] == health["failure_rate"] == 1.0
+    assert health["truncated"] == sum(v.finish_reason == "length" for v in verdicts)
+    want = Counter(reason_key(v.reason or "") for v in verdicts)
+    assert dict(map(tuple, health["abstention_reasons"])) == dict(want.most_common(5))
+    assert health["first_position"]["rate"] is None  # no decisive sample
+
+
+def bias_warning(stderr_or_warnings: str) -> bool:
+    return "strong position bias: the first-shown response won" in stderr_or_warnings
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,6 +387,12 @@ def test_engine_unconstrained_every_judgement_abstains_and_says_why(smollm_judge
     print(f"engine {fmt} unconstrained: {len(run.verdicts)} abstentions {dict(by)}, {run.wall_s:.1f} s")
     assert run.stats.abstentions == run.stats.samples == len(run.verdicts)
     assert run.stats.errors == 0
+    # run health: nothing parsed, and the report names what the judgements show
+    assert run.health.parse_rate == 0.0 and run.health.failure_rate == 1.0
+    assert {r["status"] for r in run.rows} == {"coin_flip"}  # round robin on no vote: the tie-break's order
+    problem = run.health.problem(0.2)
+    assert problem.startswith(f"{len(run.verdicts)} of {len(run.verdicts)} judgements abstained or failed (100%)")
+    assert expected_cause(run.verdicts) in problem, problem
 
 
 @pytest.mark.vllm
@@ -361,6 +404,11 @@ def test_engine_structured_tournament_completes_and_shows_position_bias(smollm_j
     rate = check_structured(run)
     print(f"engine {fmt} structured: first-position win rate {rate:.2f} over {len(run.verdicts)}, {run.wall_s:.1f} s")
     assert run.stats.abstentions == run.stats.errors == 0
+    # run health: the judge's measured bias, with its interval and the warning
+    assert run.health.first_position_rate == pytest.approx(rate) and run.health.parse_rate == 1.0
+    lo, hi = run.health.first_position_interval
+    assert lo <= rate <= hi and lo > 0.5
+    assert bias_warning(" ".join(run.health.warnings()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,15 +430,43 @@ _KEY_ENV = {"OPENAI_API_KEY": "sk-test-not-a-real-key"}
 @pytest.mark.vllm
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_server_unconstrained_every_judgement_abstains_and_says_why(smollm_server, tmp_path, fmt):
+    # --fail-fast 0: the whole (small) run, to check every judgement; its health check then fails
     run = rank_cli(_server_args(smollm_server, fmt, f"max_tokens={UNCONSTRAINED_MAX_TOKENS}"),
                    UNCONSTRAINED_ITEMS, tmp_path, "--strategy", "round_robin", "--resample-abstentions", "0",
-                   env=_KEY_ENV)
-    # the exit code and summary are the run-health checks' business (issue 10); what the
-    # judgements record is checked here
+                   "--fail-fast", "0", env=_KEY_ENV)
     assert run.rows, run.stderr[-3000:]
     by = check_unconstrained(run, UNCONSTRAINED_MAX_TOKENS, fmt)
     print(f"server {fmt} unconstrained: {len(run.verdicts)} abstentions {dict(by)}, exit {run.returncode}, "
           f"{run.wall_s:.1f} s")
+    # issue 10: this used to exit 0 with every item ok
+    n = len(run.verdicts)
+    assert run.returncode == 3, run.stderr[-3000:]
+    assert (f"tourney: error: run health check failed: {n} of {n} judgements abstained or failed (100%), above "
+            f"--max-failure-rate 0.2; likely cause: {expected_cause(run.verdicts)}") in run.stderr, run.stderr[-3000:]
+    assert {r["status"] for r in run.rows} == {"coin_flip"}
+    assert run.meta is not None and run.meta["health"]["status"] == "failed"
+    check_failed_health(run.meta["health"], run.verdicts)
+
+
+@pytest.mark.vllm
+def test_server_unconstrained_run_stops_after_the_first_verdicts_and_says_why(smollm_server, tmp_path):
+    """The default rules: the judge's first 16 verdicts all abstain, so the run stops there,
+    far short of its budget (the whole example, round robin: 53 matches), exits 3, names the
+    cause and says how to resume."""
+    items = read_jsonl(EXAMPLE)
+    budget = sum(len(r["responses"]) * (len(r["responses"]) - 1) // 2 for r in items)
+    run = rank_cli(_server_args(smollm_server, "rm_r1", f"max_tokens={UNCONSTRAINED_MAX_TOKENS}"), items, tmp_path,
+                   "--strategy", "round_robin", "--resample-abstentions", "0", "--concurrency", "2", env=_KEY_ENV)
+    print(f"server rm_r1 unconstrained, default rules: {len(run.verdicts)} of {budget} judged, exit "
+          f"{run.returncode}, {run.wall_s:.1f} s")
+    assert run.returncode == 3, run.stderr[-3000:]
+    assert all(v.outcome == "abstain" and v.reason for v in run.verdicts)
+    assert 16 <= len(run.verdicts) <= 16 + 2 < budget  # at most the calls in flight when it stopped
+    assert ("tourney: error: run stopped early (run health): the judge's first 16 verdicts all failed to parse "
+            "(every one abstained); likely cause: ") in run.stderr, run.stderr[-3000:]
+    assert any(cause in run.stderr for cause in ("truncation at max_tokens", "wrong --format?"))
+    assert "the same command resumes without paying for them again" in run.stderr
+    assert len(run.rows) < len(items)
 
 
 @pytest.mark.vllm
@@ -404,3 +480,11 @@ def test_server_structured_tournament_completes_and_shows_position_bias(smollm_s
     rate = check_structured(run)
     print(f"server {fmt} structured: first-position win rate {rate:.2f} over {len(run.verdicts)}, {run.wall_s:.1f} s")
     assert run.meta is not None and run.meta["judge"]["name"] == "openai"
+    # run health: every verdict parsed; the bias is measured, its interval excludes 0.5, and warned about
+    health = run.meta["health"]
+    assert health["status"] == "ok" and health["parse_rate"] == 1.0 and health["failure_rate"] == 0.0
+    fp = health["first_position"]
+    assert fp["wins"] + fp["losses"] == STRUCTURED_MATCHES and fp["rate"] == pytest.approx(rate, abs=1e-6)
+    assert 0.5 < fp["ci95"][0] <= rate <= fp["ci95"][1]
+    assert bias_warning(run.stderr) and "tourney: warning:" in run.stderr
+    assert bias_warning(" ".join(health["warnings"]))

@@ -28,12 +28,15 @@ from .errors import (
     ExecutorError,
     InputError,
     JudgeError,
+    JudgeUnavailableError,
     MissingExtraError,
+    RunHealthError,
     SpecError,
     StoreError,
     TourneyError,
     TransientJudgeError,
 )
+from .health import RunHealth
 from .integrations.groups import GroupScorer, score_groups
 from .items import Item, parse_item, read_items
 from .judges.base import JUDGES, Judge, build_judge
@@ -50,6 +53,7 @@ __all__ = [
     "JUDGES",
     "Judge",
     "JudgeError",
+    "JudgeUnavailableError",
     "Judgement",
     "Match",
     "MatchResult",
@@ -58,6 +62,8 @@ __all__ = [
     "PromptResult",
     "Ranking",
     "Request",
+    "RunHealth",
+    "RunHealthError",
     "RunStats",
     "STRATEGIES",
     "Scheduler",

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import numbers
 import os
 import threading
 from typing import TYPE_CHECKING, Any, Awaitable, Iterable, Mapping, Sequence, TypeVar
 
 from .errors import InputError
+from .health import RunHealth
 from .items import Item, PromptResult, parse_item
 from .judges.base import Judge, build_judge
 from .registry import Spec
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from .store import JudgementStore
 
 __all__ = ["Tournament", "check_responses", "select_best"]
+
+log = logging.getLogger("tourney")
 
 T = TypeVar("T")
 
@@ -70,6 +74,15 @@ class Tournament:
     Arguments are checked before anything is built (no engine starts for a bad budget): a
     wrong type is a TypeError, a value out of range a ValueError
     (:class:`~tourney.errors.SpecError`), each naming the argument and what was given.
+
+    After each run, ``stats`` (:class:`~tourney.scheduler.RunStats`) and ``health``
+    (:class:`~tourney.health.RunHealth`: parse, abstention, tie and error rates, coin flips,
+    the first-position win rate with its 95% interval, top abstention and error reasons) describe
+    it; a strong position bias or a failure share above ``max_failure_rate`` is also logged as a
+    warning. The health rules that stop a run (``max_failure_rate=0.2, fail_fast=16`` as on the
+    command line; :mod:`tourney.health`) are off unless given: a run they stop raises
+    :class:`~tourney.errors.RunHealthError`.
+
     ``progress``: a progress bar while :meth:`rank` runs (tqdm when installed, else a line on
     stderr; prompts done, judgements and an ETA from completed work): True, False, or None
     (default) for on in a notebook or when stderr is a terminal.
@@ -105,6 +118,7 @@ class Tournament:
         self.scheduler_options = dict(scheduler_options)
         self.progress = progress
         self.stats: RunStats | None = None
+        self.health: RunHealth | None = None
         self._runner: _LoopThread | None = None
         # the store opens before the judge is built: a corrupt or foreign file costs no engine start
         self._store, self._owns_store = _open_store(store)
@@ -162,7 +176,12 @@ class Tournament:
         finally:
             if line is not None:
                 line.close(sched.stats)
-        self.stats = sched.stats
+            self.stats, self.health = sched.stats, sched.health  # a stopped run has its stats and health too
+        for warning in sched.health.warnings(self.strategy.describe()):
+            log.warning("%s", warning)
+        problem = sched.health.problem()
+        if problem is not None:
+            log.warning("run health check failed: %s", problem)
         return results
 
     def rank(self, items: Iterable[Mapping[str, Any] | Item]) -> list[PromptResult]:

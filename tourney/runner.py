@@ -12,11 +12,19 @@ The judge spec and the strategy spec arrive parsed (:class:`~tourney.registry.Sp
 built here exactly once; the seed goes to the scheduler (which derives every random draw of
 the run from it) and to the meta file, nowhere else.
 
-Order of work, so that a run refused at the start costs nothing: the strategy is built (an
-unknown name or a bad option fails first), the input is opened, the store is opened (a corrupt
-or foreign file is refused), then the judge is built (a Ray pool starts here). The store is
-closed whatever happens; when the run itself failed, a store that also fails to close is
-logged and the run's own error is raised.
+Order of work, so that a run refused at the start costs nothing: the scheduler settings are
+checked (:func:`~tourney.scheduler.check_settings`), the strategy is built (an unknown name or
+a bad option fails first), the input is opened, the store is opened (a corrupt or foreign file
+is refused), then the judge is built (a Ray pool starts here; a store file this run created is
+removed again when the judge cannot be built, or when the run stopped before any judgement).
+The store is closed whatever happens; when the run itself failed, a store that also fails to
+close is logged and the run's own error is raised.
+
+Run health (:mod:`tourney.health`): every run's parse, abstention, tie and error rates, coin
+flips, first-position win rate and top reasons are in ``RunReport.health`` and the meta's
+``"health"`` (also when the run stops early). A judge whose answers are unusable stops the run
+with :class:`~tourney.errors.RunHealthError` (``max_failure_rate``, ``fail_fast``), like a judge
+that cannot be used at all (:class:`~tourney.errors.JudgeUnavailableError`).
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import __version__
-from .errors import TourneyError
+from .errors import JudgeUnavailableError, RunHealthError, TourneyError
+from .health import DEFAULT_FAIL_FAST, DEFAULT_MAX_FAILURE_RATE, RunHealth
 from .inputs import InputSource, open_input
 from .items import FieldMap, Item, PromptResult
 from .registry import Spec
@@ -64,6 +73,8 @@ class RunReport:
     ``problems`` has one line per item that is not ``ok`` (``"STATUS: item ID: messages"``);
     ``judge`` and ``strategy`` are the spec strings of what ran; ``store`` is the store's path
     (None without one); ``executor_report`` is the Ray pool's per-replica table (None locally).
+    ``health`` is the run's :class:`~tourney.health.RunHealth` (its ``to_json()`` is the meta's
+    ``health``); ``strategy_info`` the strategy's description (for the health warnings' advice).
     """
 
     stats: dict[str, Any]
@@ -72,11 +83,18 @@ class RunReport:
     strategy: str
     store: str | None
     executor_report: str | None = None
+    health: RunHealth | None = None
+    strategy_info: Mapping[str, Any] | None = None
+
+    @property
+    def health_problem(self) -> str | None:
+        """Why the run's health check failed (the failure share above ``max_failure_rate``), or None."""
+        return self.health.problem() if self.health is not None else None
 
     @property
     def ok(self) -> bool:
-        """True when every item was ranked cleanly."""
-        return not self.problems
+        """True when every item was ranked cleanly and the run's health check passed."""
+        return not self.problems and self.health_problem is None
 
 
 def rank_file(
@@ -102,6 +120,9 @@ def rank_file(
     meta_path: str | os.PathLike[str] | None = None,
     command: str | None = None,
     on_meta: Callable[[dict[str, Any]], None] | None = None,
+    max_failure_rate: float | None = DEFAULT_MAX_FAILURE_RATE,
+    fail_fast: int | None = DEFAULT_FAIL_FAST,
+    notify: Callable[[str], None] | None = None,
 ) -> RunReport:
     """Rank every item of ``input`` and call ``sink(item, result)`` for each result in input
     order (``item`` is None for a row that failed to parse).
@@ -124,13 +145,21 @@ def rank_file(
     None writes none. ``on_meta``: called once with the same meta dict when the run ends,
     also when it stops early (an error, an interrupt): then ``"complete"`` is false and
     ``"stopped"`` says why, and the exception is re-raised after the call.
+    ``max_failure_rate`` (a share in [0, 1]; None: unchecked) and ``fail_fast`` (K; None: off)
+    are the health rules of :mod:`tourney.health` (defaults: 0.2 and 16, as on the command
+    line). ``notify`` is called with notes the user should see at the start of the run (a judge
+    that keeps fewer requests in flight than ``concurrency``); default: a log warning.
     """
     from .cache import StoreCache
     from .executors import build_executor_judge, describe_executor
-    from .scheduler import Scheduler
+    from .scheduler import Scheduler, check_settings
     from .store import JudgementStore
     from .strategy import build_strategy
 
+    # every setting is checked before anything is opened or built (a bad one costs nothing)
+    check_settings(retries=retries, backoff_s=backoff_s, resample_abstentions=resample_abstentions,
+                   max_comparisons=max_comparisons, token_budget=token_budget, max_failure_rate=max_failure_rate,
+                   fail_fast=fail_fast, **({} if concurrency is None else {"concurrency": concurrency}))
     factory = build_strategy(strategy)
     if isinstance(input, InputSource):
         src = input
@@ -139,6 +168,7 @@ def rank_file(
                          duplicates=duplicates)
     total = src.count() if progress is not None else None  # a progress line shows it
     store_path = None if store is None else os.fspath(store)
+    created = store_path is not None and not os.path.exists(store_path)
     db = JudgementStore(store_path) if store_path else None  # refuses a corrupt or foreign file before any work
     try:  # a Ray pool starts here
         the_judge, concurrency = build_executor_judge(judge, executor=executor, concurrency=concurrency,
@@ -146,7 +176,14 @@ def rank_file(
     except BaseException:
         if db is not None:
             _close_after_failure(db)
+            if created:  # leave no empty store behind for a judge that could not even be built
+                _remove_empty_store(store_path)  # type: ignore[arg-type]
         raise
+    cap = getattr(the_judge, "max_inflight", None)
+    if isinstance(cap, int) and cap < concurrency:  # never a silent cap: say so before the run
+        (notify or log.warning)(
+            f"the {the_judge.spec.name} judge keeps at most {cap} requests in flight (its option "
+            f"concurrency={cap}), fewer than --concurrency {concurrency}: {cap} is the real limit")
     line = progress(total) if progress is not None else None
     sched = Scheduler(
         the_judge,
@@ -160,6 +197,8 @@ def rank_file(
         token_budget=token_budget,
         cache=StoreCache(db, the_judge) if db is not None else None,
         on_progress=line,
+        max_failure_rate=max_failure_rate,
+        fail_fast=fail_fast,
     )
     if line is not None and hasattr(line, "attach"):  # refreshed while a slow prompt is still judged
         line.attach(lambda: sched.stats)
@@ -183,6 +222,8 @@ def rank_file(
         finally:
             await the_judge.aclose()
 
+    strategy_info = factory.describe()
+
     def meta(stopped: BaseException | None = None) -> dict[str, Any]:
         m = {
             "command": command,
@@ -197,6 +238,7 @@ def rank_file(
             "strategy": factory.describe(),
             "store": store_path,
             "stats": sched.stats.to_json(),
+            "health": sched.health.to_json(strategy_info, stopped=None if stopped is None else _why(stopped)),
         }
         if stopped is not None:
             m["complete"] = False
@@ -214,6 +256,8 @@ def rank_file(
         if db is not None:
             _close_after_failure(db)
             db = None
+            if created and isinstance(exc, (JudgeUnavailableError, RunHealthError)) and not sched.stats.samples:
+                _remove_empty_store(store_path)  # type: ignore[arg-type]  # stopped before any judgement
         if on_meta is not None:
             on_meta(meta(exc))
         raise
@@ -226,7 +270,8 @@ def rank_file(
     if on_meta is not None:
         on_meta(done)
     report = the_judge.report() if hasattr(the_judge, "report") else None  # the Ray pool's per-replica table
-    return RunReport(stats, problems, str(the_judge.spec), str(factory), store_path, report)
+    return RunReport(stats, problems, str(the_judge.spec), str(factory), store_path, report,
+                     health=sched.health, strategy_info=strategy_info)
 
 
 def _why(exc: BaseException) -> str:
@@ -254,3 +299,14 @@ def _close_after_failure(db: JudgementStore) -> None:
         db.close()
     except TourneyError as exc:
         log.error("the judgement store could not be closed either: %s", exc)
+
+
+def _remove_empty_store(path: str) -> None:
+    """Remove a store file this run created and never wrote to (with SQLite's side files)."""
+    for p in (path, path + "-wal", path + "-shm", path + "-journal"):
+        try:
+            os.remove(p)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # not worth failing the run's own error for
+            log.warning("could not remove the empty judgement store %s: %s", p, exc)

@@ -24,6 +24,12 @@ The scheduler owns concurrency; strategies own decisions; judges own inference.
   :class:`~tourney.errors.JudgeUnavailableError` from any call (a judge's circuit breaker)
   stops the run like an unusable store: results already yielded and judgements already
   stored stand, nothing more is dispatched, ``run`` raises it.
+* Run health (:mod:`tourney.health`): every judge sample accounted (store answers included)
+  and every prompt's result feed ``self.health``; with ``fail_fast`` (K) or ``max_failure_rate``
+  set, a judge whose first K answers all abstain, or whose failure share is far above the
+  threshold, stops the run like an unusable judge (:class:`~tourney.errors.RunHealthError`).
+  A prompt otherwise ok whose strategy settled a pair by a coin because the judge's votes were
+  missing gets status ``coin_flip`` (:func:`tourney.health.coin_flip_note` says when).
 * Abstentions are re-sampled up to ``resample_abstentions`` times per request, with sample
   indices ``RESAMPLE_STRIDE * round + offset``, which never collide with ordinary indices, so a
   re-sample is a new, reproducible draw (only for a judge whose ``fresh_samples`` is true).
@@ -50,12 +56,14 @@ from typing import Any, AsyncIterator, Callable, Iterable, Protocol, Sequence
 import numpy as np
 
 from .errors import InputError, JudgeError, JudgeUnavailableError, StoreError, TransientJudgeError
+from .health import RunHealth, coin_flip_note
 from .hashing import response_key, stable_seed
 from .items import Item
 from .judges.base import Judge
 from .strategy import Strategy, StrategyFactory
 from .types import Judgement, Match, MatchResult, Outcome, PromptResult, Request, TokenUsage
 from .errors import SpecError  # the settings checks' ValueError (its own line: merges cleanly)
+from .errors import RunHealthError  # the health stop (its own line: merges cleanly)
 
 __all__ = ["Scheduler", "RunStats", "JudgementCache", "RESAMPLE_STRIDE", "check_settings"]
 
@@ -162,12 +170,18 @@ class Scheduler:
         max_active_prompts: int | None = None,
         cache: JudgementCache | None = None,
         on_progress: Callable[[RunStats], None] | None = None,
+        max_failure_rate: float | None = None,
+        fail_fast: int | None = None,
     ):
         # budgets and limits are checked here, so every caller (CLI, API, benchmarks) gets the
         # same error naming the setting and the value given (-1 or 2.5 used to run silently)
         check_settings(concurrency=concurrency, retries=retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s,
                        resample_abstentions=resample_abstentions, max_comparisons=max_comparisons,
-                       token_budget=token_budget, max_active_prompts=max_active_prompts)
+                       token_budget=token_budget, max_active_prompts=max_active_prompts,
+                       max_failure_rate=max_failure_rate, fail_fast=fail_fast)
+        self.max_failure_rate = max_failure_rate  # health stops (tourney.health): off when None
+        self.fail_fast = fail_fast
+        self.health = RunHealth(max_failure_rate, fail_fast)
         self.judge = judge
         self.strategy = strategy
         self.seed = int(seed)
@@ -192,6 +206,7 @@ class Scheduler:
     async def run(self, items: Iterable[Item | InputError]) -> AsyncIterator[PromptResult]:
         """Yield one result per item, in completion order."""
         self.stats = RunStats()
+        self.health = RunHealth(self.max_failure_rate, self.fail_fast)
         queue: asyncio.PriorityQueue = asyncio.PriorityQueue()
         results: asyncio.Queue = asyncio.Queue()
         room = asyncio.Semaphore(self.max_active_prompts)
@@ -409,7 +424,7 @@ class Scheduler:
         raises ``exc``."""
         if self._fatal is None:
             self._fatal = exc
-            log.error("stopping the run: %s", exc)
+            log.warning("stopping the run: %s", exc)  # raised by run(): the caller reports it
             self._results.put_nowait(None)
 
     def _retry(self, task: _Task, exc: BaseException) -> bool:
@@ -445,6 +460,10 @@ class Scheduler:
                 st.abstentions += 1
             elif j.outcome is Outcome.ERROR:
                 st.errors += 1
+        self.health.add(judgements)
+        why = self.health.early_stop()
+        if why is not None:  # the judge's answers are unusable: stop before the budget is spent
+            self._abort(RunHealthError(why, self.health))
 
     def _deliver(self, task: _Task) -> None:
         state = task.state
@@ -490,10 +509,11 @@ class Scheduler:
         all_j = [j for r in ordered for j in r.judgements]
         errors = [j for j in all_j if j.outcome is Outcome.ERROR]
         messages = tuple(dict.fromkeys(j.error or "error" for j in errors))
+        coin = None if errors else coin_flip_note(ordered, ranking.info, item.n)  # partial says enough
         return item.unmerge(PromptResult(
             index=item.index,
             id=item.id,
-            status="partial" if errors else "ok",
+            status="partial" if errors else ("coin_flip" if coin else "ok"),
             best=ranking.best,
             ranking=ranking.order,
             scores=ranking.scores,
@@ -508,7 +528,7 @@ class Scheduler:
             tokens=TokenUsage.of(all_j),
             budget_limited=state.budget_limited or ranking.budget_limited,
             reused=state.reused,
-            messages=messages,
+            messages=messages if errors or coin is None else (coin,),
             matches=tuple(_match_record(r) for r in ordered),
             info=ranking.info,
             strategy=self._strategy_spec,
@@ -530,6 +550,7 @@ class Scheduler:
         self.stats.prompts += 1
         if res.status == "failed":
             self.stats.failed += 1
+        self.health.add_result(res)
         self._results.put_nowait(res)
         if self.on_progress is not None:
             try:
@@ -546,6 +567,7 @@ _INT_SETTINGS = {
     "max_comparisons": (1, True),
     "token_budget": (1, True),
     "max_active_prompts": (1, True),
+    "fail_fast": (1, True),
 }
 #: the scheduler's delays (seconds, finite, >= 0)
 _SECONDS_SETTINGS = ("backoff_s", "max_backoff_s")
@@ -555,7 +577,8 @@ def check_settings(**settings: Any) -> None:
     """Check scheduler settings (keywords of :class:`Scheduler`) before anything is built:
     ``concurrency`` >= 1, ``retries`` and ``resample_abstentions`` >= 0, ``max_comparisons``,
     ``token_budget`` and ``max_active_prompts`` >= 1 or None (integers, not bools or floats),
-    ``backoff_s`` and ``max_backoff_s`` finite seconds >= 0. Raises TypeError for a wrong type
+    ``backoff_s`` and ``max_backoff_s`` finite seconds >= 0, ``fail_fast`` >= 1 or None,
+    ``max_failure_rate`` a share in [0, 1] or None. Raises TypeError for a wrong type
     and :class:`~tourney.errors.SpecError` (a ValueError) for a value out of range, naming
     the setting and the value given. Other keywords are not checked here."""
     for name, value in settings.items():
@@ -564,6 +587,12 @@ def check_settings(**settings: Any) -> None:
             _check_int(name, value, minimum=minimum, optional=optional)
         elif name in _SECONDS_SETTINGS:
             _check_seconds(name, value)
+        elif name == "max_failure_rate" and value is not None:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"max_failure_rate must be a share in [0, 1] or None, got {value!r} "
+                                f"({type(value).__name__})")
+            if not 0 <= value <= 1:  # NaN fails this too
+                raise SpecError(f"max_failure_rate must be a share in [0, 1] or None, got {value!r}")
 
 
 def _check_int(name: str, value: Any, *, minimum: int, optional: bool = False) -> None:

@@ -7,8 +7,9 @@ version, seed, specs and totals. The work is :func:`tourney.runner.rank_file`; t
 opens the input (:func:`tourney.inputs.open_input`) and the output
 (:class:`tourney.outputs.ResultWriter` over an :class:`~tourney.outputs.OutputFile`: rows go to
 ``OUT.partial``, renamed to ``OUT`` when the run is complete), turns the flags into keywords,
-prints the summary and chooses the exit code (0 all ok, 1 some item not ok; 2 for a usage or
-write error; 130/143 after SIGINT/SIGTERM, with the partial output kept and the command that
+prints the summary and chooses the exit code (:data:`~tourney.cli.common.EXIT_CODES`: 0 all ok,
+1 some item not ok; 2 for a usage or write error or an unusable judge; 3 when the run's health
+check failed; 130/143 after SIGINT/SIGTERM, with the partial output kept and the command that
 resumes printed).
 """
 
@@ -19,6 +20,7 @@ import sys
 from typing import Any, Sequence
 
 from .common import (
+    EXIT_CODES,
     add_judging_options,
     default_store,
     input_options,
@@ -46,6 +48,8 @@ examples:
 input row:   {"id": "q1", "prompt": "...", "responses": ["...", "..."], "scores": [optional], other fields...}
 output row:  {"id", "status", "best", "best_response", "ranking", "scores", "comparisons", ..., other fields}
 inputs:      .jsonl/.json (plain, .gz, .zst), .parquet, a datasets save_to_disk folder, '-' (stdin)
+status:      ok, coin_flip, partial, failed (README: Use)
+
 """
 
 
@@ -57,7 +61,7 @@ def add_parser(sub: Any) -> None:
         description="Rank each prompt's candidate responses with a judge and a strategy. "
         "One output row per input row, in input order.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_EPILOG,
+        epilog=_EPILOG + EXIT_CODES,
     )
     r.add_argument("input", nargs="?", default=None,
                    help="input: JSONL, JSON, parquet or a datasets folder ('-' for stdin); default: the bundled example")
