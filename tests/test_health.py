@@ -35,7 +35,7 @@ from tourney.health import (
 from tourney.judges import build_judge
 from tourney.judges import formats
 from tourney.runner import rank_file
-from tourney.scheduler import Scheduler, check_settings
+from tourney.scheduler import check_settings
 from tourney.types import Judgement, MatchResult, Outcome, PromptResult, Request
 
 from .conftest import read_jsonl, require, write_jsonl
@@ -131,7 +131,8 @@ def test_the_likely_cause_is_named_from_the_reasons():
     assert "max_tokens=N" in _diagnose([cut])
     wrong = _diagnose([cut] * 2 + [stopped] * 8)
     assert wrong.startswith("wrong --format? 8 of 10 abstentions stopped normally") and "no verdict found" in wrong
-    auth = _diagnose([_j("error", error="JudgeUnavailableError: openai judge: refused the request (HTTP 401: bad)")] * 3)
+    refused = "JudgeUnavailableError: openai judge: refused the request (HTTP 401: bad)"
+    auth = _diagnose([_j("error", error=refused)] * 3)
     assert auth.startswith("authentication: the server refused the key (HTTP 401/403) in 3 of 3 errors")
     server = _diagnose([_j("error", error="gave up after 4 attempts: TransientJudgeError: HTTP 503 from x")] * 2
                        + [_j("error", error="JudgeError: HTTP 400 from x: too long")])
@@ -160,7 +161,8 @@ def test_failure_share_stops_early_only_far_above_the_threshold():
     h.add([_j("abstain")] * (CHECK_EVERY - 1))
     assert h.early_stop() is None  # too few samples to judge
     h.add([_j("abstain")])
-    assert "50 of the first 50 judgements abstained or failed (100%), far above --max-failure-rate 0.2" in h.early_stop()
+    assert ("50 of the first 50 judgements abstained or failed (100%), far above --max-failure-rate 0.2"
+            in h.early_stop())
     # 30% failures against 0.2: above, but not beyond doubt after 50; the end-of-run check fails it
     h = RunHealth(max_failure_rate=0.2)
     h.add(([_j("abstain")] * 3 + [_j("A")] * 7) * 5)
@@ -266,9 +268,10 @@ def test_a_judge_without_position_bias_gets_no_warning():
 
 def test_a_stopped_api_run_raises_and_keeps_its_health():
     with Tournament("simulated:abstain_rate=1", fail_fast=16) as t:
-        with pytest.raises(RunHealthError, match="first 16 verdicts all failed to parse"):
+        with pytest.raises(RunHealthError, match="first 16 verdicts all failed to parse") as info:
             t.rank(_items(30, 8))
     assert t.health.abstentions >= 16 and t.health.verdicts == 0 and t.stats.samples == t.health.samples
+    assert info.value.health is t.health
 
 
 def test_rank_file_reports_health_and_writes_it_to_the_meta_file(tmp_path):
@@ -362,7 +365,7 @@ def test_a_failure_share_above_the_threshold_fails_at_the_end_with_complete_outp
     assert len(out) == 6 and meta["health"]["samples"] == 18 and "stopped" not in meta
     share = meta["health"]["failure_rate"]
     assert share > 0.2 and meta["health"]["status"] == "failed" and code == 3
-    assert f"above --max-failure-rate 0.2" in meta["health"]["problem"] and "run health check failed" in err
+    assert "above --max-failure-rate 0.2" in meta["health"]["problem"] and "run health check failed" in err
     # the same run with a looser threshold passes its health check
     code, out = _cli(tmp_path, _items(6, 4), "--judge", "simulated:abstain_rate=0.4,seed=2",
                      "--resample-abstentions", "0", "--fail-fast", "0", "--max-failure-rate", str(share))

@@ -117,4 +117,9 @@ class RunHealthError(TourneyError, RuntimeError):
     parse, or far more than the run's ``max_failure_rate`` of its judgements abstained or
     failed (rules in :mod:`tourney.health`). The scheduler stops the run (judgements already
     made stay in the store); the message names the likely cause (a wrong ``--format``,
-    truncation at ``max_tokens``, authentication, server errors)."""
+    truncation at ``max_tokens``, authentication, server errors). ``health`` is the run's
+    :class:`~tourney.health.RunHealth` when it stopped (None once pickled)."""
+
+    def __init__(self, message: str, health: object | None = None):
+        super().__init__(message)
+        self.health = health

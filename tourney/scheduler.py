@@ -459,7 +459,7 @@ class Scheduler:
         self.health.add(judgements)
         why = self.health.early_stop()
         if why is not None:  # the judge's answers are unusable: stop before the budget is spent
-            self._abort(RunHealthError(why))
+            self._abort(RunHealthError(why, self.health))
 
     def _deliver(self, task: _Task) -> None:
         state = task.state
