@@ -335,7 +335,7 @@ def test_an_all_abstain_run_stops_early_exits_3_and_says_why(tmp_path, capsys):
     assert meta["health"]["samples"] == 16 and meta["health"]["coin_flip_prompts"] == 5
     # rerun unchanged: the 16 stored abstentions are reused and stop it again at once, paying nothing
     code, _ = _cli(tmp_path, rows, "--judge", "simulated:abstain_rate=1", "--concurrency", "1")
-    assert code == 3 and "(16 reused, 0 new)" in capsys.readouterr().err
+    assert code == 3 and "(16 reused, 0 new)" in capsys.readouterr().err and _stored(tmp_path) == {"abstain": 16}
 
 
 def test_the_bundled_example_on_an_abstaining_judge_is_no_longer_a_quiet_success(tmp_path, capsys):
