@@ -426,3 +426,19 @@ def test_a_pipe_cannot_be_rewritten_so_a_mixed_input_says_so(tmp_path):
     res = subprocess.run([*cmd, "--conversational"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "warning" not in res.stderr, res.stderr
     assert all(isinstance(json.loads(x)["prompt"], list) for x in res.stdout.splitlines())
+
+
+def test_ranked_lines_decided_by_coin_flips_are_read_not_rejected(tmp_path, capsys):
+    """`rank` marks a prompt whose order rests on coins `coin_flip`; mine-pairs --ranked reads
+    such a line like a partial one (reported, exit 1), never as a malformed line."""
+    rows = [{"id": f"q{k}", "prompt": f"question {k}", "responses": ["a", "b", "c"]} for k in range(3)]
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    ranked = tmp_path / "ranked.jsonl"
+    code = main(["rank", str(inp), "--out", str(ranked), "--no-store", "--quiet", "--no-progress",
+                 "--judge", "simulated:abstain_rate=1", "--fail-fast", "0", "--max-failure-rate", "1"])
+    assert code == 1 and {r["status"] for r in read_jsonl(ranked)} == {"coin_flip"}
+    capsys.readouterr()
+    code = main(["mine-pairs", str(inp), "--ranked", str(ranked), "--out", str(tmp_path / "p.jsonl"), "--quiet"])
+    err = capsys.readouterr().err
+    assert "must be ok, partial" not in err and "line skipped" not in err
+    assert code == 1 and "coin_flip" in err

@@ -383,3 +383,15 @@ def test_mined_kto_rows_of_a_mixed_input_train_in_trl(tiny_policy, mined_mixed, 
     args = trl.KTOConfig(**_common_args(tmp_path), per_device_train_batch_size=4, max_length=256)
     _trained_one_step(trl.KTOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok))
 
+
+
+def test_a_group_decided_by_coin_flips_is_a_failure_not_a_number():
+    """Every vote abstains: the group's order would be coins, so its rewards are the failure value."""
+    from tourney import score_groups
+
+    rewards = score_groups(["Which is better?"], [["first answer", "second answer", "third answer"]],
+                           judge="simulated:abstain_rate=1", seed=0)
+    assert rewards == [[None, None, None]]
+    kept = score_groups(["Which is better?"], [["first answer", "second answer", "third answer"]],
+                        judge="simulated:abstain_rate=1", seed=0, accept_partial=True)
+    assert all(isinstance(r, float) for r in kept[0])

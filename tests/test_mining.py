@@ -211,7 +211,7 @@ RANKED_FAULTS = {
     "match against itself": (lambda r: r["matches"][0].update(second=r["matches"][0]["first"]),
                              "match 0: 'first' and 'second' must be two different candidates"),
     "match index out of range": (lambda r: r["matches"][0].update(first=42), "must be two different candidates"),
-    "unknown status": (lambda r: r.update(status="done"), "'status' must be ok, partial or failed"),
+    "unknown status": (lambda r: r.update(status="done"), "'status' must be ok, partial, coin_flip or failed"),
     "judge not an object": (lambda r: r.update(judge="simulated"), "'judge' must be an object"),
     "another item's id": (lambda r: r.update(id="prime-check"), "result is for item 'prime-check'"),
 }

@@ -364,7 +364,7 @@ def check_ranked(obj: Any, item: Item, where: str) -> dict[str, Any]:
     and the first field that is wrong.
 
     Checked (every field :func:`mine_pairs` reads): an object whose ``id`` is the item's;
-    ``status`` one of ok, partial, failed (a failed line has nothing more to check);
+    ``status`` one of ok, partial, coin_flip, failed (a failed line has nothing more to check);
     ``ranking`` a permutation of the item's candidates 0..n-1; ``scores`` n finite numbers,
     not increasing along the ranking (by more than :data:`SCORE_TOL`); ``best`` and
     ``best_response`` (when present) the ranking's first candidate and its text;
@@ -381,8 +381,8 @@ def check_ranked(obj: Any, item: Item, where: str) -> dict[str, Any]:
         raise bad(f"result is for item {obj.get('id')!r}, the input's item here is {item.id!r}: "
                   "not the output of this input (or lines were reordered)")
     status = obj.get("status")
-    if status not in ("ok", "partial", "failed"):
-        raise bad(f"'status' must be ok, partial or failed, got {status!r}")
+    if status not in ("ok", "partial", "coin_flip", "failed"):
+        raise bad(f"'status' must be ok, partial, coin_flip or failed, got {status!r}")
     if status == "failed":
         return obj
     n = item.n

@@ -5,11 +5,14 @@
     tourney strategies        list strategies and their options
 
 Run ``tourney COMMAND --help`` for each command's options. Exit status: 0 when every item
-was ranked cleanly, 1 when any item failed or had judge errors (the others are still
-written), 2 for a usage error (unknown judge or strategy, unreadable input).
+was ranked cleanly, 1 when any item failed, had judge errors or was decided by coin flips (the
+others are still written), 2 for a usage error (unknown judge or strategy, unreadable input) or
+a judge that cannot be used (server down, key refused), 3 when the run's health check failed
+(too many abstentions or errors: ``--max-failure-rate``, ``--fail-fast``), 130/143 when
+interrupted by SIGINT/SIGTERM (what was judged is kept; the same command resumes).
 
 One module per subcommand (``rank``, ``mine``, ``rate``, ``simulate``, ``store``, ``data``,
-``catalog``); :data:`COMMANDS` is the table of them. Each module imports only light modules at
+``catalog``, ``explain``, ``plot``); :data:`COMMANDS` is the table of them. Each module imports only light modules at
 the top and the engine inside its handler, which turns the flags into keyword arguments of an
 engine function, prints and returns the exit code. Nothing outside this package parses
 arguments: ``import tourney`` does not import it.

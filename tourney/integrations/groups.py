@@ -31,8 +31,8 @@ with one distinct completion needs no judge call and gets 0 (``centered``, ``ran
 strategy's score for a lone candidate (``raw``); an empty group gets an empty list.
 
 Failures are never a silent number. A group whose tournament failed (a bad prompt, a judge that
-kept failing) or, unless ``accept_partial=True``, had judge errors (its ranking then rests on
-coin flips where the judge failed), gets ``on_failure`` for every completion: ``None`` by
+kept failing) or, unless ``accept_partial=True``, had judge errors or was decided by coin flips
+where votes were missing (status ``partial`` / ``coin_flip``: its ranking rests on coins), gets ``on_failure`` for every completion: ``None`` by
 default (TRL's GRPOTrainer accepts ``None`` and gives such completions no learning signal),
 ``"raise"`` to stop with :class:`~tourney.errors.JudgeError` (or :class:`InputError` for bad
 input), or a number you choose as the neutral value (for trainers that need numbers). Every
@@ -80,7 +80,7 @@ class GroupResult:
 
     ``rewards`` has one entry per completion, in the order given (``None`` or the
     ``on_failure`` value where the group failed); ``status`` is ``ok``, ``partial`` (judge
-    errors, accepted with ``accept_partial``) or ``failed``; ``distinct`` is the number of
+    errors) or ``coin_flip`` (votes missing), both accepted only with ``accept_partial``, or ``failed``; ``distinct`` is the number of
     distinct completions ranked; ``result`` is the tournament over them (None when none ran:
     bad input or an empty group); ``messages`` say why a group failed.
     """
@@ -235,11 +235,14 @@ class GroupScorer:
                 gr = GroupResult((), "ok", 0)
             else:
                 res = by_index[item.index]
-                if res.status == "failed" or (res.status == "partial" and not self.accept_partial):
+                if res.status == "failed" or (res.status in ("partial", "coin_flip") and not self.accept_partial):
                     why = res.messages or ("failed",)
                     if res.status == "partial":
                         why = (f"judge errors in {res.errors} of {res.samples} judgements "
                                f"(accept_partial=False)", *why)
+                    elif res.status == "coin_flip":  # its order rests on coins where votes were missing
+                        why = (f"decided by coin flips where votes were missing ({res.abstentions} abstentions, "
+                               f"{res.errors} errors; accept_partial=False)", *why)
                     gr = self._failed(entry, tuple(why), res)
                     failures.append((gr, None))
                 else:
