@@ -366,6 +366,15 @@ class Counted:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
+    def for_item(self, item):
+        # the scheduler asks every judge for its per-prompt view: count that view's calls too
+        inner = self.inner.for_item(item)
+        if inner is self.inner:
+            return self
+        view = Counted(inner)
+        view.results = self.results
+        return view
+
     async def judge(self, match):
         got = await self.inner.judge(match)
         self.results[(match.prompt_id, match.first, match.second, match.sample_offset, match.samples)] += 1
