@@ -379,7 +379,7 @@ def real_server() -> None:
 
     from tourney.items import Item
     from tourney.judges.openai_judge import OpenAIJudge
-    from tourney.judges.tiny_model import build_tiny_model
+    from tourney.testing.tiny_model import build_tiny_model
     from tourney.registry import Spec
     from tourney.scheduler import Scheduler
     from tourney.strategy import build_strategy

@@ -73,6 +73,13 @@ def _floyd(rng: np.random.Generator, population: int, m: int) -> list[int]:
 
 @STRATEGIES.register("league")
 class League(Batched):
+    options = {
+        "opponents": "opponents M drawn per candidate, without replacement (M = min(opponents, N - 1))",
+        "votes": "judge samples per (focal, opponent) match",
+        "shared": "count every match for both candidates (false: only for its focal candidate, the paper's estimator)",
+        "budget": "most judge samples of the run; lowers M to budget // (N votes), at least 1 (None: no budget)",
+    }
+
     def __init__(
         self,
         n: int,

@@ -103,6 +103,15 @@ class _Merge:
 
 @STRATEGIES.register("merge_sort")
 class MergeSort(Strategy):
+    #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
+    options = {
+        "votes": "judge samples per comparison (per order with both_orders)",
+        "both_orders": "judge every comparison in both presentation orders (two requests)",
+        "beam": "merge orders kept per merge: 1 follows the majority; b > 1 keeps both branches of a close verdict "
+                "(PairS-style beam search)",
+        "close": "a verdict is close (both branches kept, with beam > 1) when min(p, 1 - p) >= close",
+    }
+
     def __init__(
         self,
         n: int,

@@ -64,6 +64,12 @@ from ._rounds import SampleLedger, seeded_order, win_mass, win_rate_ranking
 
 @STRATEGIES.register("pivot")
 class Pivot(Batched):
+    options = {
+        "pivots": "k: candidates with the best ring-pass preference that everyone else meets",
+        "votes": "repeated verifications of a comparison, alternating the presentation order (n_evaluations)",
+        "budget": "most judge samples of the run; lowers k to the largest that fits, at least 1 (None: no budget)",
+    }
+
     def __init__(
         self,
         n: int,

@@ -83,6 +83,15 @@ def _rounds(n: int, rounds: int | None) -> int:
 
 @STRATEGIES.register("swiss")
 class Swiss(Batched):
+    #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
+    options = {
+        "rounds": "number of rounds; None: ceil(log2 n), capped at a full round robin's count",
+        "votes": "judge samples per match (per order with both_orders)",
+        "both_orders": "judge every match in both presentation orders",
+        "pairing": "exact (maximum-weight matching, at most 512 players), fast (nearest unmet in the standings) "
+        "or auto (exact up to 64)",
+    }
+
     def __init__(
         self,
         n: int,

@@ -66,6 +66,11 @@ def coverage_size(n: int, min_degree: int) -> int:
 
 @STRATEGIES.register("v1_swiss")
 class V1Swiss(Batched):
+    options = {
+        "budget": "total comparisons (judge samples) of the run (None: 3 N)",
+        "min_degree": "d: comparisons per candidate in the coverage round (d = min(min_degree, N - 1))",
+    }
+
     def __init__(
         self,
         n: int,

@@ -34,7 +34,7 @@ from tourney.registry import Spec
 from tourney.strategy import Strategy, StrategyFactory, build_strategy
 from tourney.types import Match, Outcome
 
-from .conftest import ROOT, read_jsonl, write_jsonl
+from .conftest import ROOT, read_jsonl, require, write_jsonl
 
 EXCERPT = ROOT / "examples" / "prd_vicuna80"
 
@@ -60,7 +60,7 @@ def test_parse_budgets_and_rounds():
 
 
 def test_kendall_tau_b_matches_scipy():
-    stats = pytest.importorskip("scipy.stats")
+    stats = require("scipy.stats", "scipy is a core dependency: the independent Kendall tau-b")
     rng = np.random.default_rng(0)
     for _ in range(20):
         x = rng.integers(0, 4, 9).astype(float)  # with ties

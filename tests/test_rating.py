@@ -36,6 +36,8 @@ from tourney.rating import (
     to_elo_scale,
 )
 
+from .conftest import SHARED_DATA, require
+
 # ------------------------------------------------------------------ tolerances (named, on purpose)
 
 #: R's glm stops IRLS at a relative deviance change of 1e-8; its abilities agree far closer.
@@ -59,16 +61,11 @@ MAP_TOL = 1e-5
 #: The Laplace covariance against the inverse of a finite-difference Hessian (step 1e-5).
 FD_HESSIAN_TOL = 1e-3
 
-DATA = Path(os.environ.get("TOURNEY_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data")
+DATA = Path(os.environ["TOURNEY_SHARED_DATA"]) if os.environ.get("TOURNEY_SHARED_DATA") else SHARED_DATA
 
 
 def _data(sub: str) -> Path:
-    path = DATA / sub
-    if not path.is_dir():
-        pytest.skip(f"shared data folder {path} is not available (reference data lives outside the repo)")
-    return path
+    return require(DATA / sub, "reference data from independent sources lives in the shared folder (TOURNEY_SHARED)")
 
 
 # ------------------------------------------------------------------ helpers
@@ -277,7 +274,7 @@ def test_unbeaten_item_message_names_items_and_l2():
 
 
 def _choix():
-    return pytest.importorskip("choix", reason="choix is a test-only oracle (pip install choix)")
+    return require("choix", "choix is the test-only oracle (the test extra)")
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

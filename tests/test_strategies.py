@@ -12,8 +12,10 @@ from tourney import Tournament
 from tourney.types import Outcome
 
 try:  # the conformance module's driver and oracles (tests/ as rootdir or as a package)
+    from conftest import require
     from test_strategy_conformance import _u, chaos, constant, drive, keys_for, make, noiseless, noisy, quality, run
 except ImportError:  # pragma: no cover
+    from .conftest import require
     from .test_strategy_conformance import _u, chaos, constant, drive, keys_for, make, noiseless, noisy, quality, run
 
 #: how close the Bradley-Terry position estimate must be to the simulated judge's true bias
@@ -95,7 +97,7 @@ def test_bt_position_effect_is_estimated_on_a_biased_judge():
 def test_bt_matches_choix():
     """An independent optimiser: choix.opt_pairwise minimises -loglik + alpha * sum(s^2),
     i.e. l2 = 2 * alpha in tourney's convention."""
-    choix = pytest.importorskip("choix")
+    choix = require("choix", "choix is the test-only oracle (the test extra)")
     n = 6
 
     def no_ties(f: str, s: str, sample: int) -> Outcome:
@@ -268,11 +270,49 @@ def test_swiss_bye_is_never_a_free_win():
     assert set(r.scores) == {0.0} and sum(r.info["byes"]) == 3
 
 
-def test_swiss_pairing_can_get_stuck_and_says_so():
-    res = run("swiss", {"rounds": 5}, 6, noiseless, seed=0)
+def _rematch_free_pairings(players: list[int], met: set[frozenset[int]]) -> list[list[tuple[int, int]]]:
+    """Every perfect pairing of ``players`` (an even count) in which no pair has met (brute force)."""
+    if not players:
+        return [[]]
+    a, rest = players[0], players[1:]
+    out = []
+    for i, b in enumerate(rest):
+        if frozenset((a, b)) not in met:
+            out += [[(a, b), *p] for p in _rematch_free_pairings(rest[:i] + rest[i + 1:], met)]
+    return out
+
+
+@pytest.mark.parametrize(
+    "pairing, oracle, seed, rounds",
+    [("auto", noisy, 1, 6), ("fast", noiseless, 4, 4)],  # auto = exact at n = 6; fast falls back to exact
+    ids=["exact-noisy", "fast-noiseless"],
+)
+def test_swiss_pairing_can_get_stuck_and_says_so(pairing, oracle, seed, rounds):
+    """n = 6 with more rounds than ceil(n/2): after 3 rounds the pairs not yet met admit no
+    rematch-free pairing (checked by brute force), so Swiss stops there and reports it
+    (``ended_early``, 3 of the rounds played, fewer requests than the bound), rather than
+    playing a rematch or a short round."""
+    from strategies.swiss import Swiss
+
+    n = 6
+    res = run("swiss", {"rounds": rounds, "pairing": pairing}, n, oracle, seed=seed)
     info = res.ranking.info
-    assert len(res.requests) <= 15
-    assert info["ended_early"] == (info["rounds_played"] < 5)
+    assert info["rounds"] == min(rounds, n - 1)  # capped at a full round robin's count
+    assert info["ended_early"] is True
+    assert info["rounds_played"] == len(info["pairings"]) == 3 < info["rounds"]
+    assert len(res.requests) == 3 * (n // 2) < Swiss.comparison_bound(n, rounds=rounds)
+    assert Swiss.expected_comparisons(n, rounds=rounds) is None  # the count was never promised
+    met: set[frozenset[int]] = set()
+    for rd in info["pairings"]:
+        assert rd["bye"] is None and sorted(c for p in rd["pairs"] for c in p) == list(range(n))
+        for a, b in rd["pairs"]:
+            assert frozenset((a, b)) not in met  # no rematch was played to get round 4
+            met.add(frozenset((a, b)))
+    assert len(_rematch_free_pairings(list(range(n)), set())) == 15  # 5 * 3 * 1: the search finds them all
+    assert _rematch_free_pairings(list(range(n)), met) == []  # stuck for real: no round 4 exists
+    # the same field with rounds <= ceil(n/2) never gets stuck (and says so)
+    full = run("swiss", {"rounds": 3, "pairing": pairing}, n, oracle, seed=seed).ranking.info
+    assert full["ended_early"] is False and full["rounds_played"] == 3
 
 
 @pytest.mark.parametrize("n", [3, 5, 9, 13, 16, 17, 24, 33, 100, 257])

@@ -6,11 +6,17 @@
     ├── SpecError (ValueError)        unknown judge/strategy name or bad option; lists what is known
     ├── InputError (ValueError)       a bad input line or item; names the line
     ├── MissingExtraError (ImportError)  an optional dependency is not installed; names the extra to install
+    ├── OutputError (OSError)         an output cannot be written (disk full, EIO, EACCES); tourney.outputs
     ├── JudgeError (RuntimeError)     a judge call failed
     │   ├── TransientJudgeError       ... and may succeed if retried (timeouts, 429, 5xx, dead engine);
     │   │                             ``retry_after``: the server's Retry-After in seconds, if it said
     │   └── JudgeUnavailableError     the judge's backend cannot be used at all (server down, key
-    │                                 refused, model not served): the run stops, nothing is retried
+    │       │                         refused, model not served): the run stops, nothing is retried
+    │       └── NoReplicaLeftError (also an ExecutorError)  every replica of a running Ray pool is
+    │                                 gone (crashed too often, frozen); in tourney/executors/ray_pool.py
+    ├── RunHealthError (RuntimeError) the judge's answers are unusable (its first K verdicts all
+    │                                 failed to parse, or far more than --max-failure-rate of its
+    │                                 judgements abstained or failed): the run stops early
     ├── StoreError (RuntimeError)     the judgement store is unusable (corrupt, other version, read-only)
     └── ExecutorError (RuntimeError)  a Ray pool cannot start (no cluster, too small, a replica fails)
 
@@ -18,7 +24,8 @@ Each subclasses the builtin a user would naturally catch, so ``except ValueError
 A :class:`JudgeError` that is not transient (a replay file without the record, a prompt over
 the context budget with the ``error`` policy) is recorded at once as an error judgement; a
 transient one is retried with backoff first (by the scheduler: judges make one attempt per
-call); a :class:`JudgeUnavailableError` stops the whole run at once, keeping what was judged.
+call); a :class:`JudgeUnavailableError` stops the whole run at once, keeping what was judged,
+and so does a :class:`RunHealthError` (raised by the scheduler itself, see :mod:`tourney.health`).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ __all__ = [
     "JudgeError",
     "TransientJudgeError",
     "JudgeUnavailableError",
+    "RunHealthError",
     "StoreError",
     "ExecutorError",
 ]
@@ -95,10 +103,24 @@ class StoreError(TourneyError, RuntimeError):
 
 class ExecutorError(TourneyError, RuntimeError):
     """The distributed executor cannot run: no cluster at the address, not enough resources,
-    a replica that cannot start. Raised before any work starts."""
+    a replica that cannot start. Raised before any work starts (except its subclass
+    ``NoReplicaLeftError``: a running pool lost every replica)."""
 
 
 class JudgeUnavailableError(JudgeError):
     """The judge cannot work at all: its server is down or stopped answering, refuses the API
     key, or does not serve the model. Fatal: the scheduler stops the run (judgements already
     made stay in the store) instead of retrying every match against a dead backend."""
+
+
+class RunHealthError(TourneyError, RuntimeError):
+    """The judge answers, but its answers are unusable: its first K verdicts all failed to
+    parse, or far more than the run's ``max_failure_rate`` of its judgements abstained or
+    failed (rules in :mod:`tourney.health`). The scheduler stops the run (judgements already
+    made stay in the store); the message names the likely cause (a wrong ``--format``,
+    truncation at ``max_tokens``, authentication, server errors). ``health`` is the run's
+    :class:`~tourney.health.RunHealth` when it stopped (None once pickled)."""
+
+    def __init__(self, message: str, health: object | None = None):
+        super().__init__(message)
+        self.health = health

@@ -24,9 +24,17 @@ The scheduler owns concurrency; strategies own decisions; judges own inference.
   :class:`~tourney.errors.JudgeUnavailableError` from any call (a judge's circuit breaker)
   stops the run like an unusable store: results already yielded and judgements already
   stored stand, nothing more is dispatched, ``run`` raises it.
+* Run health (:mod:`tourney.health`): every judge sample accounted (store answers included)
+  and every prompt's result feed ``self.health``; with ``fail_fast`` (K) or ``max_failure_rate``
+  set, a judge whose first K answers all abstain, or whose failure share is far above the
+  threshold, stops the run like an unusable judge (:class:`~tourney.errors.RunHealthError`).
+  A prompt otherwise ok whose strategy settled a pair by a coin because the judge's votes were
+  missing gets status ``coin_flip`` (:func:`tourney.health.coin_flip_note` says when).
 * Abstentions are re-sampled up to ``resample_abstentions`` times per request, with sample
   indices ``RESAMPLE_STRIDE * round + offset``, which never collide with ordinary indices, so a
   re-sample is a new, reproducible draw (only for a judge whose ``fresh_samples`` is true).
+* Identical responses of an item are judged once: the tournament runs on ``item.merged()`` and
+  its result is put back in the input's numbering by ``unmerge`` (``tourney/items.py``).
 * Each prompt's matches go to ``judge.for_item(item)``, the judge's view of that input item
   (the simulated judge binds the item's ``scores`` there; most judges are their own view).
 * Per-prompt randomness comes from ``stable_seed(seed, prompt id)``; with a deterministic
@@ -49,6 +57,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import numbers
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -57,13 +67,16 @@ from typing import Any, AsyncIterator, Callable, Iterable, Protocol, Sequence
 import numpy as np
 
 from .errors import InputError, JudgeError, JudgeUnavailableError, StoreError, TransientJudgeError
+from .health import RunHealth, coin_flip_note
 from .hashing import response_key, stable_seed
 from .items import Item
 from .judges.base import Judge
 from .strategy import Strategy, StrategyFactory
 from .types import Judgement, Match, MatchResult, Outcome, PromptResult, Request, TokenUsage
+from .errors import SpecError  # the settings checks' ValueError (its own line: merges cleanly)
+from .errors import RunHealthError  # the health stop (its own line: merges cleanly)
 
-__all__ = ["Scheduler", "RunStats", "JudgementCache", "RESAMPLE_STRIDE"]
+__all__ = ["Scheduler", "RunStats", "JudgementCache", "RESAMPLE_STRIDE", "check_settings"]
 
 log = logging.getLogger("tourney")
 
@@ -179,12 +192,19 @@ class Scheduler:
         max_active_prompts: int | None = None,
         cache: JudgementCache | None = None,
         on_progress: Callable[[RunStats], None] | None = None,
+        max_failure_rate: float | None = None,
+        fail_fast: int | None = None,
     ):
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-        for name, value in (("max_samples", max_samples), ("max_rounds", max_rounds)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a whole number >= 1 (or None for no limit), got {value!r}")
+        # budgets and limits are checked here, so every caller (CLI, API, benchmarks) gets the
+        # same error naming the setting and the value given (-1 or 2.5 used to run silently)
+        check_settings(concurrency=concurrency, retries=retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s,
+                       resample_abstentions=resample_abstentions, max_comparisons=max_comparisons,
+                       token_budget=token_budget, max_active_prompts=max_active_prompts,
+                       max_samples=max_samples, max_rounds=max_rounds,
+                       max_failure_rate=max_failure_rate, fail_fast=fail_fast)
+        self.max_failure_rate = max_failure_rate  # health stops (tourney.health): off when None
+        self.fail_fast = fail_fast
+        self.health = RunHealth(max_failure_rate, fail_fast)
         self.judge = judge
         self.strategy = strategy
         self.seed = int(seed)
@@ -211,6 +231,7 @@ class Scheduler:
     async def run(self, items: Iterable[Item | InputError]) -> AsyncIterator[PromptResult]:
         """Yield one result per item, in completion order."""
         self.stats = RunStats()
+        self.health = RunHealth(self.max_failure_rate, self.fail_fast)
         queue: asyncio.PriorityQueue = asyncio.PriorityQueue()
         results: asyncio.Queue = asyncio.Queue()
         room = asyncio.Semaphore(self.max_active_prompts)
@@ -257,8 +278,9 @@ class Scheduler:
         index = 0
         try:
             for item in items:
-                if isinstance(item, InputError):
-                    self._emit(PromptResult.failed(index, str(index), str(item)))
+                if isinstance(item, InputError):  # a bad row keeps its own id and fields where readable
+                    self._emit(PromptResult.failed(index, getattr(item, "id", str(index)), str(item),
+                                                   getattr(item, "extra", None)))
                     index += 1
                     continue
                 index = item.index + 1
@@ -275,6 +297,7 @@ class Scheduler:
             self._results.put_nowait(None)
 
     def _start(self, item: Item) -> None:
+        item = item.merged()  # identical responses are judged once; _result puts the copies back
         try:
             rng = np.random.default_rng(stable_seed(self.seed, "strategy", item.id))
             strat = self.strategy.create(item.n, rng, [response_key(r) for r in item.responses])
@@ -431,7 +454,7 @@ class Scheduler:
         raises ``exc``."""
         if self._fatal is None:
             self._fatal = exc
-            log.error("stopping the run: %s", exc)
+            log.warning("stopping the run: %s", exc)  # raised by run(): the caller reports it
             self._results.put_nowait(None)
 
     def _retry(self, task: _Task, exc: BaseException) -> bool:
@@ -467,6 +490,10 @@ class Scheduler:
                 st.abstentions += 1
             elif j.outcome is Outcome.ERROR:
                 st.errors += 1
+        self.health.add(judgements)
+        why = self.health.early_stop()
+        if why is not None:  # the judge's answers are unusable: stop before the budget is spent
+            self._abort(RunHealthError(why, self.health))
 
     def _deliver(self, task: _Task) -> None:
         state = task.state
@@ -516,10 +543,11 @@ class Scheduler:
         all_j = [j for r in ordered for j in r.judgements]
         errors = [j for j in all_j if j.outcome is Outcome.ERROR]
         messages = tuple(dict.fromkeys(j.error or "error" for j in errors))
-        return PromptResult(
+        coin = None if errors else coin_flip_note(ordered, ranking.info, item.n)  # partial says enough
+        return item.unmerge(PromptResult(
             index=item.index,
             id=item.id,
-            status="partial" if errors else "ok",
+            status="partial" if errors else ("coin_flip" if coin else "ok"),
             best=ranking.best,
             ranking=ranking.order,
             scores=ranking.scores,
@@ -536,16 +564,17 @@ class Scheduler:
             reused=state.reused,
             rounds=state.seen_round,
             critical_path_s=state.seen_path_s,
-            messages=messages,
+            messages=messages if errors or coin is None else (coin,),
             matches=tuple(_match_record(r) for r in ordered),
             info=ranking.info,
             strategy=self._strategy_spec,
             judge=self._judge_spec,
             seed=self.seed,
-        )
+            extra=item.extra,
+        ))
 
     def _finish_failed(self, item: Item, message: str) -> None:
-        self._emit(PromptResult.failed(item.index, item.id, message))
+        self._emit(PromptResult.failed(item.index, item.id, message, item.extra))
         self._release()
 
     def _release(self) -> None:
@@ -557,12 +586,74 @@ class Scheduler:
         self.stats.prompts += 1
         if res.status == "failed":
             self.stats.failed += 1
+        self.health.add_result(res)
         self._results.put_nowait(res)
         if self.on_progress is not None:
             try:
                 self.on_progress(self.stats)
             except Exception:  # a broken progress display must not stop the run
                 log.exception("progress callback failed")
+
+
+#: the scheduler's integer settings: name -> (minimum, None allowed)
+_INT_SETTINGS = {
+    "concurrency": (1, False),
+    "retries": (0, False),
+    "resample_abstentions": (0, False),
+    "max_comparisons": (1, True),
+    "token_budget": (1, True),
+    "max_active_prompts": (1, True),
+    "fail_fast": (1, True),
+    "max_samples": (1, True),
+    "max_rounds": (1, True),
+}
+#: the scheduler's delays (seconds, finite, >= 0)
+_SECONDS_SETTINGS = ("backoff_s", "max_backoff_s")
+
+
+def check_settings(**settings: Any) -> None:
+    """Check scheduler settings (keywords of :class:`Scheduler`) before anything is built:
+    ``concurrency`` >= 1, ``retries`` and ``resample_abstentions`` >= 0, ``max_comparisons``,
+    ``token_budget``, ``max_active_prompts``, ``max_samples`` and ``max_rounds`` >= 1 or None
+    (integers, not bools or floats),
+    ``backoff_s`` and ``max_backoff_s`` finite seconds >= 0, ``fail_fast`` >= 1 or None,
+    ``max_failure_rate`` a share in [0, 1] or None. Raises TypeError for a wrong type
+    and :class:`~tourney.errors.SpecError` (a ValueError) for a value out of range, naming
+    the setting and the value given. Other keywords are not checked here."""
+    for name, value in settings.items():
+        if name in _INT_SETTINGS:
+            minimum, optional = _INT_SETTINGS[name]
+            _check_int(name, value, minimum=minimum, optional=optional)
+        elif name in _SECONDS_SETTINGS:
+            _check_seconds(name, value)
+        elif name == "max_failure_rate" and value is not None:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"max_failure_rate must be a share in [0, 1] or None, got {value!r} "
+                                f"({type(value).__name__})")
+            if not 0 <= value <= 1:  # NaN fails this too
+                raise SpecError(f"max_failure_rate must be a share in [0, 1] or None, got {value!r}")
+
+
+def _check_int(name: str, value: Any, *, minimum: int, optional: bool = False) -> None:
+    """A scheduler setting that must be an integer >= ``minimum`` (or None when ``optional``):
+    TypeError for another type (a bool, a float, a string), SpecError (a ValueError) below the
+    minimum; both name the setting and repeat the value given."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}{' or None' if optional else ''}, "
+                        f"got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise SpecError(f"{name} must be {what}{' or None' if optional else ''}, got {value!r}")
+
+
+def _check_seconds(name: str, value: Any) -> None:
+    """A delay in seconds: a finite real number >= 0 (TypeError / SpecError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number of seconds >= 0, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value) or value < 0:
+        raise SpecError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
 
 
 def _runs(samples: Sequence[int]) -> list[tuple[int, int]]:

@@ -33,7 +33,10 @@ Token accounting
     counts are read from the engine's per-request finish statistics (a stat logger); they carry
     only the parent request id, so the k counts are assigned to the k samples in ascending order
     (the sample that computed the prompt first). Their sum is exact. Prompt tokens actually
-    computed = ``prompt_tokens - cached_tokens``.
+    computed = ``prompt_tokens - cached_tokens``. If those statistics are missing, every sample
+    gets the request-level figure (one child's count) instead: never silently, the judgement's
+    ``extra["cached_tokens_source"]`` says ``"request"`` (else ``"per_sample"``), the first such
+    request logs a warning, and :meth:`VLLMJudge.stats` counts both kinds.
 
 Context budget
     A prompt longer than ``max_model_len - max_tokens`` tokens gets ``context_policy``:
@@ -76,6 +79,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from typing import Any, ClassVar, Mapping, Sequence
 
@@ -119,6 +123,8 @@ TRUNCATION_MARKER = "\n[... {n} tokens truncated ...]\n"
 _IDENTITY_ENGINE_OPTIONS = ("dtype", "quantization", "revision", "tokenizer", "tokenizer_revision", "max_model_len")
 _TRUNCATE_ROUNDS = 10
 
+log = logging.getLogger("tourney")
+
 
 # --------------------------------------------------------------------------------------------
 # The judge
@@ -138,10 +144,15 @@ class _CachedTokens:
     """Per-child prefix-cache hits of finished requests, read from vLLM's per-request finish
     statistics (``IterationStats.finished_requests``; every child of an ``n > 1`` request
     reports its own ``num_cached_tokens`` under the parent's request id). Only ids registered
-    with :meth:`watch` are kept, so nothing accumulates."""
+    with :meth:`watch` are kept, so nothing accumulates.
+
+    ``sources`` counts the requests whose cached-token figures came from these per-sample
+    statistics (``per_sample``) and those that fell back to vLLM's request-level figure, one
+    child's count copied to every sample (``request``); see :meth:`VLLMJudge.stats`."""
 
     def __init__(self) -> None:
         self._counts: dict[str, list[int]] = {}
+        self.sources: dict[str, int] = {"per_sample": 0, "request": 0}
 
     def watch(self, rid: str) -> None:
         self._counts[rid] = []
@@ -459,10 +470,15 @@ class VLLMJudge(Judge):
             raise TransientJudgeError(f"vLLM returned {got} of {match.samples} samples for request {rid}")
         n_prompt = len(ids)
         if len(cached_counts) == match.samples:
-            cached = sorted(cached_counts)
+            cached, source = sorted(cached_counts), "per_sample"
         else:  # statistics unavailable: vLLM's request-level figure (one child's) for each
-            cached = [int(final.num_cached_tokens or 0)] * match.samples
-        extra_base: dict[str, Any] = {"request_id": rid}
+            cached, source = [int(final.num_cached_tokens or 0)] * match.samples, "request"
+            if not self._cached.sources["request"]:
+                log.warning("vLLM gave %d of %d per-sample cached-token counts for request %s: every sample gets "
+                            "the request-level count (one sample's); judgements record "
+                            "extra['cached_tokens_source'] = 'request'", len(cached_counts), match.samples, rid)
+        self._cached.sources[source] += 1
+        extra_base: dict[str, Any] = {"request_id": rid, "cached_tokens_source": source}
         if context is not None:
             extra_base["context"] = context
         judgements = []
@@ -521,6 +537,13 @@ class VLLMJudge(Judge):
 
     def describe(self) -> dict[str, Any]:
         return {**self.spec.to_dict(), "identity": self.identity(), "defences": self.defences.to_dict(), "dead": self.dead}
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of this judge's engine (shared with judges made by :meth:`derive`; a Ray
+        replica reports them): ``cached_tokens_source``, requests whose per-sample cached-token
+        counts came from the engine's finish statistics (``per_sample``) or fell back to the
+        request-level figure copied to every sample (``request``, logged once per engine)."""
+        return {"cached_tokens_source": dict(self._cached.sources)}
 
 
 def _cut_middle(tokenizer: Any, text: str, ids: list[int], keep: int) -> tuple[str, int]:
