@@ -311,18 +311,22 @@ def test_adaptive_beats_the_fixed_designs_at_small_budgets():
                                                                                "bradley_terry"))
 
 
-def test_pareto_plot_draws_one_curve_per_round_limit():
-    pytest.importorskip("matplotlib")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from tourney.harness import pareto_plot
+def test_plot_accuracy_draws_one_curve_per_strategy_and_round_limit(tmp_path):
+    """The Pareto view: with several round limits, main's plot_accuracy draws one labelled curve
+    per (strategy, round limit); with one, one per strategy as before."""
+    require("matplotlib", "tourney plot draws with matplotlib (the 'plot' extra)")
+    from tourney.plotting import plot_accuracy
 
     rep = simulate(["knockout", "adaptive"], SimulatedBench(6, 6, seed=0), [5, 10, None], rounds=[2, None])
-    ax = pareto_plot(rep, "adaptive")
-    assert len(ax.lines) >= 2 and len(ax.get_legend().get_texts()) == 2
-    ax2 = pareto_plot(json.loads(json.dumps(rep.to_json())))  # from the JSON output too
-    assert len(ax2.get_legend().get_texts()) == 4
+    doc = json.loads(json.dumps({"reports": [rep.to_json()]}))  # what simulate --format json writes
+    plot_accuracy(doc, tmp_path / "pareto.svg")
+    svg = (tmp_path / "pareto.svg").read_text(encoding="utf-8")
+    labels = [f"{s}, {lim}" for s in ("knockout", "adaptive") for lim in ("&lt;= 2 rounds", "unlimited rounds")]
+    assert all(f"<!-- {label} -->" in svg for label in labels), labels
+    one = simulate(["knockout", "adaptive"], SimulatedBench(6, 6, seed=0), [5, 10], rounds=[3])
+    plot_accuracy(one.to_json(), tmp_path / "one.svg")
+    svg = (tmp_path / "one.svg").read_text(encoding="utf-8")
+    assert "<!-- knockout -->" in svg and "<!-- adaptive -->" in svg and "rounds -->" not in svg
 
 
 def test_cli_table_json_and_bad_input(tmp_path, capsys):

@@ -86,7 +86,8 @@ whatever ``workers``. Most of the time is the strategies' own work and the engin
 bookkeeping.
 
 Everything here returns data (:class:`Report`, plain dicts); :func:`format_table` renders it and
-:func:`pareto_plot` draws accuracy against comparisons, one curve per round limit.
+:func:`tourney.plotting.plot_accuracy` draws accuracy against comparisons (``Report.to_json()``),
+one curve per strategy and round limit.
 """
 
 from __future__ import annotations
@@ -124,7 +125,6 @@ __all__ = [
     "default_workers",
     "format_table",
     "kendall_tau_b",
-    "pareto_plot",
     "parse_budgets",
     "parse_rounds",
     "parse_strategies",
@@ -922,43 +922,6 @@ def format_table(report: Report) -> str:
             lines.append("")
     lines.append(f"({report.runtime_s:.1f} s, {report.workers} worker(s))")
     return "\n".join(lines)
-
-
-def pareto_plot(report: Report | Mapping[str, Any], strategy: str | None = None, ax: Any = None,
-                label: str | None = None) -> Any:
-    """Accuracy against comparisons, one curve per round limit: the Pareto view of a report.
-
-    ``report`` is a :class:`Report` or its JSON (``tourney simulate --format json``'s
-    ``reports[i]``). Each curve joins the cells of one round limit in budget order (x: the mean
-    comparisons used, y: top-1, with its 95% interval as error bars); ``strategy`` picks one
-    strategy (default: every strategy, one curve per strategy and round limit). Draws on ``ax``
-    (a matplotlib Axes; default a new figure) and returns it. matplotlib is imported here only
-    (``pip install -e '.[notebooks]'``)."""
-    import matplotlib.pyplot as plt
-
-    rows = report.rows if isinstance(report, Report) else [Row(**{**r, "ci95": tuple(r["ci95"])
-                                                                    if r.get("ci95") else None})
-                                                           for r in report["rows"]]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
-    names = [strategy] if strategy is not None else list(dict.fromkeys(r.strategy for r in rows))
-    for name in names:
-        limits = list(dict.fromkeys(r.max_rounds for r in rows if r.strategy == name))
-        for lim in limits:
-            pts = sorted(((r.comparisons, r.top1, r.ci95) for r in rows
-                          if r.strategy == name and r.max_rounds == lim and r.top1 is not None
-                          and r.comparisons is not None), key=lambda p: p[0])
-            if not pts:
-                continue
-            xs = [p[0] for p in pts]
-            ys = [p[1] for p in pts]
-            err = np.array([[y - (ci[0] if ci else y) for _, y, ci in pts], [(ci[1] if ci else y) - y for _, y, ci in pts]])
-            tag = f"{label or name}, {'unlimited rounds' if lim is None else f'<= {lim} rounds'}"
-            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=2, label=tag)
-    ax.set_xlabel("judge comparisons per prompt (mean used)")
-    ax.set_ylabel("top-1 accuracy")
-    ax.legend(fontsize="small")
-    return ax
 
 
 def default_workers() -> int:

@@ -222,10 +222,13 @@ def plot_leaderboard(board: Mapping[str, Any], path: str | os.PathLike[str], *, 
 def plot_accuracy(report: Mapping[str, Any], path: str | os.PathLike[str], *, metric: str = "top1",
                   title: str | None = None) -> tuple[int, int]:
     """Draw accuracy against comparisons per prompt from a ``tourney simulate --format json``
-    document (``{"reports": [{"bench", "rows": [...]}, ...]}``, or one report) to ``path``: one
-    panel per bench, one curve per strategy over its budgets (x: mean comparisons per prompt),
-    with the 95% interval (``ci95``) as error bars for ``top1``. ``metric``: the row field on
-    the y axis (``top1``, ``regret``, ``tau``, ...)."""
+    document (``{"reports": [{"bench", "rows": [...]}, ...]}``, or one report, e.g.
+    :meth:`tourney.harness.Report.to_json`) to ``path``: one panel per bench, one curve per strategy
+    over its budgets (x: mean comparisons per prompt), with the 95% interval (``ci95``) as error
+    bars for ``top1``. A report with more than one round limit (``simulate --max-rounds 4,6,full``)
+    gets one curve per strategy and round limit, labelled ``"adaptive, <= 4 rounds"`` /
+    ``"adaptive, unlimited rounds"``: the Pareto view of accuracy, comparisons and latency.
+    ``metric``: the row field on the y axis (``top1``, ``regret``, ``tau``, ...)."""
     path = _check_path(path)
     reports = list(report.get("reports") or []) if "reports" in report else [report]
     reports = [r for r in reports if isinstance(r, Mapping) and r.get("rows")]
@@ -238,20 +241,23 @@ def plot_accuracy(report: Mapping[str, Any], path: str | os.PathLike[str], *, me
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(reports), figsize=(6.4 * len(reports), 4.4), squeeze=False)
     for ax, rep in zip(axes[0], reports):
-        by: dict[str, list[Mapping[str, Any]]] = {}
+        by: dict[tuple[str, Any], list[Mapping[str, Any]]] = {}
+        per_limit = len(rep.get("max_rounds") or [None]) > 1  # one curve per (strategy, round limit)
         for row in rep["rows"]:
             if _finite(row.get(metric)) and _finite(row.get("comparisons")):
-                by.setdefault(str(row.get("strategy")), []).append(row)
-        for name, rs in by.items():
+                by.setdefault((str(row.get("strategy")), row.get("max_rounds") if per_limit else None),
+                              []).append(row)
+        for (name, limit), rs in by.items():
+            label = _curve_label(name, limit, per_limit)
             rs = sorted(rs, key=lambda row: row["comparisons"])
             xs = [row["comparisons"] for row in rs]
             ys = [row[metric] for row in rs]
             ci: list[Any] = [row.get("ci95") for row in rs] if metric == "top1" else []
             if ci and all(isinstance(c, (list, tuple)) and len(c) == 2 and all(map(_finite, c)) for c in ci):
                 err = [[max(0.0, y - c[0]) for y, c in zip(ys, ci)], [max(0.0, c[1] - y) for y, c in zip(ys, ci)]]
-                ax.errorbar(xs, ys, yerr=err, marker="o", ms=4, capsize=3, label=_short(name, 40))
+                ax.errorbar(xs, ys, yerr=err, marker="o", ms=4, capsize=3, label=label)
             else:
-                ax.plot(xs, ys, marker="o", ms=4, label=_short(name, 40))
+                ax.plot(xs, ys, marker="o", ms=4, label=label)
         ax.set_xlabel("comparisons per prompt (mean)")
         ax.set_ylabel(metric)
         if metric == "top1":
@@ -268,6 +274,15 @@ def plot_accuracy(report: Mapping[str, Any], path: str | os.PathLike[str], *, me
                      f"{bench.get('trials', '?')} trials)", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _curve_label(strategy: str, limit: Any, per_limit: bool) -> str:
+    """An accuracy curve's legend label: the strategy (shortened), and with ``per_limit`` its
+    round limit ``limit`` (``<= R rounds``, or ``unlimited rounds`` for None)."""
+    name = _short(strategy, 40)
+    if not per_limit:
+        return name
+    return f"{name}, {'unlimited rounds' if limit is None else f'<= {limit} rounds'}"
 
 
 def _finite(x: Any) -> bool:
