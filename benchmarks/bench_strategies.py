@@ -84,7 +84,7 @@ def _large_child(spec: str, n: int, mode: str) -> dict:
         t0 = time.perf_counter()
         res = Tournament("simulated", spec, seed=0).rank(items)[0]
         return {"wall_s": time.perf_counter() - t0, "comparisons": res.comparisons, "status": res.status,
-                "best": res.best == int(np.argmax(q))}
+                "rounds": res.rounds, "best": res.best == int(np.argmax(q))}
     s = build_strategy(spec).create(n, np.random.default_rng(0), [f"k{i:07d}" for i in range(n)])
     t0 = time.perf_counter()
     reqs = 0
@@ -136,7 +136,7 @@ def large(specs: list[str], sizes: list[int] | None, timeout: float, mem_gib: fl
     names = {t: t.name for t in trees}
     width = max(len(v) for v in names.values()) if len(trees) > 1 else 0
     print(f"{'strategy':14s} {'N':>6s} {'tree':{width}s} {'comparisons':>11s} {'wall s':>10s} "
-          f"{'strategy s':>10s} {'peak RSS MiB':>12s} {'best':>5s}")
+          f"{'strategy s':>10s} {'peak RSS MiB':>12s} {'best':>5s} {'rounds':>6s}")
     for spec in specs:
         for n in sizes or SIZES_OF.get(spec.split(":")[0], LARGE_SIZES):
             for tree in trees:
@@ -148,7 +148,7 @@ def large(specs: list[str], sizes: list[int] | None, timeout: float, mem_gib: fl
                     print(f"{head} {'':>11s} {eng['error']:>10s} {own_s:>10s} {eng['rss_mib']:12.0f}", flush=True)
                     continue
                 print(f"{head} {eng['comparisons']:11d} {eng['wall_s']:10.2f} {own_s:>10s} "
-                      f"{eng['rss_mib']:12.0f} {str(eng['best']):>5s}", flush=True)
+                      f"{eng['rss_mib']:12.0f} {str(eng['best']):>5s} {eng.get('rounds', ''):>6}", flush=True)
 
 
 def kendall_tau(order: list[int], truth: np.ndarray) -> float:
