@@ -11,12 +11,7 @@ import pytest
 from tourney import Tournament
 from tourney.types import Outcome
 
-try:  # the conformance module's driver and oracles (tests/ as rootdir or as a package)
-    from conftest import require
-    from test_strategy_conformance import _u, chaos, constant, drive, keys_for, make, noiseless, noisy, quality, run
-except ImportError:  # pragma: no cover
-    from .conftest import require
-    from .test_strategy_conformance import _u, chaos, constant, drive, keys_for, make, noiseless, noisy, quality, run
+from .conftest import _u, chaos, constant, drive, keys_for, make, noiseless, noisy, quality, require, run
 
 #: how close the Bradley-Terry position estimate must be to the simulated judge's true bias
 POSITION_TOL = 0.3
