@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from tourney.hashing import stable_seed
 from tourney.items import Item, response_key
 from tourney.judges import build_judge
-from tourney.hashing import stable_seed
 from tourney.judges.base import Judge
 from tourney.scheduler import Scheduler
 from tourney.strategy import build_strategy

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -309,7 +310,7 @@ def elo_scores(
 
     first, second, y, _ = games(results, "half", expand=True)
     n = s.n
-    info: dict[str, Any] = {"games": int(len(y)), "samples": sample_counts(results), "k": k, "n_orders": n_orders}
+    info: dict[str, Any] = {"games": len(y), "samples": sample_counts(results), "k": k, "n_orders": n_orders}
     if len(y) == 0:
         r = [float(initial)] * n
     else:

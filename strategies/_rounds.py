@@ -21,8 +21,9 @@ pair more than once, and rank by a mean vote share ("win rate"). What they share
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 

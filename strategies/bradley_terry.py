@@ -28,7 +28,8 @@ abstained) are reported in ``info["components"]``, never silently compared.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -15,7 +15,8 @@ No uncertainty: these are counts. ``info`` carries both tallies whichever ranks.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

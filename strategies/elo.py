@@ -21,7 +21,8 @@ remains). The Bradley-Terry strategy is the order-free alternative.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -20,8 +20,8 @@ ceil(log2 n)); the champion scores ``rounds + 1``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 

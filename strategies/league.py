@@ -45,7 +45,8 @@ candidates were never judged; a budget only lowers M, since the paper finds no g
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

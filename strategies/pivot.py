@@ -50,7 +50,8 @@ N = 16: k = 1 (31 comparisons) fits 2N = 32, k = 2 (45) fits 3N = 48).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

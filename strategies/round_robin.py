@@ -20,7 +20,8 @@ Abstentions and errors are not votes: they never count for either side.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -55,7 +55,8 @@ None, ``comparison_bound`` gives it).
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

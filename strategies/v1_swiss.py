@@ -47,7 +47,8 @@ Options: ``budget`` (total comparisons >= 0; default 3 N), ``min_degree`` (d >= 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

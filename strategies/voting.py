@@ -31,8 +31,9 @@ With early stop it is data dependent; ``comparison_bound`` gives the maximum.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

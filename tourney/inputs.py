@@ -39,10 +39,10 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 from .errors import InputError, MissingExtraError
 from .items import DEFAULT_FIELDS, FieldMap, Item, ItemError, parse_item

@@ -399,7 +399,7 @@ class OutputFile:
 
     def _open(self, path: str, mode: str) -> IO[bytes]:
         try:
-            return open(path, mode)  # noqa: SIM115
+            return open(path, mode)
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
 

@@ -31,7 +31,8 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from .scheduler import RunStats
 

@@ -28,7 +28,8 @@ import json
 import os
 import sys
 import textwrap
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..errors import StoreError
 from ..outputs import find_item, find_result, read_meta, resolve_path

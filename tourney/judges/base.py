@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import SpecError
 from ..registry import Registry, Spec, parse_spec
@@ -68,7 +69,7 @@ class Judge(ABC):
     async def judge(self, match: Match) -> list[Judgement]:
         """Judge one match; return exactly ``match.samples`` judgements."""
 
-    def for_item(self, item: "Item") -> "Judge":
+    def for_item(self, item: Item) -> Judge:
         """The judge for the matches of one input item: ``self`` unless this judge reads
         per-prompt input beyond what a :class:`~tourney.types.Match` carries.
 

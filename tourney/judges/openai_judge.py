@@ -101,13 +101,12 @@ import logging
 import os
 import time
 import urllib.parse
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from ..errors import JudgeError, JudgeUnavailableError, MissingExtraError, SpecError, TransientJudgeError
 from ..registry import Spec
 from ..types import Judgement, Match
-from .base import Judge
-from .formats import JudgeFormat
 from ._common import (
     DEFENCE_OPTIONS,
     SAMPLING_OPTIONS,
@@ -119,6 +118,8 @@ from ._common import (
     request_id,
     resolve_format,
 )
+from .base import Judge
+from .formats import JudgeFormat
 
 __all__ = ["OpenAIJudge"]
 
@@ -377,7 +378,7 @@ class OpenAIJudge(Judge):
                     raw = await resp.read()
                     status, reason = resp.status, resp.reason
                     retry_after = resp.headers.get("Retry-After")
-            except asyncio.TimeoutError as exc:  # the builtin TimeoutError from Python 3.11 on
+            except TimeoutError as exc:  # aiohttp's timeouts (asyncio.TimeoutError is this builtin from 3.11 on)
                 if isinstance(exc, getattr(aiohttp, "ConnectionTimeoutError", ())):
                     msg = f"could not connect to {url} within {min(self.timeout_s, CONNECT_TIMEOUT_S):g} s"
                 else:
@@ -430,7 +431,7 @@ class OpenAIJudge(Judge):
                                         allow_redirects=False) as resp:
                 raw = await resp.read()
                 status, reason = resp.status, resp.reason
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise JudgeUnavailableError(
                 f"openai judge: the server at {url} did not answer within {timeout:g} s (the preflight "
                 f"GET /models); is it up and healthy, and is {where} right?") from None
