@@ -39,6 +39,7 @@ import argparse
 import sys
 import time
 import tracemalloc
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -198,7 +199,7 @@ def main() -> int:
     fit_times = {}
     for n, m, seed in cases:
         first, second, y = make_data(n, m, seed)
-        t_ours, runs_ours, fit = best_time(lambda: bradley_terry(n, first, second, y), args.repeats)
+        t_ours, _runs, fit = best_time(partial(bradley_terry, n, first, second, y), args.repeats)
         fit_times[(n, m)] = (t_ours, first, second, y)
         pairs = np.unique(np.minimum(first, second) * n + np.maximum(first, second)).shape[0]
         if not fit.converged:

@@ -29,7 +29,7 @@ import contextlib
 import json
 import statistics
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -149,7 +149,7 @@ async def round_synchronous(
 
 
 class Instant(Judge):
-    _j = [Judgement(Outcome.A)]
+    _j: ClassVar[list[Judgement]] = [Judgement(Outcome.A)]
 
     async def judge(self, match):
         return self._j * match.samples

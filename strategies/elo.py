@@ -22,7 +22,7 @@ remains). The Bradley-Terry strategy is the order-free alternative.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from ._pairs import PairDesign, elo_scores, sub_seed
 @STRATEGIES.register("elo")
 class Elo(PairDesign):
     #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
-    options = {
+    options: ClassVar[dict[str, str]] = {
         "votes": "judge samples per pair (per order with both_orders); every valid vote is one Elo game",
         "both_orders": "judge every pair in both presentation orders",
         "k": "K-factor: the most points one game moves a rating",

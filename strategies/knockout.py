@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class _Node:
 @STRATEGIES.register("knockout")
 class Knockout(Strategy):
     #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
-    options = {
+    options: ClassVar[dict[str, str]] = {
         "votes": "judge samples per match (per order with both_orders); the majority of valid votes wins, a split or "
                  "empty vote is a seeded coin (counted in info['coin_flips'])",
         "both_orders": "judge every match in both presentation orders (position-balanced; twice the requests) instead "

@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -105,7 +105,7 @@ class _Merge:
 @STRATEGIES.register("merge_sort")
 class MergeSort(Strategy):
     #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
-    options = {
+    options: ClassVar[dict[str, str]] = {
         "votes": "judge samples per comparison (per order with both_orders)",
         "both_orders": "judge every comparison in both presentation orders (two requests)",
         "beam": "merge orders kept per merge: 1 follows the majority; b > 1 keeps both branches of a close verdict "

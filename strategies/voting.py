@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -85,7 +85,7 @@ def _inner_factory(inner: Any) -> StrategyFactory:
 @STRATEGIES.register("voting")
 class Voting(Strategy):
     #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
-    options = {
+    options: ClassVar[dict[str, str]] = {
         "k": "samples per match of the inner strategy, position-balanced; the majority decides",
         "inner": "the strategy whose matches are voted on (a spec: knockout, round_robin, merge_sort, swiss:rounds=4, "
                  "...)",

@@ -246,7 +246,7 @@ class _ExtraColumns:
         for k in names:
             t = self.types.get(k)
             if t is None:
-                for i, r in enumerate(records):
+                for r in records:
                     if k in r:
                         del r[k]
                 self.warnings.append(f"input field {k!r} first appears after the first rows that fixed the parquet "
@@ -700,7 +700,7 @@ def find_item(input_path: str, prompt_id: str, index: int | None) -> dict[str, A
     """The input line of ``prompt_id`` in the run's input file (by id; an item without one has
     its 0-based line index as id), or None when the file or the line is not there."""
     try:
-        fh = open(input_path, "rb")
+        fh = open(input_path, "rb")  # noqa: SIM115 - closed by the `with` below; only opening may fail quietly
     except OSError:
         return None
     with fh:

@@ -26,6 +26,7 @@ judged so far (finished prompts or not), ``ETA = (N c - S) / (S / t)``. No ETA i
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -130,10 +131,8 @@ class _Base:
         while not self._stop.wait(step):
             getter = self._getter
             if getter is not None:
-                try:
+                with contextlib.suppress(Exception):  # a display must never stop a run
                     self(getter())
-                except Exception:  # a display must never stop a run
-                    pass
 
     def _stop_ticker(self) -> None:
         self._stop.set()

@@ -247,9 +247,10 @@ def _as_index(x: Any, name: str, n: int) -> np.ndarray:
         raise InputError(f"{name} must be a 1-d array, got shape {arr.shape}")
     if arr.size == 0:
         return arr.astype(np.int64)
-    if arr.dtype.kind not in "iu":
-        if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise InputError(f"{name} must hold integer item indices")
+    if arr.dtype.kind not in "iu" and (
+        arr.dtype.kind != "f" or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr))
+    ):
+        raise InputError(f"{name} must hold integer item indices")
     arr = arr.astype(np.int64, copy=False)
     lo, hi = int(arr.min()), int(arr.max())
     if lo < 0 or hi >= n:
@@ -754,10 +755,8 @@ def _newton(
 
     # Hessian entries go in the LOWER triangle of H (all dpotrf reads). We fill ht = H^T in C
     # order, whose transpose is F-contiguous, so LAPACK factors it in place without copies.
-    if position:
-        flat = np.minimum(i, j) * k + np.maximum(i, j)  # both orders of a pair land here
-    else:
-        flat = i * k + j  # i < j
+    # with the position effect, both orders of a pair land in one cell; without it, i < j already
+    flat = np.minimum(i, j) * k + np.maximum(i, j) if position else i * k + j
     fix = pb.fix_levels
     blk = _block_ones(pb) if n and fix else 0.0
     diag_idx = np.arange(n) * (k + 1)
@@ -796,7 +795,7 @@ def _newton(
             u = np.zeros(k)
             u[:n] = _centre(pb, np.log((won + 0.5) / (lost + 0.5)))
             eta_of(u, de)
-            t0, ok = line_search(np.zeros(npairs), th, u, 1.0)
+            t0, _ = line_search(np.zeros(npairs), th, u, 1.0)
             th = t0 * u
     hbufs = [np.empty((k, k)), np.empty((k, k))] if npairs else []
     eta_of(th, eta)
@@ -1328,7 +1327,7 @@ def bt_bootstrap(
     cell_w = np.concatenate(cells)
     live = np.flatnonzero(cell_w > 0)
     total = float(cell_w[live].sum())
-    draws = max(int(round(total)), 1)
+    draws = max(round(total), 1)
     prob = cell_w[live] / total
     npair = table.n_pairs
     counts = np.zeros(cell_w.shape[0])

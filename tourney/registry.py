@@ -18,6 +18,7 @@ produced it and can be rebuilt from it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -151,10 +152,8 @@ class Registry(Generic[T]):
             if (key in self._items and self._items[key] is not obj) or key in self._lazy:
                 raise SpecError(f"{self.kind} {name!r} is registered twice")
             self._items[key] = obj
-            try:
+            with contextlib.suppress(AttributeError, TypeError):  # an object without a settable name
                 obj.name = key  # type: ignore[attr-defined]
-            except (AttributeError, TypeError):
-                pass
             return obj
 
         return deco

@@ -59,6 +59,8 @@ class Strategy(ABC):
     """
 
     name: ClassVar[str] = "strategy"
+    #: option -> meaning, shown by ``tourney strategies`` (defaults come from ``__init__``)
+    options: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, n: int, rng: np.random.Generator, keys: Sequence[str] | None = None):
         if n < 1:

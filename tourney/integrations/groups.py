@@ -228,7 +228,7 @@ class GroupScorer:
         failures: list[tuple[GroupResult, BaseException | None]] = []
         for entry in prepared:
             item: Item | None = entry["item"]
-            n, distinct = entry["n"], entry["distinct"]
+            distinct = entry["distinct"]
             if "error" in entry:
                 gr = self._failed(entry, (str(entry["error"]),))
                 failures.append((gr, entry["error"]))

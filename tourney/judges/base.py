@@ -108,13 +108,13 @@ class Judge(ABC):
         by default the spec. Judges with sampling settings add them."""
         return self.spec.to_dict()
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - an optional hook: most judges hold nothing to release
         """Release engines, sessions and files."""
 
     def describe(self) -> dict[str, Any]:
         return self.spec.to_dict()
 
-    async def preflight(self) -> None:
+    async def preflight(self) -> None:  # noqa: B027 - optional hook: by default nothing to check
         """Check, once and cheaply, that the judge can work at all, before any match is paid
         for; raise :class:`~tourney.errors.JudgeUnavailableError` saying what to fix if not
         (a server that is down, a refused key, a model not served). The scheduler calls it at
