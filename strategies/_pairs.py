@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -238,7 +238,8 @@ def bt_scores(
         info["components"] = [[i] for i in s.base_order]
         info["connected"] = n <= 1
         return Ranking(order=s.order_by([0.0] * n), scores=(0.0,) * n, scale=BT_SCALE, info=info)
-    fit = rating.bradley_terry(n, first, second, y, weights=w, ties=ties, l2=l2, position=position)
+    # ties is checked by the solver (and by the strategies' options before it)
+    fit = rating.bradley_terry(n, first, second, y, weights=w, ties=cast(Literal["half", "drop"], ties), l2=l2, position=position)
     strengths = [float(v) for v in fit.strengths]
     se = [float(v) for v in fit.se]
     info["elo"] = [float(v) for v in fit.elo]

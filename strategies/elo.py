@@ -21,6 +21,7 @@ remains). The Bradley-Terry strategy is the order-free alternative.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -88,5 +89,5 @@ class Elo(PairDesign):
                            order_seed=self._order_seed + 1 + t).scores
                 for t in range(min(self.n_orders, 16))
             ]
-            r.info["order_sd"] = [float(v) for v in np.std(np.asarray(runs), axis=0)]
+            r = dataclasses.replace(r, info={**r.info, "order_sd": [float(v) for v in np.std(np.asarray(runs), axis=0)]})
         return r

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -105,7 +105,7 @@ class Knockout(Strategy):
         return 0 if ref < 0 else self._nodes[ref].height
 
     @classmethod
-    def expected_comparisons(cls, n: int, *, votes: int = 1, both_orders: bool = False) -> int:
+    def expected_comparisons(cls, n: int, *, votes: int = 1, both_orders: bool = False, **params: Any) -> int:
         return max(n - 1, 0) * (2 if both_orders else 1)
 
     def propose(self) -> list[Request]:

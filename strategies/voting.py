@@ -126,13 +126,15 @@ class Voting(Strategy):
 
     @classmethod
     def comparison_bound(cls, n: int, *, k: int = 5, inner: str = "knockout", early_stop: bool = True,
-                         **params: Any) -> int:
+                         **params: Any) -> int | None:
         """Most requests a run can make: the inner count (or bound) times the requests of a
-        vote that never stops early."""
+        vote that never stops early (None: the inner strategy has no bound)."""
         f = _inner_factory(inner)
         m = f.expected_comparisons(n)
         if m is None:
             m = f.comparison_bound(n)
+        if m is None:
+            return None
         per = sum((a > 0) + (b > 0) for a, b in _schedule(k, early_stop))
         return m * per
 

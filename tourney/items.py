@@ -263,7 +263,7 @@ def _check_prompt(prompt: Any, where: str, name: str) -> Prompt:
             msgs.append({"role": m["role"], "content": m["content"]})
         if msgs[-1]["role"] != "user":
             raise InputError("a chat prompt must end with a 'user' message", where)
-        return tuple(msgs)  # type: ignore[return-value]
+        return tuple(msgs)
     raise InputError(f"'{name}' must be a non-empty string or a non-empty list of chat messages, "
                      f"got {_kind(prompt)}", where)
 

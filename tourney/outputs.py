@@ -57,7 +57,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TextIO, cast
 
 from .errors import InputError, MissingExtraError, TourneyError
 from .types import RESULT_KEYS, PromptResult, dumps
@@ -375,7 +375,8 @@ class OutputFile:
         self.partial_meta_path: str | None = None
         if self.path is None:
             self.kind, self.target, self.tmp = "stdout", None, None
-            self._fh: IO[bytes] | None = getattr(sys.stdout, "buffer", None) or _TextAsBinary(sys.stdout)
+            # a replaced sys.stdout without a byte buffer: the writer calls only write and flush
+            self._fh: IO[bytes] | None = getattr(sys.stdout, "buffer", None) or cast(IO[bytes], _TextAsBinary(sys.stdout))
             return
         if os.path.isdir(self.path):
             raise OutputError(f"--out {self.path} is a directory: give a file name")
@@ -492,7 +493,7 @@ class OutputFile:
 class _TextAsBinary:
     """A text stream (a replaced ``sys.stdout``) taking UTF-8 bytes."""
 
-    def __init__(self, text: Any):
+    def __init__(self, text: TextIO):
         self.text = text
 
     def write(self, data: bytes) -> int:

@@ -228,7 +228,7 @@ class Registry(Generic[T]):
         module, _, attr = target.partition(":")
         del self._lazy[key]  # the module may register the name itself while it is imported
         try:
-            obj = getattr(importlib.import_module(module), attr)
+            obj: T = getattr(importlib.import_module(module), attr)
         except BaseException as exc:
             self._lazy[key] = target  # the next get tries again and fails the same way
             if isinstance(exc, MissingExtraError) or not isinstance(exc, (ImportError, AttributeError)):

@@ -215,7 +215,7 @@ class _JudgeActor:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._max_inflight)
         tasks = {asyncio.ensure_future(self._one(m, items[i] if items else None)): i for i, m in enumerate(matches)}
-        pending: set[asyncio.Future] = set(tasks)
+        pending = set(tasks)
         try:
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)

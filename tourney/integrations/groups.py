@@ -259,7 +259,7 @@ class GroupScorer:
 
     def _failed(self, entry: dict[str, Any], messages: tuple[str, ...],
                 res: PromptResult | None = None) -> GroupResult:
-        value = None if self.on_failure in (None, "raise") else float(self.on_failure)  # type: ignore[arg-type]
+        value = None if self.on_failure in (None, "raise") else float(self.on_failure)
         n = entry["n"]
         log.warning("tourney rewards: group %d (prompt %s, %d completions) could not be scored: %s; its "
                     "rewards are %s", entry["g"], _short(entry["prompt"]), n, "; ".join(messages),

@@ -482,9 +482,13 @@ class OpenAIJudge(Judge):
         rid = request_id(match, "openai") + (f"-{offset}" if offset != match.sample_offset else "")
         body = self.request_body(match, n, seed)
         data, choices, latency = await self._post(body, rid)
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        usage = data.get("usage")
+        if not isinstance(usage, dict):
+            usage = {}
         prompt_tokens = _int(usage.get("prompt_tokens"))
-        details = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
+        details = usage.get("prompt_tokens_details")
+        if not isinstance(details, dict):
+            details = {}
         cached_tokens = _int(details.get("cached_tokens"))
         completion = _split_total(_int(usage.get("completion_tokens")), [len(_text(c)) for c in choices])
         out = []
@@ -614,7 +618,8 @@ def _env_proxy(parts: urllib.parse.SplitResult) -> str | None:
     import urllib.request
 
     host = parts.hostname or ""
-    if urllib.request.proxy_bypass_environment(host, urllib.request.getproxies_environment()):
+    # proxy_bypass_environment is in CPython's urllib.request but not in typeshed's stub of it
+    if urllib.request.proxy_bypass_environment(host, urllib.request.getproxies_environment()):  # type: ignore[attr-defined]
         return None
     proxies = urllib.request.getproxies_environment()
     return proxies.get(parts.scheme) or proxies.get("all") or None
