@@ -25,9 +25,10 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterable, overload
+from typing import Any, overload
 
 import pytest
 

@@ -79,10 +79,7 @@ def test_focal_win_rate_is_the_papers_estimator():
         (reqs,) = by_rounds(s, noiseless, keys)
         r = s.ranking()
         for i in range(n):
-            if shared:
-                mine = [q for q in reqs if i in (q.first, q.second)]
-            else:
-                mine = reqs[i * m:(i + 1) * m]
+            mine = [q for q in reqs if i in (q.first, q.second)] if shared else reqs[i * m:(i + 1) * m]
             wins = sum(max(q.first, q.second) == i for q in mine)  # noiseless: higher key wins
             assert r.scores[i] == pytest.approx(wins / len(mine))
             assert r.info["comparisons_counted"][i] == len(mine)

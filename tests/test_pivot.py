@@ -41,7 +41,7 @@ def test_two_parallel_rounds_ring_then_pivots():
     keys = keys_for(n)
     got = by_rounds(make("pivot", {}, n, 4, keys), noisy, keys)
     assert [len(r) for r in got] == [n, 2 * (n - 2) + 1]
-    ring, second = got
+    ring, _second = got
     # the ring: a Hamiltonian cycle, each candidate shown once first and once second
     assert Counter(r.first for r in ring) == Counter(r.second for r in ring) == Counter(range(n))
     succ = {r.first: r.second for r in ring}
