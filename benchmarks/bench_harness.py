@@ -78,7 +78,7 @@ def main() -> int:
     for key in keys:
         cells = "  ".join(f"{name}: {runs[name][0]['top1'].get(key)}" for name, _, _ in trees
                           if key in runs[name][0]["top1"])
-        print(f"  {key[0]:<28} {str(key[1]):>4}  {cells}")
+        print(f"  {key[0]:<28} {key[1]!s:>4}  {cells}")
     return 0
 
 

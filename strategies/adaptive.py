@@ -129,8 +129,9 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Sequence
 from statistics import NormalDist
-from typing import Any, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -224,7 +225,7 @@ def _phi(x: float) -> float:
 @STRATEGIES.register("adaptive")
 class Adaptive(Strategy):
     #: option -> meaning (``tourney strategies``; the defaults come from ``__init__``)
-    options = {
+    options: ClassVar[dict[str, str]] = {
         "budget": "most requests of the whole run (each one judge sample); None: n (n - 1), a both-orders round robin",
         "rounds": "most sequential rounds (a round is judged in parallel); None: as many as the threshold and "
                   "budget need",
@@ -518,7 +519,7 @@ class Adaptive(Strategy):
             return
         theta, mean, cov = self._current()
         self._theta = theta
-        n, k = self.n, min(self.top_k, self.n)
+        k = min(self.top_k, self.n)
         order = self._pick(mean)
         cont, draws, p_set, _ = self._estimate(mean, cov, order, k)
         room = self.budget - self._sent
@@ -577,10 +578,10 @@ class Adaptive(Strategy):
         heap = [(-c, p) for p, c in credit.items()]  # largest credit first, ties in content order
         heapq.heapify(heap)
         for _ in range(size - len(alloc_d)):
-            c, p = heapq.heappop(heap)
-            alloc_d[p] = alloc_d.get(p, 0) + 1
-            heapq.heappush(heap, (c + 1.0, p))
-        self._credit = {p: -c for c, p in heap}
+            c, pair = heapq.heappop(heap)
+            alloc_d[pair] = alloc_d.get(pair, 0) + 1
+            heapq.heappush(heap, (c + 1.0, pair))
+        self._credit = {pair: -c for c, pair in heap}
         out: list[tuple[int, int]] = []
         for (x, y), _ in live:
             if alloc_d.get((x, y)):

@@ -12,8 +12,8 @@ import pytest
 
 from strategies.adaptive import Adaptive, top_k_probabilities
 from tourney import Tournament
-from tourney.rating import bt_posterior
 from tourney.harness import SimulatedBench, run_strategy
+from tourney.rating import bt_posterior
 from tourney.strategy import build_strategy
 from tourney.types import Judgement, MatchResult, Outcome
 

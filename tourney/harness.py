@@ -97,10 +97,11 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -464,7 +465,7 @@ class ReplayBench:
 # ----------------------------------------------------------------------------- the driver
 
 
-def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float:
+def kendall_tau_b(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """Kendall's tau-b between two score vectors (ties in either allowed); NaN when undefined."""
     a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     n = a.shape[0]
@@ -499,7 +500,7 @@ class RunResult:
 class _Clock:
     """A strategy that times the one it wraps (CPU seconds in ``cpu``)."""
 
-    __slots__ = ("inner", "cpu")
+    __slots__ = ("cpu", "inner")
 
     def __init__(self, inner: Strategy):
         self.inner = inner

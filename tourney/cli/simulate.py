@@ -23,8 +23,9 @@ import argparse
 import json
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["add_parser", "cmd_simulate", "default_budgets"]
 
@@ -52,7 +53,8 @@ def default_budgets(n: int) -> list[int | None]:
     ``[None]`` (no cap) for a single candidate, which needs no comparison."""
     if n < 2:
         return [None]
-    out, b = [], n - 1
+    out: list[int | None] = []
+    b = n - 1
     while b < n * (n - 1):
         out.append(b)
         b *= 2
@@ -103,8 +105,8 @@ def add_parser(subparsers: Any) -> None:
 
 def _benches(args: argparse.Namespace) -> list[Any]:
     from ..errors import SpecError
-    from ..registry import parse_spec
     from ..harness import ReplayBench, SimulatedBench
+    from ..registry import parse_spec
 
     spec = parse_spec(args.judge)
     if spec.name == "simulated":
@@ -127,6 +129,7 @@ def _benches(args: argparse.Namespace) -> list[Any]:
 
 
 def cmd_simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from ..errors import SpecError
     from ..harness import (
         DEFAULT_STRATEGIES,
         default_workers,
@@ -136,7 +139,6 @@ def cmd_simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
         parse_strategies,
         simulate,
     )
-    from ..errors import SpecError
     from ..strategy import build_strategy
 
     strategies = parse_strategies(args.strategies) if args.strategies else list(DEFAULT_STRATEGIES)
@@ -152,10 +154,7 @@ def cmd_simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     show = not args.quiet and sys.stderr.isatty()
     reports = []
     for bench in benches:
-        if args.budgets:
-            budgets = parse_budgets(args.budgets)
-        else:
-            budgets = default_budgets(bench.n)
+        budgets = parse_budgets(args.budgets) if args.budgets else default_budgets(bench.n)
 
         def progress(done: int, total: int, name: str = getattr(bench, "path", "simulated")) -> None:
             if show:
