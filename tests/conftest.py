@@ -38,6 +38,7 @@ from .strategy_driver import (
     Oracle,
     Run,
     _u,
+    abstain_when_wins,
     by_rounds,
     chaos,
     check_ranking,
@@ -49,14 +50,15 @@ from .strategy_driver import (
     noisy,
     quality,
     run,
+    signature,
     simulated_top1,
 )
 
 #: what test modules import from here (``from .conftest import ...``)
 __all__ = [
-    "MAX_STEPS", "MISSING", "Oracle", "ROOT", "Run", "SCORE_TOL", "SHARED", "SHARED_DATA", "STRICT", "_u", "by_rounds",
+    "MAX_STEPS", "MISSING", "Oracle", "ROOT", "Run", "SCORE_TOL", "SHARED", "SHARED_DATA", "STRICT", "_u", "abstain_when_wins", "by_rounds",
     "chaos", "check_ranking", "constant", "drive", "keys_for", "make", "missing", "noiseless", "noisy", "quality",
-    "read_jsonl", "require", "run", "simulated_top1", "write_jsonl",
+    "read_jsonl", "require", "run", "signature", "simulated_top1", "write_jsonl",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -157,3 +157,21 @@ def check_ranking(r: Ranking, n: int) -> None:
     assert isinstance(r.scale, str) and r.scale
     # the order agrees with the scores (equal scores may be ordered by a tie-break)
     assert all(r.scores[a] >= r.scores[b] - SCORE_TOL for a, b in zip(r.order, r.order[1:]))
+
+
+# -- oracles ------------------------------------------------------------------------------------
+def abstain_when_wins(x: str) -> Oracle:
+    """Noiseless, except that it abstains whenever candidate x would win."""
+
+    def oracle(f: str, s: str, sample: int) -> Outcome:
+        out = noiseless(f, s, sample)
+        if (f == x and out is Outcome.A) or (s == x and out is Outcome.B):
+            return Outcome.ABSTAIN
+        return out
+
+    return oracle
+
+
+def signature(r: Ranking) -> tuple:
+    unc = None if r.uncertainty is None else tuple(round(u, 9) for u in r.uncertainty)
+    return r.order, tuple(round(s, 9) for s in r.scores), unc

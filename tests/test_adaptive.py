@@ -17,7 +17,7 @@ from tourney.rating import bt_posterior
 from tourney.strategy import build_strategy
 from tourney.types import Judgement, MatchResult, Outcome
 
-from .test_strategy_conformance import by_rounds, drive, keys_for, noiseless, noisy
+from .conftest import by_rounds, drive, keys_for, noiseless, noisy
 
 #: Monte-Carlo error allowed for P(best) from 20,000 draws (about 3 standard errors)
 MC_TOL = 0.012
@@ -302,7 +302,7 @@ ROUND_VARIANTS = [{"rounds": 1}, {"rounds": 3, "budget": 20}, {"rounds": 2, "top
 
 @pytest.mark.parametrize("params", ROUND_VARIANTS, ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()))
 def test_round_limited_settings_keep_the_protocol(params):
-    from .test_strategy_conformance import abstain_when_wins, chaos, check_ranking, constant, run, signature
+    from .conftest import abstain_when_wins, chaos, check_ranking, constant, run, signature
 
     for n in (1, 2, 3, 5, 8):
         for oracle in (noisy, chaos):

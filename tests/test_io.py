@@ -27,7 +27,7 @@ from tourney.outputs import read_results, to_arrow, to_dataset, to_pandas
 from .conftest import ROOT, read_jsonl, write_jsonl
 
 pa = pytest.importorskip("pyarrow") if os.environ.get("CI") != "true" else __import__("pyarrow")
-import pyarrow.parquet as pq  # noqa: E402
+import pyarrow.parquet as pq
 
 ROWS = [
     {"id": "q1", "prompt": "What is 2 + 2?", "responses": ["4", "5", "22"], "scores": [2.0, -1.0, 0.0], "source": "a",

@@ -33,15 +33,15 @@ require("aiohttp", "the openai judge's HTTP client (the openai and test extras)"
 
 import contextlib
 
-from tourney.errors import JudgeError, JudgeUnavailableError, SpecError, TransientJudgeError  # noqa: E402
-from tourney.items import Item  # noqa: E402
-from tourney.judges._common import match_seed  # noqa: E402
-from tourney.judges.formats import get_format  # noqa: E402
-from tourney.judges.openai_judge import OpenAIJudge  # noqa: E402
-from tourney.registry import Spec  # noqa: E402
-from tourney.scheduler import Scheduler  # noqa: E402
-from tourney.strategy import build_strategy  # noqa: E402
-from tourney.types import Match, Outcome, TokenUsage  # noqa: E402
+from tourney.errors import JudgeError, JudgeUnavailableError, SpecError, TransientJudgeError
+from tourney.items import Item
+from tourney.judges._common import match_seed
+from tourney.judges.formats import get_format
+from tourney.judges.openai_judge import OpenAIJudge
+from tourney.registry import Spec
+from tourney.scheduler import Scheduler
+from tourney.strategy import build_strategy
+from tourney.types import Match, Outcome, TokenUsage
 
 try:
     from tests.vllm_fixtures import free_port, tiny_model_dir, vllm_server

@@ -403,7 +403,7 @@ def test_disk_full_raises_keeps_committed_and_retries_the_batch(tmp_path):
     store = JudgementStore(path, batch_size=10_000, flush_interval_s=None)
     committed = [put(store, full_judgement(sample=s)) for s in range(10)]
     store.flush()
-    conn = store._conn  # noqa: SLF001  (fault injection)
+    conn = store._conn
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count = {pages + 2}")
     buffered = [put(store, full_judgement(sample=s, reasoning="y" * 4000)) for s in range(10, 60)]
@@ -427,7 +427,7 @@ def test_close_on_a_full_disk_says_what_was_lost(tmp_path):
     store = JudgementStore(path, batch_size=10_000, flush_interval_s=None)
     committed = put(store, full_judgement())
     store.flush()
-    store._conn.execute("PRAGMA max_page_count = 1")  # noqa: SLF001
+    store._conn.execute("PRAGMA max_page_count = 1")
     put(store, full_judgement(sample=1, reasoning="z" * 20000))
     with pytest.raises(StoreError, match="1 buffered judgements were NOT saved"):
         store.close()

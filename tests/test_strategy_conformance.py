@@ -17,14 +17,22 @@ import pytest
 
 from tourney import Tournament
 from tourney.strategy import STRATEGIES, build_strategy
-from tourney.types import Outcome, Ranking
+from tourney.types import Outcome
 
-from .conftest import SCORE_TOL, Oracle, chaos, check_ranking, constant, drive, keys_for, make, noiseless, noisy, run
-
-# Re-exported for test_adaptive.py and test_v1_swiss.py, which still import the driver from here
-# (those files belong to other helpers): drop these once they import from conftest.
-from .conftest import by_rounds as by_rounds
-from .conftest import simulated_top1 as simulated_top1
+from .conftest import (
+    SCORE_TOL,
+    abstain_when_wins,
+    chaos,
+    check_ranking,
+    constant,
+    drive,
+    keys_for,
+    make,
+    noiseless,
+    noisy,
+    run,
+    signature,
+)
 
 #: extra parameter sets per strategy (the default parameters are always tested)
 VARIANTS: dict[str, list[dict[str, Any]]] = {
@@ -77,24 +85,6 @@ def is_forced(name: str, params: dict[str, Any]) -> bool:
     if name == "voting":
         return str(params.get("inner", "knockout")).split(":")[0] in FORCED
     return name in FORCED
-
-
-# -- oracles ------------------------------------------------------------------------------------
-def abstain_when_wins(x: str) -> Oracle:
-    """Noiseless, except that it abstains whenever candidate x would win."""
-
-    def oracle(f: str, s: str, sample: int) -> Outcome:
-        out = noiseless(f, s, sample)
-        if (f == x and out is Outcome.A) or (s == x and out is Outcome.B):
-            return Outcome.ABSTAIN
-        return out
-
-    return oracle
-
-
-def signature(r: Ranking) -> tuple:
-    unc = None if r.uncertainty is None else tuple(round(u, 9) for u in r.uncertainty)
-    return r.order, tuple(round(s, 9) for s in r.scores), unc
 
 
 # -- the checks ---------------------------------------------------------------------------------

@@ -13,12 +13,7 @@ from tourney.harness import SimulatedBench, run_strategy
 from tourney.strategy import build_strategy
 from tourney.types import Outcome
 
-try:  # the conformance module's drivers and oracles (tests/ as rootdir or as a package)
-    from test_strategy_conformance import (by_rounds, chaos, constant, drive, keys_for, make, noiseless, noisy,
-                                           simulated_top1)
-except ImportError:  # pragma: no cover
-    from .test_strategy_conformance import (by_rounds, chaos, constant, drive, keys_for, make, noiseless, noisy,
-                                            simulated_top1)
+from .conftest import by_rounds, chaos, constant, drive, keys_for, make, noiseless, noisy, simulated_top1
 
 #: top-1 of v1_swiss on the default simulated judge, N = 16, 200 prompts (0.58 measured at 300
 #: trials in `tourney simulate`), far above chance (1/16)
