@@ -27,15 +27,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tourney.store import JudgementStore  # noqa: E402
-from tourney.types import Judgement, Outcome  # noqa: E402
+from tourney.store import JudgementStore
+from tourney.types import Judgement, Outcome
 
 JUDGE = {
     "name": "vllm",
     "arg": "Qwen/Qwen3-8B",
     "options": {"format": "pandalm", "temperature": 0.6, "top_p": 0.95, "max_tokens": 4096},
 }
-WORDS = "the a of to and in is that it for on with as was be by this are or an at from which not have".split()
+WORDS = ["the", "a", "of", "to", "and", "in", "is", "that", "it", "for", "on", "with", "as", "was", "be", "by", "this", "are", "or", "an", "at", "from", "which", "not", "have"]
 
 
 def text(rng: random.Random, n_chars: int) -> str:

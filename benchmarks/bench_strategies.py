@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tourney import Tournament  # noqa: E402
+from tourney import Tournament
 
 SPECS = [
     "knockout",
@@ -148,7 +148,7 @@ def large(specs: list[str], sizes: list[int] | None, timeout: float, mem_gib: fl
                     print(f"{head} {'':>11s} {eng['error']:>10s} {own_s:>10s} {eng['rss_mib']:12.0f}", flush=True)
                     continue
                 print(f"{head} {eng['comparisons']:11d} {eng['wall_s']:10.2f} {own_s:>10s} "
-                      f"{eng['rss_mib']:12.0f} {str(eng['best']):>5s} {eng.get('rounds', ''):>6}", flush=True)
+                      f"{eng['rss_mib']:12.0f} {eng['best']!s:>5s} {eng.get('rounds', ''):>6}", flush=True)
 
 
 def kendall_tau(order: list[int], truth: np.ndarray) -> float:

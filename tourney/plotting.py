@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .errors import InputError, MissingExtraError
 
@@ -52,7 +53,7 @@ class BracketMatch:
     votes: tuple[float, float]
     winner: int
     coin_flip: bool = False
-    feeders: list["BracketMatch | None"] = field(default_factory=lambda: [None, None])
+    feeders: list[BracketMatch | None] = field(default_factory=lambda: [None, None])
 
     @property
     def loser(self) -> int:
@@ -119,7 +120,7 @@ def _save(fig: Any, path: str) -> tuple[int, int]:
         plt.close(fig)
     if path.lower().endswith(".png"):  # Agg renders int(inches * dpi) pixels
         return int(w * DPI), int(h * DPI)
-    return int(round(w * 72)), int(round(h * 72))
+    return round(w * 72), round(h * 72)
 
 
 def _short(text: str, limit: int = 38) -> str:

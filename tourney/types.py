@@ -28,8 +28,9 @@ import decimal
 import enum
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence, Union
+from typing import Any
 
 __all__ = [
     "Message",
@@ -48,7 +49,7 @@ __all__ = [
 #: A chat message ``{"role": ..., "content": ...}``.
 Message = Mapping[str, str]
 #: A prompt is either a plain user question or a list of chat messages (multi-turn).
-Prompt = Union[str, Sequence[Message]]
+Prompt = str | Sequence[Message]
 
 
 class Outcome(str, enum.Enum):
@@ -65,7 +66,7 @@ class Outcome(str, enum.Enum):
         """True for A, B and TIE: outcomes that carry a preference (or an explicit tie)."""
         return self in (Outcome.A, Outcome.B, Outcome.TIE)
 
-    def swapped(self) -> "Outcome":
+    def swapped(self) -> Outcome:
         """The same verdict seen from the other presentation order."""
         if self is Outcome.A:
             return Outcome.B
@@ -112,7 +113,7 @@ class Match:
     sample_offset: int = 0
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> tuple[str, int, int, int, int]:
         """Identity of the match, independent of when or where it runs."""
         return (self.prompt_id, self.first, self.second, self.sample_offset, self.samples)
 
@@ -142,7 +143,7 @@ class Judgement:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def failed(cls, message: str, sample: int = 0, latency_s: float = 0.0) -> "Judgement":
+    def failed(cls, message: str, sample: int = 0, latency_s: float = 0.0) -> Judgement:
         return cls(outcome=Outcome.ERROR, error=message, sample=sample, latency_s=latency_s)
 
 
@@ -216,7 +217,7 @@ class TokenUsage:
     cached: int = 0
     completion: int = 0
 
-    def __add__(self, other: "TokenUsage") -> "TokenUsage":
+    def __add__(self, other: TokenUsage) -> TokenUsage:
         return TokenUsage(self.prompt + other.prompt, self.cached + other.cached, self.completion + other.completion)
 
     @property
@@ -224,7 +225,7 @@ class TokenUsage:
         return self.prompt + self.completion
 
     @classmethod
-    def of(cls, judgements: Sequence[Judgement]) -> "TokenUsage":
+    def of(cls, judgements: Sequence[Judgement]) -> TokenUsage:
         return cls(
             sum(j.prompt_tokens for j in judgements),
             sum(j.cached_tokens for j in judgements),
@@ -310,7 +311,7 @@ class PromptResult:
 
     @classmethod
     def failed(cls, index: int, id_: str | None, message: str,
-               extra: Mapping[str, Any] | None = None) -> "PromptResult":
+               extra: Mapping[str, Any] | None = None) -> PromptResult:
         """The result of an item that could not be ranked (bad input, a broken strategy)."""
         return cls(index=index, id=id_, status="failed", messages=(message,), extra=extra or {})
 

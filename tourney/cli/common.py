@@ -23,7 +23,8 @@ import shlex
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Iterator, Sequence, TextIO
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..health import CHECK_EVERY, DEFAULT_FAIL_FAST, DEFAULT_MAX_FAILURE_RATE
 from ..registry import Spec, parse_spec, parse_value
@@ -374,14 +375,18 @@ class LazyOutput:
         self._fh: TextIO | None = None if path else sys.stdout
 
     def write(self, text: str) -> None:
-        if self._fh is None:
-            self._fh = open(self.path, "w", encoding="utf-8")  # type: ignore[arg-type]  # noqa: SIM115
-        self._fh.write(text)
+        fh = self._fh
+        if fh is None:
+            assert self.path is not None  # no path means stdout, set above
+            fh = self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        fh.write(text)
 
     def close(self, create: bool = True) -> None:
         if self._fh is None and create and self.path:
             self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+        if self._fh is None:
+            return
         if self._fh is sys.stdout:
-            sys.stdout.flush()
-        elif self._fh is not None:
+            self._fh.flush()
+        else:
             self._fh.close()

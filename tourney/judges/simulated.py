@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import replace
 from functools import lru_cache
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import JudgeError, SpecError, TransientJudgeError
 from ..hashing import content_hash, prompt_text, uniforms
@@ -74,7 +75,7 @@ def _text_id(text: str) -> str:
 
 @JUDGES.register("simulated")
 class SimulatedJudge(Judge):
-    options = {
+    options: ClassVar[dict[str, str]] = {
         "seed": "seed of the latent qualities and every draw (default 0)",
         "model": "bradley_terry (logistic) or thurstone (probit)",
         "spread": "standard deviation of drawn latent qualities (default 1.0)",
@@ -128,7 +129,7 @@ class SimulatedJudge(Judge):
         self._quality = lru_cache(maxsize=65536)(self._draw_quality)
 
     # -- the truth --------------------------------------------------------------------------
-    def for_item(self, item: "Item") -> Judge:
+    def for_item(self, item: Item) -> Judge:
         """This judge with ``item``'s ``scores`` as the latent qualities of its responses;
         ``self`` when the item has none (the qualities are then drawn).
 
@@ -249,7 +250,7 @@ class _WithTruth(Judge):
         finally:
             _TRUTH.reset(token)
 
-    def for_item(self, item: "Item") -> Judge:
+    def for_item(self, item: Item) -> Judge:
         return self.base.for_item(item)
 
     def identity(self) -> dict[str, Any]:
