@@ -313,8 +313,10 @@ def test_judge_that_exits_or_whose_engine_dies_is_restarted(cluster, tmp_path, m
 
 
 def test_replica_that_keeps_failing_is_taken_out_of_rotation(cluster):
-    its = items(40, 8)
-    sim = "seed=3,latency_median_s=0.1,latency_sigma=0.3"  # a run of ~4 s on one replica
+    # a run of ~12 s on one replica: it must outlast replica 0's restart (Ray starts a new process
+    # in ~2 s), else replica 1 finishes everything before replica 0 can fail a second time
+    its = items(120, 8)
+    sim = "seed=3,latency_median_s=0.1,latency_sigma=0.3"
     expected = rank(build_judge(f"simulated:{sim}"), its, concurrency=128)[0]
     # replica 0 exits on the first match it gets, in every process Ray restarts for it
     p = pool(f"_test_faulty:{sim},crash_on_call=1,crash_replica=0", max_replica_failures=2, max_match_failures=10)
