@@ -165,3 +165,34 @@ def test_store_keys_cover_the_simulated_truth_and_the_replay_file(tmp_path):
     write_jsonl(rep, [{"prompt": "q", "first": "a", "second": "b", "verdict": "B"},
                       {"prompt": "q", "first": "b", "second": "a", "verdict": "A"}])
     assert best(rows, "--judge", f"replay:{rep}", "--strategy", "knockout:both_orders=true")["best_response"] == "b"
+
+
+def test_a_store_edited_behind_the_engines_back_is_refused_not_reused(tmp_path):
+    """Found by fault injection: rows with A and B swapped (sqlite3 by hand) were reused silently."""
+    inp = write_jsonl(tmp_path / "in.jsonl", rows(20, 6))
+    store = tmp_path / "s.sqlite"
+    first = subprocess.run(_cmd(inp, tmp_path / "a.jsonl", store), capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    con = sqlite3.connect(store)
+    with con:
+        swapped = con.execute(
+            "UPDATE judgements SET outcome = CASE outcome WHEN 'A' THEN 'B' ELSE 'A' END "
+            "WHERE outcome IN ('A', 'B') AND id % 3 = 0"
+        ).rowcount
+    con.close()
+    assert swapped > 10
+    res = subprocess.run(_cmd(inp, tmp_path / "b.jsonl", store), capture_output=True, text=True)
+    assert res.returncode == 2, res.stderr
+    assert "does not match its row hash" in res.stderr and f"tourney store check {store}" in res.stderr
+    assert "Traceback" not in res.stderr
+    check = subprocess.run([sys.executable, "-m", "tourney", "store", "check", str(store)], capture_output=True, text=True)
+    assert check.returncode == 1 and f"{min(swapped, 50)} problem" in check.stderr or "more row problems" in check.stderr
+    # a row whose reasoning or token count was edited is refused the same way
+    con = sqlite3.connect(store)
+    with con:
+        con.execute("UPDATE judgements SET outcome = CASE outcome WHEN 'A' THEN 'B' ELSE 'A' END "
+                    "WHERE outcome IN ('A', 'B') AND id % 3 = 0")  # undo
+        con.execute("UPDATE judgements SET completion_tokens = completion_tokens + 1 WHERE id = 5")
+    con.close()
+    res = subprocess.run(_cmd(inp, tmp_path / "c.jsonl", store), capture_output=True, text=True)
+    assert res.returncode == 2 and "does not match its row hash" in res.stderr, res.stderr

@@ -9,7 +9,9 @@ The scheduler owns concurrency; strategies own decisions; judges own inference.
   match with more rounds still behind it goes first), which keeps the last rounds from
   trailing: on 100 prompts x N = 16 it cut the makespan from 1.36x to 1.16x the lower bound
   (benchmarks/bench_scheduler.py). At most ``max_active_prompts`` prompts are open at once, so
-  memory and the reorder buffer of ordered output stay bounded on huge inputs.
+  memory stays bounded on huge inputs; in-order output also keeps at most ``REORDER_FACTOR``
+  times that many items started and not yet yielded, so a slow early prompt cannot make the
+  reorder buffer grow with the input.
 * A failing judge call is retried with exponential backoff (``retries``); a call that keeps
   failing, or fails permanently, becomes ERROR judgements the strategy sees (never a win).
 * Abstentions are re-sampled up to ``resample_abstentions`` times per request, with sample
@@ -19,7 +21,9 @@ The scheduler owns concurrency; strategies own decisions; judges own inference.
   (the simulated judge binds the item's ``scores`` there; most judges are their own view).
 * Per-prompt randomness comes from ``stable_seed(seed, prompt id)``; with a deterministic
   judge, the output is identical whatever the latencies, concurrency or executor.
-* An optional judgement cache (the SQLite store) answers matches already paid for.
+* An optional judgement cache (the SQLite store) answers matches already paid for, and claims
+  the others before they are judged, so no other task of the run and no other process
+  sharing the store pays for the same judgement meanwhile (:mod:`tourney.cache`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, AsyncIterator, Callable, Iterable, Protocol, Sequence
+from collections import deque
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -46,16 +51,26 @@ log = logging.getLogger("tourney")
 
 #: sample indices of re-samples start at multiples of this (ordinary indices stay below it)
 RESAMPLE_STRIDE = 1_000_000
+#: with a store, input items are read this many ahead, their prompts' claims asked for meanwhile
+CLAIM_LOOKAHEAD = 64
+#: in-order output: at most this many times ``max_active_prompts`` items started and not yet
+#: yielded (finished results wait for an earlier, slower one in a buffer this size at most)
+REORDER_FACTOR = 8
 
 
 class JudgementCache(Protocol):
-    """What the scheduler needs from a judgement store: the stored samples of a match by
-    sample index (only those present), and a place to save new ones (raises StoreError).
-    ``item`` is the input item the match comes from (its ``scores`` are part of the key)."""
+    """What the scheduler needs from a judgement store (:class:`tourney.cache.StoreCache`):
+    ``acquire`` returns a lease with the stored samples of a match by sample index (only those
+    present) and claims the others, so that no other task or process pays for them meanwhile
+    (it may wait while one does); ``save`` stores new samples; ``release`` gives back what was
+    claimed and not saved. Each raises StoreError when the store cannot be used. ``item`` is the
+    input item the match comes from (its ``scores`` are part of the key)."""
 
-    def lookup(self, match: Match, item: Item) -> dict[int, Judgement]: ...
+    async def acquire(self, match: Match, item: Item) -> Any: ...
 
     def save(self, match: Match, judgements: Sequence[Judgement], item: Item) -> None: ...
+
+    def release(self, lease: Any) -> None: ...
 
 
 @dataclass
@@ -127,6 +142,9 @@ class _Task:
 class Scheduler:
     """Runs tournaments for many items concurrently; see the module docstring."""
 
+    #: set by :meth:`run_ordered` for its run: items started and not yet yielded in order
+    _reorder_room: asyncio.Semaphore | None = None
+
     def __init__(
         self,
         judge: Judge,
@@ -178,6 +196,8 @@ class Scheduler:
         self._all_fed = False
         self._fatal: BaseException | None = None
         self._loop = asyncio.get_running_loop()
+        self._leases: dict[int, Any] = {}  # id(task) -> its claim, from _claim to _run_task
+        self._claiming: set[asyncio.Future] = set()
         workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
         feeder = asyncio.create_task(self._feed(items))
         try:
@@ -191,21 +211,30 @@ class Scheduler:
             await feeder  # re-raise a feeder failure (e.g. unreadable input)
         finally:
             feeder.cancel()
-            for w in workers:
+            for w in [*workers, *self._claiming]:
                 w.cancel()
-            await asyncio.gather(feeder, *workers, return_exceptions=True)
+            await asyncio.gather(feeder, *workers, *self._claiming, return_exceptions=True)
 
     async def run_ordered(self, items: Iterable[Item | InputError]) -> AsyncIterator[PromptResult]:
-        """Yield one result per item, in input order (buffers only what finished early)."""
+        """Yield one result per item, in input order. What finished early waits in a buffer,
+        bounded: the feeder starts an item only while fewer than ``REORDER_FACTOR *
+        max_active_prompts`` items are started and not yet yielded, so one slow early prompt
+        holds back a bounded number of results (and input items), whatever the input's size.
+        Results and their order are unchanged (each prompt's randomness is its own)."""
         buffer: dict[int, PromptResult] = {}
         nxt = 0
-        async for res in self.run(items):
-            buffer[res.index] = res
-            while nxt in buffer:
-                yield buffer.pop(nxt)
-                nxt += 1
-        for k in sorted(buffer):  # pragma: no cover - indices are contiguous
-            yield buffer[k]
+        self._reorder_room = asyncio.Semaphore(REORDER_FACTOR * self.max_active_prompts)
+        try:
+            async for res in self.run(items):
+                buffer[res.index] = res
+                while nxt in buffer:
+                    yield buffer.pop(nxt)
+                    nxt += 1
+                    self._reorder_room.release()
+            for k in sorted(buffer):  # pragma: no cover - indices are contiguous
+                yield buffer[k]
+        finally:
+            self._reorder_room = None
 
     async def rank(self, items: Iterable[Item | InputError]) -> list[PromptResult]:
         return [r async for r in self.run_ordered(items)]
@@ -214,7 +243,9 @@ class Scheduler:
     async def _feed(self, items: Iterable[Item | InputError]) -> None:
         index = 0
         try:
-            for item in items:
+            for item in self._claimed_ahead(items):
+                if self._reorder_room is not None:  # in-order output: bound what waits to be yielded
+                    await self._reorder_room.acquire()
                 if isinstance(item, InputError):
                     self._emit(PromptResult.failed(index, str(index), str(item)))
                     index += 1
@@ -223,10 +254,41 @@ class Scheduler:
                 await self._room.acquire()
                 self._pending_prompts += 1
                 self._start(item)
+                if self.cache is not None:
+                    self.cache.started(item)  # the hold of prefetch: the prompt's tasks hold its claim now
                 await asyncio.sleep(0)  # let workers run while a long input is read
         finally:
             self._all_fed = True
             self._maybe_end()
+
+    def _claimed_ahead(self, items: Iterable[Item | InputError]) -> Iterator[Item | InputError]:
+        """``items``, read ``CLAIM_LOOKAHEAD`` ahead when there is a store: the claim on each
+        item's prompt is asked for as it is read, so it is granted by the time the item starts
+        (a claim costs the store's writer a transaction: asked at start, every first match of a
+        prompt would wait for it). An error reading the input surfaces after the items before it."""
+        if self.cache is None:
+            yield from items
+            return
+        ahead: deque[Item | InputError] = deque()
+        failure: BaseException | None = None
+        source = iter(items)
+        while True:
+            while failure is None and len(ahead) < CLAIM_LOOKAHEAD:
+                try:
+                    item = next(source)
+                except StopIteration:
+                    break
+                except Exception as exc:  # an unreadable input: the items read before it still run
+                    failure = exc
+                    break
+                if isinstance(item, Item):
+                    self.cache.prefetch(item)
+                ahead.append(item)
+            if not ahead:
+                break
+            yield ahead.popleft()
+        if failure is not None:
+            raise failure
 
     def _maybe_end(self) -> None:
         if self._all_fed and self._pending_prompts == 0:
@@ -285,9 +347,37 @@ class Scheduler:
         return False
 
     def _enqueue(self, task: _Task) -> None:
+        if self.cache is not None:  # claim its samples first: it reaches a worker with the claim in hand
+            try:
+                lease = self.cache.try_acquire(self._match(task), task.state.item)
+            except StoreError as exc:  # an unreadable store: stop rather than pay for everything again
+                self._abort(exc)
+                return
+            if lease is None:  # the prompt's claim, or a sample another task judges: wait off the workers
+                claim = asyncio.ensure_future(self._claim(task))
+                self._claiming.add(claim)
+                claim.add_done_callback(self._claiming.discard)
+                return
+            self._leases[id(task)] = lease
+        self._queue_task(task)
+
+    def _queue_task(self, task: _Task) -> None:
         # priority affects timing only, never results (see the module docstring)
         self._seq += 1
         self._queue.put_nowait((len(task.state.results), task.state.item.index, self._seq, task))
+
+    async def _claim(self, task: _Task) -> None:
+        """Get a task's stored samples and a claim on the others from the cache, then queue the
+        task. Claims are taken here, before a worker, so the store batches many into one
+        transaction and a worker never waits for one: every task holding a claim can run, so no
+        two tasks (or two runs sharing the store) ever wait for each other."""
+        if not task.state.closed and self._fatal is None:
+            try:
+                self._leases[id(task)] = await self.cache.acquire(self._match(task), task.state.item)
+            except StoreError as exc:  # an unreadable store: stop rather than pay for everything again
+                self._abort(exc)
+                return
+        self._queue_task(task)
 
     async def _worker(self) -> None:
         while True:
@@ -317,15 +407,23 @@ class Scheduler:
 
     async def _run_task(self, task: _Task) -> None:
         state = task.state
+        lease = self._leases.pop(id(task), None)  # the stored samples and a claim on the rest (_claim)
         if state.closed:  # the prompt failed meanwhile: do not pay for more judgements
+            if lease is not None:
+                self.cache.release(lease)
             state.inflight -= 1
-            return
-        match = self._match(task)
-        try:
-            stored = self.cache.lookup(match, state.item) if self.cache is not None else {}
-        except StoreError as exc:  # an unreadable store: stop rather than pay for everything again
-            self._abort(exc)
-            return
+        elif lease is None:  # no store
+            await self._judge_task(task, self._match(task), {})
+        else:
+            try:
+                await self._judge_task(task, self._match(task), lease.stored)
+            finally:
+                self.cache.release(lease)  # what was claimed and not saved (a retry, a failure, a stop)
+        if self.cache is not None and state.closed and state.inflight == 0:
+            self.cache.done(state.item)  # the prompt is finished: its claim may go (after its judgements)
+
+    async def _judge_task(self, task: _Task, match: Match, stored: dict[int, Judgement]) -> None:
+        state = task.state
         if task.saved:  # samples this task saved before a retry are not reuse
             stored_reused = len(set(stored) - task.saved)
         else:
