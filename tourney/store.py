@@ -153,6 +153,8 @@ _MAX_PROBLEMS = 50
 #: when that saves at least 10% (shorter ones never pay for the BLOB header and the call)
 _COMPRESS_MIN_CHARS = 256
 _COMPRESS_LEVEL = 6
+#: the sync thread checkpoints the WAL into the database once it is this large (bytes)
+_CHECKPOINT_BYTES = 16 * 1024 * 1024
 #: text and judge row ids the writer remembers (at most; then it starts over), so a prompt's
 #: texts are looked up once, not once per match
 _ID_CACHE = 8192
@@ -507,7 +509,12 @@ class JudgementStore:
         self._retry_at = 0.0  # after a failure, the writer retries on its own from this time
         self._next_poll = 0.0
         self._next_renew = time.monotonic() + lease_s / 4
-        self._unsynced_since: float | None = None
+        self._commits = 0  # write transactions committed (by the writer thread)
+        self._synced = 0  # ... of which the WAL was fsynced after
+        self._sync_warned = False
+        self._stop_sync = threading.Event()
+        self._syncer: threading.Thread | None = None
+        self._sconn: sqlite3.Connection | None = None
         self._stopping = False
         self._closed_error: StoreError | None = None
         self._rlock = threading.RLock()  # the read connection
@@ -518,10 +525,16 @@ class JudgementStore:
         if not readonly:
             try:
                 self._wconn = self._connect("rwc")
-                self._wconn.execute("PRAGMA synchronous = NORMAL")
+                self._sconn = self._connect("rwc")
+                for c in (self._conn, self._wconn, self._sconn):
+                    c.execute("PRAGMA synchronous = NORMAL")
+                    c.execute("PRAGMA wal_autocheckpoint = 0")  # the sync thread checkpoints, off the writer
+                    c.execute(f"PRAGMA journal_size_limit = {_CHECKPOINT_BYTES * 4}")
             except BaseException:
-                self._conn.close()
-                self._conn = None
+                for c in (self._conn, self._wconn, self._sconn):
+                    if c is not None:
+                        c.close()
+                self._conn = self._wconn = self._sconn = None
                 raise
             self._text_ids: dict[str, int] = {}  # hash hex -> row id, committed (cleared when full)
             self._judge_ids: dict[str, int] = {}
@@ -529,6 +542,10 @@ class JudgementStore:
                 target=self._writer_main, name=f"tourney-store-writer:{os.path.basename(self.path)}", daemon=True
             )
             self._thread.start()
+            self._syncer = threading.Thread(
+                target=self._syncer_main, name=f"tourney-store-sync:{os.path.basename(self.path)}", daemon=True
+            )
+            self._syncer.start()
             _OPEN_STORES.add(self)
 
     # ------------------------------------------------------------------ keys
@@ -806,18 +823,21 @@ class JudgementStore:
             self._cond.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
+        self._stop_sync.set()
+        if self._syncer is not None and self._syncer is not threading.current_thread():
+            self._syncer.join()
         with self._lock:
             if self._conn is None:
                 return
             lost = len(self._pending)
             failure = self._closed_error
-            for c in (self._conn, self._wconn):
+            for c in (self._sconn, self._wconn, self._conn):  # the last one checkpoints and removes the WAL
                 if c is not None:
                     try:
                         c.close()
                     except sqlite3.Error:  # pragma: no cover - closing never fails in practice
                         pass
-            self._conn = self._wconn = None
+            self._conn = self._wconn = self._sconn = None
             self._pending.clear()
             self._queue.clear()
             orphans = self._requests + self._waiting
@@ -867,11 +887,6 @@ class JudgementStore:
             if now >= self._next_renew:
                 return None
             waits.append(self._next_renew - now)
-        if self._unsynced_since is not None:
-            due = self._unsynced_since + self.sync_interval_s
-            if now >= due:
-                return None
-            waits.append(due - now)
         return max(0.0, min(waits))
 
     def _writer_main(self) -> None:
@@ -910,11 +925,8 @@ class JudgementStore:
                         return
                     continue
             self._after_commit(puts, releases, requests, renew, staged, results)
-            if self._unsynced_since is not None and (
-                final or time.monotonic() - self._unsynced_since >= self.sync_interval_s
-            ):
-                self._sync(conn)
             if final:
+                self._sync()  # what close() committed survives a power loss too
                 return
 
     # The cycle's pieces, in the order the transaction runs them: rows (and their claims'
@@ -1027,7 +1039,7 @@ class JudgementStore:
                         cache.clear()
                     cache.update(new)
             if puts:
-                self._unsynced_since = self._unsynced_since or time.monotonic()
+                self._commits += 1
                 del self._queue[: len(puts)]
                 for p in puts:
                     if self._pending.get(p.key) is p:
@@ -1065,21 +1077,43 @@ class JudgementStore:
         for req in requests:
             _resolve(req.future, exc)
 
-    def _sync(self, conn: sqlite3.Connection) -> None:
-        """fsync the WAL: every commit so far survives a power loss."""
-        if self.durable:
-            try:
-                fd = os.open(self.path + "-wal", os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            except FileNotFoundError:
-                pass  # checkpointed away and removed: the database file holds (and SQLite synced) it all
-            except OSError:  # a platform that cannot fsync a read-only handle: let SQLite sync each commit
-                conn.execute("PRAGMA synchronous = FULL")
+    def _sync(self) -> None:
+        """fsync the WAL: every commit made before survives a power loss (no-op unless durable)."""
+        if not self.durable:
+            return
         with self._lock:
-            self._unsynced_since = None
+            commits = self._commits
+        if commits <= self._synced:
+            return
+        try:
+            fd = os.open(self.path + "-wal", os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except FileNotFoundError:
+            pass  # checkpointed and removed: the database file holds it, synced by the checkpoint
+        except OSError as exc:  # a platform that cannot fsync a read-only handle: say so once
+            if not self._sync_warned:
+                self._sync_warned = True
+                log.warning("cannot fsync %s-wal (%s): commits survive a process kill, not a power loss", self.path, exc)
+        self._synced = commits
+
+    def _syncer_main(self) -> None:
+        """The sync thread: fsyncs the WAL every ``sync_interval_s`` after commits (durable
+        stores), and checkpoints the WAL into the database once it passes ``_CHECKPOINT_BYTES``
+        (PASSIVE, on its own connection: it never blocks the writer, so commits keep their
+        pace). Both used to run inside the writer's commits and held a kill's losses back."""
+        conn = self._sconn
+        assert conn is not None
+        interval = min(self.sync_interval_s, 1.0)
+        while not self._stop_sync.wait(interval):
+            self._sync()
+            try:
+                if os.path.getsize(self.path + "-wal") > _CHECKPOINT_BYTES:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except (OSError, sqlite3.Error) as exc:  # the writer reports a store that stopped working
+                log.debug("checkpoint of %s skipped: %s", self.path, exc)
 
     # ------------------------------------------------------------------ inspection
 
