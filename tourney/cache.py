@@ -63,6 +63,12 @@ def _claim_key(identity_json: str, prompt_hash: str) -> str:
     """sha256 of the canonical JSON ``{"claim": "prompt", "judge": identity, "prompt_sha256": prompt_hash}``."""
     return sha256_hex('{"claim":"prompt","judge":' + identity_json + ',"prompt_sha256":"' + prompt_hash + '"}')
 
+#: new matches wait (off the workers) while the store's writer has more puts than this to commit:
+#: it bounds the memory of the queue and what a kill loses when judgements come faster than
+#: commits (an instant judge on a busy machine); a real judge never comes near it
+MAX_BACKLOG = 500
+#: ... re-checked this often (seconds)
+BACKLOG_WAIT_S = 0.005
 #: prompts whose text digests are remembered (more than the scheduler's active window)
 _ITEM_CACHE = 512
 
@@ -90,10 +96,11 @@ class _Digests:
         self.responses: dict[str, str] = {}
 
     def of(self, text: str) -> str:
-        h = self.responses.get(text)
-        if h is None:
+        try:
+            return self.responses[text]
+        except KeyError:
             h = self.responses[text] = sha256_hex(text)
-        return h
+            return h
 
 
 class _PromptClaim:
@@ -101,11 +108,12 @@ class _PromptClaim:
     that prompt text): ``future`` resolves once the store granted it, with the keys stored then;
     ``stored`` grows with every judgement this run saves under it; ``users`` are the items."""
 
-    __slots__ = ("key", "future", "request", "stored", "users")
+    __slots__ = ("key", "future", "request", "stored", "users", "granted")
 
     def __init__(self, key: str, future: asyncio.Future):
         self.key = key
         self.future = future
+        self.granted = False  # the future's result is set (the lease is this run's)
         self.request: concurrent.futures.Future | None = None  # the store's, until it resolves
         self.stored: set[str] = set()
         self.users: set[int] = set()
@@ -126,6 +134,7 @@ class StoreCache:
         # judgement keys some task of this run is judging -> None, or a future another task waits on
         self._inflight: dict[str, asyncio.Future | None] = {}
         self._resolved: deque[_PromptClaim] = deque()  # claims the writer thread resolved
+        self._drained: asyncio.Future | None = None  # done when the store's backlog went down (see acquire)
         self._drain_scheduled = False
 
     # ------------------------------------------------------------------ keys
@@ -142,17 +151,21 @@ class StoreCache:
     def _item_digests(self, match: Match, item: Item | None) -> _Digests:
         if item is None or item.prompt is not match.prompt:  # not the scheduler's own match: no reuse
             return _Digests(None, match.prompt, self._identity_json)
-        return self._digests_of(item)
+        d = self._digests.get(id(item))
+        return d if d is not None and d.item is item else self._digests_of(item)
 
     def keys(self, match: Match, item: Item | None = None) -> dict[int, str]:
         """The store key of each sample of ``match`` (from input ``item``), by sample index."""
-        judge_json = self._judge_json(match, item)
-        d = self._item_digests(match, item)
+        return self._keys(match, item, self._item_digests(match, item))
+
+    def _keys(self, match: Match, item: Item | None, d: _Digests) -> dict[int, str]:
+        plain = self._match_identity is None and (item is None or item.scores is None)
+        judge_json = self._identity_json if plain else self._judge_json(match, item)
         fh, sh = d.of(match.first_text), d.of(match.second_text)
-        return {
-            s: _key_from_hashes(judge_json, d.prompt_hash, fh, sh, s)
-            for s in range(match.sample_offset, match.sample_offset + match.samples)
-        }
+        offset = match.sample_offset
+        if match.samples == 1:
+            return {offset: _key_from_hashes(judge_json, d.prompt_hash, fh, sh, offset)}
+        return {s: _key_from_hashes(judge_json, d.prompt_hash, fh, sh, s) for s in range(offset, offset + match.samples)}
 
     def claim_key(self, prompt_hash: str) -> str:
         """The key of this judge's claim on the prompt whose canonical JSON has sha256 ``prompt_hash``."""
@@ -175,15 +188,15 @@ class StoreCache:
         if claim is None:
             return None
         claim.users.add(id(item) if item is not None else id(match))  # before any wait: it must not be given back
-        if not claim.future.done() or claim.future.cancelled() or claim.future.exception():
+        if not claim.granted or self.store.backlog > MAX_BACKLOG:
             return None
-        keys = self.keys(match, item)
+        keys = self._keys(match, item, d)
         inflight = self._inflight
         for k in keys.values():
             if k in inflight:
                 return None
-        found = self.store.pending(keys.values())
-        on_file = [k for k in keys.values() if k not in found and k in claim.stored]
+        found = self.store.pending(keys.values()) if self.store.has_pending else {}
+        on_file = [k for k in keys.values() if k in claim.stored and k not in found]
         if on_file:
             found.update(self.store.get_many(on_file))  # verified against each row's hash
         stored: dict[int, Judgement] = {}
@@ -206,6 +219,11 @@ class StoreCache:
             lease = self.try_acquire(match, item)
             if lease is not None:
                 return lease
+            if self.store.backlog > MAX_BACKLOG:  # let the writer catch up: bounds memory and a kill's losses
+                if self._drained is None or self._drained.done():
+                    self._drained = asyncio.ensure_future(self._until_drained())
+                await asyncio.shield(self._drained)  # one task polls for every waiter
+                continue
             d = self._item_digests(match, item)
             claim = self._claims.get(d.claim_key)
             if claim is None or not claim.future.done():
@@ -353,6 +371,11 @@ class StoreCache:
         else:
             claim.stored.update(cf.result())
             claim.future.set_result(None)
+            claim.granted = True
+
+    async def _until_drained(self) -> None:
+        while self.store.backlog > MAX_BACKLOG // 2:
+            await asyncio.sleep(BACKLOG_WAIT_S)
 
     def _let_go(self, key: str) -> None:
         f = self._inflight.pop(key, None)

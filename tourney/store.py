@@ -153,6 +153,9 @@ _MAX_PROBLEMS = 50
 #: when that saves at least 10% (shorter ones never pay for the BLOB header and the call)
 _COMPRESS_MIN_CHARS = 256
 _COMPRESS_LEVEL = 6
+#: the writer connection's page cache (kB; SQLite's default is 2000): random-key index inserts
+#: find more of their pages there; bounded, so memory stays flat in the size of the store
+_WRITER_CACHE_KB = 8000
 #: the sync thread checkpoints the WAL into the database once it is this large (bytes)
 _CHECKPOINT_BYTES = 16 * 1024 * 1024
 #: text and judge row ids the writer remembers (at most; then it starts over), so a prompt's
@@ -278,7 +281,23 @@ def _row_hash(logical: Sequence[Any]) -> bytes:
     verdict, prompt tokens, cached tokens, completion tokens, latency, error, extra, created]``
     (digests as hex, texts uncompressed). The recipe of schema version 1's ``row_hash`` too, so
     upgraded rows keep theirs."""
-    return sha256(canonical_json(list(logical)).encode("utf-8")).digest()
+    return sha256(_encode_list(list(logical)).encode("utf-8")).digest()
+
+
+try:  # the C encoder json uses for canonical_json, without its Python wrapper: rows are hashed by the million
+    from json.encoder import c_make_encoder as _c_make_encoder  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - a Python without the C accelerator
+    _c_make_encoder = None
+if _c_make_encoder is not None:
+    _C_ENCODE = _c_make_encoder(
+        None, _json_default, json.encoder.encode_basestring, None, ":", ",", True, False, False
+    )  # markers off (a row is a flat list), sort_keys, no skipkeys, allow_nan False: as _ENCODER
+
+    def _encode_list(values: list) -> str:
+        return "".join(_C_ENCODE(values, 0))
+
+else:  # pragma: no cover
+    _encode_list = canonical_json
 
 
 def _pack(text: str) -> str | bytes:
@@ -451,7 +470,8 @@ class JudgementStore:
     seconds for another process's write lock. ``check_on_open`` runs SQLite's ``quick_check`` at
     open so a corrupted file is refused before it is used. ``lease_s`` is how long a claim lives
     without renewal (renewed every ``lease_s / 4`` while open); ``poll_s`` how often a claim
-    held by another run is re-examined.
+    held by another run is re-examined; a claim request waits up to ``claim_delay_s`` for others
+    to share its transaction.
 
     Use it as a context manager, or call :meth:`close`: pending puts are committed there.
     """
@@ -469,6 +489,7 @@ class JudgementStore:
         check_on_open: bool = True,
         lease_s: float = 60.0,
         poll_s: float = 0.05,
+        claim_delay_s: float = 0.01,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -477,6 +498,8 @@ class JudgementStore:
         for name, value in (("sync_interval_s", sync_interval_s), ("lease_s", lease_s), ("poll_s", poll_s)):
             if not value > 0:
                 raise ValueError(f"{name} must be > 0, got {value}")
+        if not claim_delay_s >= 0:
+            raise ValueError(f"claim_delay_s must be >= 0, got {claim_delay_s}")
         self.path = os.fspath(path)
         self.readonly = readonly
         self.batch_size = batch_size
@@ -486,6 +509,7 @@ class JudgementStore:
         self.timeout_s = timeout_s
         self.lease_s = lease_s
         self.poll_s = poll_s
+        self.claim_delay_s = claim_delay_s
         self.owner = _new_owner()
         self._host_id = _host_id()
         # the caller-side state, guarded by _cond's lock; the writer thread takes it for snapshots
@@ -504,6 +528,7 @@ class JudgementStore:
         self._flushes = 0  # flush() calls so far
         self._error_flushes = 0  # ... when the last commit failed (a later flush retries at once)
         self._dirty_since: float | None = None  # since when puts or releases wait for the writer
+        self._requests_since: float | None = None  # since when claim requests wait for the writer
         self._error: StoreError | None = None  # the last commit failed: put/flush/claim raise it
         self._error_attempt = 0
         self._retry_at = 0.0  # after a failure, the writer retries on its own from this time
@@ -530,6 +555,7 @@ class JudgementStore:
                     c.execute("PRAGMA synchronous = NORMAL")
                     c.execute("PRAGMA wal_autocheckpoint = 0")  # the sync thread checkpoints, off the writer
                     c.execute(f"PRAGMA journal_size_limit = {_CHECKPOINT_BYTES * 4}")
+                self._wconn.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KB}")
             except BaseException:
                 for c in (self._conn, self._wconn, self._sconn):
                     if c is not None:
@@ -602,6 +628,16 @@ class JudgementStore:
                 if k not in found or found[k].outcome is Outcome.ERROR:
                     found[k] = j
         return {k: found[k] for k in wanted if k in found}
+
+    @property
+    def backlog(self) -> int:
+        """Puts the writer thread has not committed yet (what a kill now would lose)."""
+        return len(self._queue)
+
+    @property
+    def has_pending(self) -> bool:
+        """Whether any put of this store object is not committed yet (a hint, without the lock)."""
+        return bool(self._pending)
 
     def pending(self, keys: Iterable[str]) -> dict[str, Judgement]:
         """The non-error judgements among ``keys`` put into this store object and not yet
@@ -716,10 +752,11 @@ class JudgementStore:
         if not isinstance(prompt_id, str):
             raise TypeError(f"prompt_id must be a str, got {type(prompt_id).__name__}")
         sample = _check_sample(judgement.sample)
-        extra = judgement.extra
+        extra, outcome = judgement.extra, judgement.outcome
         logical = (
             key, judge_hash, prompt_id, prompt_hash, int(first), int(second), first_hash, second_hash, sample,
-            Outcome(judgement.outcome).value, str(judgement.reasoning), str(judgement.verdict),
+            outcome.value if type(outcome) is Outcome else Outcome(outcome).value, str(judgement.reasoning),
+            str(judgement.verdict),
             int(judgement.prompt_tokens), int(judgement.cached_tokens), int(judgement.completion_tokens),
             float(judgement.latency_s), None if judgement.error is None else str(judgement.error),
             canonical_json(extra) if extra else "{}", time.time(),
@@ -793,7 +830,9 @@ class JudgementStore:
                 future.set_exception(self._error)
                 return future
             self._requests.append(_ClaimRequest(key, prompt_hash, future))
-            self._cond.notify_all()
+            if len(self._requests) == 1:
+                self._requests_since = time.monotonic()
+                self._cond.notify_all()
         return future
 
     def release(self, keys: Iterable[str]) -> None:
@@ -864,9 +903,14 @@ class JudgementStore:
     def _work_due(self, now: float) -> float | None:
         """None when the writer has work now, else how long it may sleep (seconds). Called with
         the lock held."""
-        if self._stopping or self._requests:
+        if self._stopping:
             return None
         waits = [self.lease_s / 4]
+        if self._requests:  # claims wait a little for company: one transaction for many (they are asked ahead)
+            due = (self._requests_since or now) + self.claim_delay_s
+            if now >= due or self._flush_wanted > self._committed_seq:
+                return None
+            waits.append(due - now)
         if self._queue or self._releases:
             if self._error is not None:  # a failed commit: retry when asked, or after a pause
                 if self._flushes > self._error_flushes or now >= self._retry_at:
@@ -907,6 +951,7 @@ class JudgementStore:
                 releases = list(self._releases)
                 requests = [r for r in self._requests if not r.future.cancelled()]
                 self._requests = []
+                self._requests_since = None
                 if self._waiting and (now >= self._next_poll or final):
                     requests += [r for r in self._waiting if not r.future.cancelled()]
                     self._waiting = []
@@ -976,15 +1021,17 @@ class JudgementStore:
                     texts[h] = body
         _ensure_ids(conn, "judges", "identity", judges, staged_judges, pack=False)
         _ensure_ids(conn, "texts", "body", texts, staged_texts, pack=True)
-        tid = {**text_ids, **staged_texts} if staged_texts else text_ids
-        jid = {**judge_ids, **staged_judges} if staged_judges else judge_ids
+        new_text, new_judge = staged_texts.get, staged_judges.get  # ids of this transaction, then committed ones
         rows = []
         for p in puts:
             lg = p.logical
+            reasoning = lg[10]
             rows.append((
-                bytes.fromhex(lg[0]), jid[p.judge_hash], lg[2], tid[p.prompt_hash], lg[4], lg[5], tid[p.first_hash],
-                tid[p.second_hash], lg[8], lg[9], _pack(lg[10]), lg[11], lg[12], lg[13], lg[14], lg[15], lg[16],
-                lg[17], lg[18], _row_hash(lg),
+                bytes.fromhex(lg[0]), new_judge(p.judge_hash) or judge_ids[p.judge_hash], lg[2],
+                new_text(p.prompt_hash) or text_ids[p.prompt_hash], lg[4], lg[5],
+                new_text(p.first_hash) or text_ids[p.first_hash], new_text(p.second_hash) or text_ids[p.second_hash],
+                lg[8], lg[9], reasoning if len(reasoning) < _COMPRESS_MIN_CHARS else _pack(reasoning), lg[11], lg[12],
+                lg[13], lg[14], lg[15], lg[16], lg[17], lg[18], _row_hash(lg),
             ))  # fmt: skip
         return rows
 
