@@ -1,11 +1,11 @@
 """The persistent judgement store: every paid judge sample, content-addressed, in one SQLite file.
 
 A tournament over a dataset costs GPU-days of judge time, so a judgement is paid for once and
-never lost: before judging, the scheduler CLAIMS the match's keys (:meth:`JudgementStore.claim`:
-the stored judgements come back, the missing keys are leased to this run, in one transaction),
-and it hands every new judgement to the store (:meth:`JudgementStore.put`). A resumed, repeated
-or concurrent run with the same judge reuses what is stored or waits for what another run is
-judging right now.
+never lost: before judging a prompt, the scheduler CLAIMS it (:meth:`JudgementStore.claim`: a
+lease on that judge's work on that prompt, taken in the transaction that reads which of its
+judgements are stored), and it hands every new judgement to the store (:meth:`put`). A resumed,
+repeated or concurrent run with the same judge reuses what is stored, or waits for what another
+run is judging right now (:mod:`tourney.cache` is the scheduler's side).
 
 Keys
     :meth:`JudgementStore.key` is the sha256 (hex) of a canonical JSON (sorted keys, no spaces,
@@ -20,7 +20,7 @@ Keys
     key: the same texts under another id are the same question.
 
 What is stored (schema version 2), per judgement, and why
-    One row in ``judgements``, ~130 bytes plus the reasoning and verdict texts: the key (32-byte
+    One row in ``judgements``, ~150 bytes plus the reasoning and verdict texts: the key (32-byte
     BLOB: the address), the judge (a small integer into ``judges``), the prompt and both
     response texts (integers into ``texts``: each distinct text is stored once, however many
     matches use it), the prompt id and the candidate indices (bookkeeping for ``log export``),
@@ -31,38 +31,39 @@ What is stored (schema version 2), per judgement, and why
     ``row_hash``: the sha256 (32 bytes) of the canonical JSON of the row's logical content
     (every column above, texts and judge by their sha256 hex, the reasoning uncompressed), so a
     row edited behind the store's back is detected. Response and prompt texts are compressed by
-    the same rule. The v1 layout (hex digests in every row, uncompressed texts) took ~1.4 kB per
-    judgement with short responses; v2 takes about half that (benchmarks/bench_store.py).
+    the same rule. Measured (benchmarks/bench_store.py, bench_scale.py): with AlpacaEval
+    responses and 2,000 characters of real judge reasoning, 1,795 bytes per judgement against
+    4,008 for schema version 1 (hex digests in every row and index, nothing compressed; 3,525
+    for schema 2 without compression); with the simulated judge's short texts, 419 against 858.
 
     The first put of a key wins, except that an ERROR row is replaced by any later put of the
     same key (an error is not a paid judgement, see below).
 
 Verified reads
-    Every row read from the file (:meth:`get`, :meth:`get_many`, :meth:`claim`) is checked
-    against its ``row_hash`` (a sha256 over ~200 bytes: microseconds). A mismatch raises
-    :class:`StoreError` naming the store and ``tourney store check``: an edited verdict is never
-    reused silently. :meth:`check` verifies the whole file (texts, keys, orphans too).
+    Every row read from the file (:meth:`get`, :meth:`get_many`) is checked against its
+    ``row_hash`` (a sha256 over ~200 bytes: microseconds). A mismatch raises :class:`StoreError`
+    naming the store and ``tourney store check``: an edited verdict is never reused silently.
+    :meth:`check` verifies the whole file (texts, keys, orphans too).
 
 Errors and abstentions
-    ERROR judgements are stored (for the record) but :meth:`get`, :meth:`get_many` and
-    :meth:`claim` skip them unless ``include_errors=True``, so a resumed run retries them.
-    ABSTAIN judgements were paid for and are returned like votes.
+    ERROR judgements are stored (for the record) but :meth:`get` and :meth:`get_many` skip them
+    unless ``include_errors=True``, and a claim does not count them as stored, so a resumed run
+    retries them. ABSTAIN judgements were paid for and are returned like votes.
 
 Claims: never pay twice across processes
-    ``claims`` holds one lease row per key some run is judging now: the owner (host, pid
+    ``claims`` holds one lease row per piece of work some run is doing now, by a key the caller
+    names (the scheduler's cache: one judge on one prompt text), with the owner (host, pid
     namespace, pid, process start time and a random token: unique per store object) and an
-    expiry (unix seconds). :meth:`claim` takes the leases in the SAME write transaction that
-    finds the keys missing, so two processes never both see a key as free. A key leased by
-    another live owner is waited for: the request stays open and is re-examined every
-    ``poll_s`` seconds until the other run commits the judgement (it comes back as stored) or
-    its lease ends (released, expired, or its process is gone: then this run takes it). A
-    request is all-or-nothing (it leases all its free keys only when none is held by another
-    owner), so two runs never wait for each other. Leases are renewed by the writer thread every
-    ``lease_s / 4`` seconds while this store is open (a judge call may take minutes: the lease
-    is short, the renewal keeps it), deleted in the transaction that commits their judgement,
-    by :meth:`release`, and all at :meth:`close`. A killed process's leases are taken over at
-    once by a run on the same host (its pid is gone or belongs to a newer process) and after
-    ``lease_s`` elsewhere.
+    expiry (unix seconds). :meth:`claim` takes the lease in the SAME write transaction that reads
+    the keys of the stored judgements of its prompt, so two runs never both see that work as
+    free: while the lease is held, every other judgement of it is missing, and a run that asks
+    for the lease waits. The request stays open and is re-examined every ``poll_s`` seconds
+    until the lease ends: given back with :meth:`release` (committed after the holder's puts, so
+    the next holder finds them), expired, or held by a dead process; then this run takes it.
+    Leases are renewed by the writer thread every ``lease_s / 4`` seconds while the store is open
+    (a judge call may take minutes: the lease is short, the renewal keeps it) and all given back
+    at :meth:`close`. A killed process's leases are taken over at once by a run on the same host
+    (its pid is gone, a zombie, or a newer process) and after ``lease_s`` (60 s) elsewhere.
 
 Writer thread, batching and what a kill loses
     Writes never run on the caller's thread: :meth:`put` adds the judgement to an in-memory
@@ -73,19 +74,21 @@ Writer thread, batching and what a kill loses
     until everything put before it is committed. What can be lost:
 
     * process killed (SIGKILL, OOM, crash): only puts not yet committed, i.e. those of the last
-      ``flush_interval_s`` plus one commit (tests/test_claims.py measures it on a real killed
-      process; NOTES-store.md states the figure).
+      ``flush_interval_s`` plus one commit: at most ~40 ms of judgements, measured on real
+      killed processes (benchmarks/bench_kill.py; tests/test_claims.py bounds it).
     * power loss / OS crash: commits use ``synchronous=NORMAL`` (no fsync per commit: a WAL
-      commit survives a process kill without one); with ``durable=True`` (the default) the writer
-      fsyncs the WAL file at most ``sync_interval_s`` (1 s) after a commit and at close, so at
-      most that last second is lost; with ``durable=False`` only SQLite's checkpoints sync.
-      Never corruption.
+      commit survives a process kill without one); with ``durable=True`` (the default) a sync
+      thread fsyncs the WAL at most ``sync_interval_s`` (1 s) after a commit, and close fsyncs
+      once more, so at most that last second is lost; with ``durable=False`` only SQLite's
+      checkpoints sync. Never corruption. The same thread checkpoints the WAL into the database
+      (PASSIVE, on its own connection) once it passes 16 MB, so commits never wait for either.
 
 Memory
-    Flat in the size of the data: the pending map holds only uncommitted puts, the writer
-    remembers the row ids of the last ``_ID_CACHE`` texts and judges (an LRU: a prompt's texts
-    are used by its matches close together), and each connection's page cache is SQLite's
-    default 2 MB.
+    Flat in the size of the data: the pending map holds only uncommitted puts (the scheduler's
+    cache stops asking for new work while more than 500 wait), the writer remembers the row ids
+    of at most ``_ID_CACHE`` texts and judges (a prompt's texts are used by its matches close
+    together; past the bound it starts over), and the page caches are bounded (SQLite's default
+    2 MB, 8 MB for the writer's connection).
 
 Concurrency
     Several processes may write the same store at once and all succeed: WAL mode, short
@@ -1301,7 +1304,8 @@ class JudgementStore:
 
     def export(self, prompt_id: str | None = None, *, include_errors: bool = False) -> Iterator[dict[str, Any]]:
         """Stored judgements as JSON-ready dicts, in insertion order (pending puts are committed
-        first), optionally only those of ``prompt_id``; ERROR rows only with ``include_errors``.
+        first), optionally only those of ``prompt_id`` (a scan: rows are indexed by prompt text,
+        which claims read, not by id); ERROR rows only with ``include_errors``.
 
         Each dict is a replay-format record (``prompt`` (str or messages), ``first``, ``second``
         (the response texts in presentation order), ``verdict``: ``"A"`` (first shown won),
