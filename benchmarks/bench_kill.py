@@ -1,6 +1,6 @@
 """What a SIGKILL loses: judgements that completed before the kill but are not in the store.
 
-    python benchmarks/bench_kill.py [--kills 10] [--judge simulated:latency_median_s=0.002]
+    python benchmarks/bench_kill.py [--kills 10] [--judge simulated:latency_median_s=0.002] [--tree MAIN]
 
 Each round starts a real process that ranks prompts with a store (the scheduler and the
 judgement store as ``tourney rank`` uses them). Its judge logs every completed judgement to a
@@ -63,11 +63,11 @@ CHILD = textwrap.dedent('''
 ''')
 
 
-def one_kill(tmp: Path, spec: str, n: int, after_s: float) -> dict:
+def one_kill(tmp: Path, spec: str, n: int, after_s: float, tree: Path = REPO) -> dict:
     store, side = tmp / "s.sqlite", tmp / "side.log"
     for p in (store, Path(f"{store}-wal"), Path(f"{store}-shm"), side):
         p.unlink(missing_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": str(tree) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(store), str(side), spec, str(n)], env=env,
                             stdout=subprocess.PIPE, text=True)  # fmt: skip
     assert proc.stdout.readline().strip() == "ready"
@@ -96,14 +96,15 @@ def main() -> None:
     ap.add_argument("--judge", default="simulated:latency_median_s=0.002,latency_sigma=0.5")
     ap.add_argument("--prompts", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tree", default=str(REPO), help="the checkout whose store to kill (e.g. main's, to compare)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     ages: list[float] = []
-    print(f"judge {args.judge}; SIGKILL after 1.5-4 s of judging; ages in ms")
+    print(f"store of {args.tree}; judge {args.judge}; SIGKILL after 1.5-4 s of judging; ages in ms")
     print(f"{'kill':>4} {'completed':>9} {'lost':>5} {'oldest lost':>11}")
     with tempfile.TemporaryDirectory(prefix="bench_kill_") as d:
         for k in range(args.kills):
-            r = one_kill(Path(d), args.judge, args.prompts, rng.uniform(1.5, 4.0))
+            r = one_kill(Path(d), args.judge, args.prompts, rng.uniform(1.5, 4.0), Path(args.tree))
             ages += r["ages"]
             oldest = f"{1e3 * r['ages'][-1]:.0f}" if r["ages"] else "-"
             print(f"{k:>4} {r['completed']:>9} {r['lost']:>5} {oldest:>11}")
