@@ -290,7 +290,10 @@ class StoreCache:
     def done(self, item: Item) -> None:
         """``item``'s prompt is finished: give back its prompt's lease when no other in-flight
         item shares it (the store commits the release after the item's judgements)."""
-        self._drop_user(self._digests_of(item).claim_key, id(item))
+        d = self._digests.pop(id(item), None)  # an item's digests live while it runs: no heap grows with the input
+        if d is None or d.item is not item:
+            d = _Digests(item, item.prompt, self._identity_json)
+        self._drop_user(d.claim_key, id(item))
 
     def _digests_of(self, item: Item) -> _Digests:
         d = self._digests.get(id(item))
