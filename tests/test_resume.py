@@ -1,5 +1,6 @@
 """Resume after SIGKILL, reuse across strategies, concurrent writers, store faults at the CLI."""
 
+import base64
 import json
 import os
 import signal
@@ -124,8 +125,8 @@ def test_disk_full_stops_the_run_with_a_clear_message_and_keeps_what_was_stored(
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode:
         pytest.skip("cannot mount tmpfs here")
     try:
-        big = [{"id": f"p{i}", "prompt": "q" * 2000, "responses": [f"{j}" + "r" * 3000 + str(i) for j in range(8)]}
-               for i in range(40)]
+        noise = lambda n: base64.b64encode(os.urandom(n)).decode()  # noqa: E731  (the store compresses text)
+        big = [{"id": f"p{i}", "prompt": noise(1500), "responses": [noise(4500) for _ in range(8)]} for i in range(40)]
         inp = write_jsonl(tmp_path / "in.jsonl", big)
         store = mnt / "s.sqlite"
         res = subprocess.run(_cmd(inp, tmp_path / "o.jsonl", store), capture_output=True, text=True, timeout=120)

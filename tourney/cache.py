@@ -349,7 +349,10 @@ class StoreCache:
             self._resolved.append(claim)
             if not self._drain_scheduled:
                 self._drain_scheduled = True
-                loop.call_soon_threadsafe(self._drain)
+                try:
+                    loop.call_soon_threadsafe(self._drain)
+                except RuntimeError:  # the run is over and its loop closed: nobody waits any more
+                    pass
 
         assert claim.request is not None
         claim.request.add_done_callback(done)
