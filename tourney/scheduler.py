@@ -32,8 +32,8 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass, field, replace
 from collections import deque
+from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
@@ -59,18 +59,30 @@ REORDER_FACTOR = 8
 
 
 class JudgementCache(Protocol):
-    """What the scheduler needs from a judgement store (:class:`tourney.cache.StoreCache`):
-    ``acquire`` returns a lease with the stored samples of a match by sample index (only those
-    present) and claims the others, so that no other task or process pays for them meanwhile
-    (it may wait while one does); ``save`` stores new samples; ``release`` gives back what was
-    claimed and not saved. Each raises StoreError when the store cannot be used. ``item`` is the
+    """What the scheduler needs from a judgement store (:class:`tourney.cache.StoreCache`).
+
+    ``acquire`` returns a lease: the stored samples of a match by sample index (``.stored``,
+    only those present), with a claim on the others, so that no other task or process pays for
+    them meanwhile (it may wait while one does); ``try_acquire`` is the same without waiting
+    (None when it would wait); ``save`` stores new samples; ``release`` gives back what a lease
+    claimed and did not save. ``prefetch`` / ``started`` bracket the start of an item (its
+    prompt's claim is asked for early), ``done`` says the item's prompt is finished. The
+    acquiring and saving calls raise StoreError when the store cannot be used. ``item`` is the
     input item the match comes from (its ``scores`` are part of the key)."""
 
     async def acquire(self, match: Match, item: Item) -> Any: ...
 
+    def try_acquire(self, match: Match, item: Item) -> Any | None: ...
+
     def save(self, match: Match, judgements: Sequence[Judgement], item: Item) -> None: ...
 
     def release(self, lease: Any) -> None: ...
+
+    def prefetch(self, item: Item) -> None: ...
+
+    def started(self, item: Item) -> None: ...
+
+    def done(self, item: Item) -> None: ...
 
 
 @dataclass
@@ -412,9 +424,15 @@ class Scheduler:
             if lease is not None:
                 self.cache.release(lease)
             state.inflight -= 1
-        elif lease is None:  # no store
+        elif self.cache is None:
             await self._judge_task(task, self._match(task), {})
         else:
+            if lease is None:  # (every task is claimed in _enqueue; never judge without a claim)
+                try:
+                    lease = await self.cache.acquire(self._match(task), state.item)
+                except StoreError as exc:
+                    self._abort(exc)
+                    return
             try:
                 await self._judge_task(task, self._match(task), lease.stored)
             finally:
