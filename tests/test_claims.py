@@ -14,14 +14,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
 from tourney.cache import StoreCache
-from tourney.cli import main
 from tourney.errors import StoreError
 from tourney.items import Item
 from tourney.judges import build_judge
@@ -30,7 +28,7 @@ from tourney.store import JudgementStore
 from tourney.strategy import build_strategy
 from tourney.types import Judgement, Outcome
 
-from .conftest import read_jsonl, write_jsonl
+from .conftest import write_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 JUDGE = {"name": "simulated", "seed": 0}

@@ -46,8 +46,8 @@ import asyncio
 import concurrent.futures
 import dataclasses
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .errors import StoreError
 from .hashing import sha256_hex
@@ -255,7 +255,7 @@ class StoreCache:
                 j = dataclasses.replace(j, sample=sample)
             key = _key_from_hashes(judge_json, d.prompt_hash, fh, sh, sample)
             try:
-                self.store._put_hashed(  # noqa: SLF001 - digests computed with the store's own recipe
+                self.store._put_hashed(  # digests computed with the store's own recipe
                     key, j, match.prompt_id, match.first, match.second, judge_json, judge_hash, d.prompt_json,
                     d.prompt_hash, match.first_text, fh, match.second_text, sh,
                 )  # fmt: skip

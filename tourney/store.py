@@ -128,9 +128,9 @@ import time
 import urllib.parse
 import weakref
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from hashlib import sha256
-from typing import Any, Callable
+from typing import Any
 
 from .errors import StoreError
 from .hashing import sha256_hex as _sha256
