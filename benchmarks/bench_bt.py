@@ -2,6 +2,7 @@
 
     python benchmarks/bench_bt.py            # choix ilsr_pairwise and ilsr_pairwise_dense
     python benchmarks/bench_bt.py --all      # also choix mm_pairwise and opt_pairwise (slow)
+    python benchmarks/bench_bt.py --against /work/main   # and this tree's solver against another's
 
 For seeded random data (1,000 items / 200,000 comparisons and 100 items / 100,000
 comparisons; N(0, 1) log-strengths, uniformly random pairs, Bernoulli outcomes) it times our
@@ -15,6 +16,14 @@ the fitting state grows with distinct pairs, not comparisons.
 BLAS runs single-threaded unless OPENBLAS_NUM_THREADS / OMP_NUM_THREADS is set: on a small
 shared machine a multi-threaded LAPACK call competing with other processes can take 100x
 longer, which makes timings of both libraries meaningless.
+
+``--against TREE`` adds a side-by-side comparison of this tree's ``tourney/rating.py`` with
+TREE's (loaded from its file), alternating the two in one process so both see the same machine
+load: the large fits above, a small position fit with ``l2`` (a strategy's fit of one prompt),
+bootstraps, and, when both trees have it, the adaptive strategy's posterior fit
+(``bt_posterior_dense``, n = 16); it reports the median CPU time of each (BLAS is single-threaded
+here, so that is the work done, whatever else the machine runs) and whether the results are
+bit-identical.
 
 Exit status: 1 if any agreement check fails (never because of timings); 2 if choix is missing.
 """
@@ -107,11 +116,66 @@ def memory_rows(n: int, sizes: list[int], seed: int):
     return rows
 
 
+def against_rows(tree: Path, rounds: int):
+    """Time this tree's rating module against ``tree``'s, alternating, on the same data."""
+    import importlib.util
+    import statistics
+
+    spec = importlib.util.spec_from_file_location("_other_rating", tree / "tourney" / "rating.py")
+    other = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = other
+    spec.loader.exec_module(other)
+    big, mid, small = make_data(1000, 200_000, 0), make_data(100, 100_000, 1), make_data(16, 240, 2)
+    rng = np.random.default_rng(3)
+    wins, losses = rng.integers(0, 3, (16, 16)).astype(float), rng.integers(0, 3, (16, 16)).astype(float)
+    np.fill_diagonal(wins, 0.0)
+    np.fill_diagonal(losses, 0.0)
+    # (name, calls per timed run, fn(module) -> result)
+    cases = [
+        ("fit 1000 x 200,000", 1, lambda r: r.bradley_terry(1000, *big)),
+        ("fit 100 x 100,000", 5, lambda r: r.bradley_terry(100, *mid)),
+        ("fit 16 x 240, position, l2", 200, lambda r: r.bradley_terry(16, *small, l2=0.1, position=True)),
+        ("bootstrap 100 x 100,000, 20 rounds", 1,
+         lambda r: r.bt_bootstrap(100, *mid, rounds=20, rng=np.random.default_rng(0))),
+        ("bootstrap 16 x 240, 200 rounds", 1,
+         lambda r: r.bt_bootstrap(16, *small, rounds=200, rng=np.random.default_rng(0), l2=0.1, position=True)),
+        ("posterior 16, position (adaptive)", 300,
+         lambda r: r.bt_posterior_dense(wins, losses, l2=0.1, position=True)),
+    ]
+
+    def flat(o):
+        if isinstance(o, np.ndarray):  # bootstrap draws
+            return o
+        if hasattr(o, "theta"):  # BTPosterior
+            return np.concatenate([o.theta, o.cov.ravel()])
+        return np.concatenate([o.strengths, o.se])
+
+    rows = []
+    for name, reps, fn in cases:
+        if name.startswith("posterior") and not hasattr(other, "bt_posterior_dense"):
+            rows.append((name, None, None, None))
+            continue
+        times: dict[str, list[float]] = {"this": [], "other": []}
+        outs = {}
+        for k in range(rounds):
+            pair = (("this", rating), ("other", other))
+            for label, mod in pair if k % 2 else pair[::-1]:
+                t0 = time.process_time()  # CPU: steadier than wall time on a shared machine
+                for _ in range(reps):
+                    outs[label] = fn(mod)
+                times[label].append((time.process_time() - t0) / reps)
+        same = bool(np.array_equal(flat(outs["this"]), flat(outs["other"]), equal_nan=True))
+        rows.append((name, statistics.median(times["this"]), statistics.median(times["other"]), same))
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--all", action="store_true", help="also time choix mm_pairwise and opt_pairwise")
     parser.add_argument("--rounds", type=int, default=100, help="bootstrap rounds")
+    parser.add_argument("--against", type=Path, help="another tree whose tourney/rating.py to time side by side")
+    parser.add_argument("--against-rounds", type=int, default=6, help="alternating runs per case (default 6)")
     args = parser.parse_args()
     try:
         import choix
@@ -172,6 +236,16 @@ def main() -> int:
     print(f"  {'comparisons':>11} {'pairs':>6} {'input MB':>9} {'whole fit MB':>13} {'Newton state MB':>16}")
     for m, npairs, inp, total, state in memory_rows(100, [100_000, 1_000_000], 1):
         print(f"  {m:>11,} {npairs:>6,} {inp / 1e6:>9.1f} {total / 1e6:>13.2f} {state / 1e6:>16.3f}")
+    if args.against:
+        print()
+        print(f"this tree against {args.against} (median CPU of {args.against_rounds} alternating runs):")
+        print(f"  {'case':<36} {'this ms':>9} {'other ms':>9} {'this/other':>10}  bit-identical")
+        for name, t_this, t_other, same in against_rows(args.against.resolve(), args.against_rounds):
+            if t_this is None:
+                print(f"  {name:<36} {'n/a (the other tree has no bt_posterior_dense)':>40}")
+                continue
+            print(f"  {name:<36} {t_this * 1e3:>9.3f} {t_other * 1e3:>9.3f} {t_this / t_other:>10.2f}  "
+                  f"{'yes' if same else 'no'}")
     print()
     print("agreement within 1e-6 after centring:", "OK" if ok else "FAILED")
     return 0 if ok else 1

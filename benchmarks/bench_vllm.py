@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     if args.model is None:
-        from tourney.judges.tiny_model import build_tiny_model
+        from tourney.testing.tiny_model import build_tiny_model
 
         args.model = build_tiny_model(REPO / ".tiny-model")
     result = asyncio.run(main_async(args))

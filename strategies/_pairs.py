@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tourney.rating import ELO_BASE, ELO_INITIAL, ELO_SCALE
+from tourney.rating import ELO_BASE, ELO_INITIAL, ELO_PER_NAT, ELO_SCALE
 from tourney.strategy import Strategy
 from tourney.types import MatchResult, Ranking, Request
 
@@ -217,14 +217,16 @@ def bt_scores(
     bootstrap: int = 0,
     bootstrap_seed: int = 0,
 ) -> Ranking:
-    """Bradley-Terry maximum likelihood over the judged samples (see :mod:`tourney.rating`).
+    """Bradley-Terry maximum likelihood over the judged samples (:func:`tourney.rating.bradley_terry`,
+    the rating core's one solver).
 
     ``scores`` are centred log-strengths (natural log-odds units: i beats j with probability
     ``1 / (1 + exp(s_j - s_i))``), ``uncertainty`` their Fisher-information standard errors.
-    ``info["elo"]`` / ``info["elo_se"]`` are the same fit on the Elo scale (400 points per factor
-    10 of odds, mean 1000). With ``position``, ``info["position"]`` is the estimated first-shown advantage in
-    log-odds (and its standard error). Disconnected comparison graphs are reported in
-    ``info["components"]``: without ``l2`` the offsets between components are unidentified.
+    ``info["elo"]`` / ``info["elo_se"]`` are the same fit on the Elo scale of
+    :mod:`tourney.rating` (``ELO_SCALE`` = 400 points per factor ``ELO_BASE`` = 10 of odds, mean
+    ``ELO_INITIAL`` = 1000). With ``position``, ``info["position"]`` is the estimated first-shown
+    advantage in log-odds (and its standard error). Disconnected comparison graphs are reported
+    in ``info["components"]``: without ``l2`` the offsets between components are unidentified.
     """
     from tourney import rating
 
@@ -258,8 +260,7 @@ def bt_scores(
     uncertainty = tuple(se) if all(math.isfinite(v) for v in se) else None
     if uncertainty is None:
         info["se"] = [v if math.isfinite(v) else None for v in se]
-    per_point = ELO_SCALE / math.log(ELO_BASE)
-    info["elo_se"] = [v * per_point if math.isfinite(v) else None for v in se]
+    info["elo_se"] = [v * ELO_PER_NAT if math.isfinite(v) else None for v in se]
     return Ranking(
         order=order_by_rounded(s, strengths),
         scores=tuple(strengths),

@@ -19,11 +19,12 @@ The run has two phases.
 
        P(first-shown wins) = 1 / (1 + exp(s_second - s_first - h))
 
-   by maximum a posteriori (:func:`map_fit`, Newton's method, warm-started), with Gaussian priors
-   ``s ~ N(0, 1/l2)`` on the strengths and ``h ~ N(0, 1/position_l2)`` on the position advantage
-   (weak priors: they keep an unbeaten candidate and a confounded position term finite). The
-   posterior is approximated by a Gaussian (Laplace: the MAP and the inverse penalised Fisher
-   information), and ``P(i is best)`` (for ``top_k > 1``: ``P(i in the top k)``) is estimated from
+   by maximum a posteriori (:func:`tourney.rating.bt_posterior_dense`, the rating core's Newton
+   solver, warm-started at the previous decision's MAP), with Gaussian priors ``s ~ N(0, 1/l2)``
+   on the strengths and ``h ~ N(0, 1/position_l2)`` on the position advantage (weak priors: they
+   keep an unbeaten candidate and a confounded position term finite). The posterior is
+   approximated by a Gaussian (Laplace: the MAP and the inverse penalised Fisher information at
+   it), and ``P(i is best)`` (for ``top_k > 1``: ``P(i in the top k)``) is estimated from
    ``draws`` posterior draws. The standard-normal draws are taken once, at the start, and reused
    for every decision (common random numbers: decisions do not jitter with Monte-Carlo noise).
    Then:
@@ -94,6 +95,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tourney.hashing import stable_seed
+from tourney.rating import bt_posterior_dense
 from tourney.strategy import STRATEGIES, Strategy
 from tourney.types import MatchResult, Ranking, Request
 
@@ -101,113 +103,11 @@ from ._common import check_bool, check_float, check_int
 from ._pairs import check_choice, design_pairs, sample_counts, sub_seed
 from .knockout import Knockout
 
-#: Newton's method on the penalised log-likelihood: stop after a full step whose largest entry
-#: is below _TOL (quadratic convergence: the error left is of order _TOL**2); steps longer than
-#: _DAMP_ABOVE are checked against the objective and halved if they would decrease it
-_TOL = 1e-6
-_DAMP_ABOVE = 0.5
-_MAX_ITER = 100
 #: digits to which posterior means are rounded before ordering (exact ties fall to content order)
 _DIGITS = 9
 _TAG = "adaptive"
 
 SCALE = "Bradley-Terry posterior-mean log-strength (uncertainty: posterior sd)"
-
-
-def map_fit(
-    wins: np.ndarray,
-    losses: np.ndarray,
-    *,
-    l2: float,
-    position_l2: float,
-    position: bool,
-    theta0: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """MAP Bradley-Terry strengths (and first-position advantage) with Gaussian priors.
-
-    ``wins[f, s]`` / ``losses[f, s]``: votes won / lost by ``f`` when shown FIRST against ``s``
-    (a tie counts half to each). Priors: ``s ~ N(0, 1/l2)`` (``l2 > 0``), ``h ~ N(0,
-    1/position_l2)``. Returns ``(theta, cov)``: ``theta = (s_0..s_{n-1}[, h])`` and the Laplace
-    covariance (the inverse penalised information at the last Newton iterate, within one tiny
-    step of the MAP). The objective is strictly concave, so the MAP is unique; Newton's method
-    with step halving (only for long steps, where it can overshoot) converges from any start, and
-    a warm start (``theta0``) saves iterations. Dense ``n x n`` arithmetic: meant for the tens of
-    candidates of one prompt.
-    """
-    from scipy.linalg.lapack import dpotrf, dpotrs
-    from scipy.special import expit
-
-    n = wins.shape[0]
-    k = n + 1 if position else n
-    prior = np.full(k, float(l2))
-    if position:
-        prior[n] = float(position_l2)
-    th = np.zeros(k) if theta0 is None else np.array(theta0, dtype=float)
-    # the observed ordered pairs, as rows (i shown first, j second; a won of m)
-    i, j = np.nonzero((wins + losses) > 0)
-    a, b = wins[i, j], losses[i, j]
-    m = a + b
-    # information matrix = bincount(hidx, w * hsgn): for a row with weight w, +w at (i,i), (j,j),
-    # -w at (i,j), (j,i); with position also +w at (i,h), (h,i), (h,h) and -w at (j,h), (h,j)
-    if position:
-        hcol = np.full(i.shape[0], n)
-        hidx = np.concatenate([i * k + i, j * k + j, i * k + j, j * k + i, i * k + hcol, hcol * k + i,
-                               hcol * k + hcol, j * k + hcol, hcol * k + j])
-        hsgn = np.repeat([1.0, 1.0, -1.0, -1.0, 1.0, 1.0, 1.0, -1.0, -1.0], i.shape[0])
-        gidx = np.concatenate([i, j, hcol])
-        gsgn = np.repeat([1.0, -1.0, 1.0], i.shape[0])
-        reps_h, reps_g = 9, 3
-    else:
-        hidx = np.concatenate([i * k + i, j * k + j, i * k + j, j * k + i])
-        hsgn = np.repeat([1.0, 1.0, -1.0, -1.0], i.shape[0])
-        gidx = np.concatenate([i, j])
-        gsgn = np.repeat([1.0, -1.0], i.shape[0])
-        reps_h, reps_g = 4, 2
-    pdiag = np.diag(prior).ravel()
-
-    def eta_of(t: np.ndarray) -> np.ndarray:
-        e = t[i] - t[j]
-        if position:
-            e += t[n]
-        return e
-
-    def objective(t: np.ndarray) -> float:
-        e = eta_of(t)
-        # log sigma(e) = -logaddexp(0, -e); log(1 - sigma(e)) = -logaddexp(0, e)
-        ll = -float(a @ np.logaddexp(0.0, -e)) - float(b @ np.logaddexp(0.0, e))
-        return ll - 0.5 * float((prior * t * t).sum())
-
-    f_cur: float | None = None
-    info = np.diag(prior)
-    for _ in range(_MAX_ITER):
-        p = expit(eta_of(th))
-        mp = m * p
-        r = a - mp
-        w = mp - mp * p
-        g = np.bincount(gidx, np.tile(r, reps_g) * gsgn, k) - prior * th
-        info = (np.bincount(hidx, np.tile(w, reps_h) * hsgn, k * k) + pdiag).reshape(k, k)
-        chol, bad = dpotrf(info, lower=1, clean=0, overwrite_a=0)
-        if bad:  # not numerically positive definite (cannot happen with a prior > 0)
-            raise FloatingPointError("adaptive: the posterior information is not positive definite")
-        step = dpotrs(chol, g, lower=1)[0]
-        smax = float(np.max(np.abs(step)))
-        if smax > _DAMP_ABOVE:  # a long step can overshoot: never accept a decrease
-            if f_cur is None:
-                f_cur = objective(th)
-            t = 1.0
-            while True:
-                new = th + t * step
-                f_new = objective(new)
-                if f_new >= f_cur - 1e-12 * (1.0 + abs(f_cur)) or t < 1e-6:
-                    break
-                t *= 0.5
-            th, f_cur = new, f_new
-            continue
-        th = th + step
-        f_cur = None
-        if smax <= _TOL:
-            break
-    return th, np.linalg.inv(info)
 
 
 def top_k_probabilities(
@@ -238,6 +138,22 @@ def _phi(x: float) -> float:
 
 @STRATEGIES.register("adaptive")
 class Adaptive(Strategy):
+    #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
+    options = {
+        "budget": "most requests of the whole run (each one judge sample); None: n (n - 1), a both-orders round robin",
+        "threshold": "stop when the posterior probability that the pick is best (top_k: that the top-k set is right) "
+                     "reaches this",
+        "top_k": "identify the best k candidates instead of the single best",
+        "batch": "challengers judged per batch (1: most adaptive; larger: fewer sequential round trips)",
+        "close": "judge a pair in both orders when P(challenger beats pick) is within [close, 1 - close]; 0 never "
+                 "doubles",
+        "first_pass": "knockout (n - 1 requests), knockout_both (both orders) or cycle (one random Hamiltonian cycle)",
+        "l2": "prior precision of the log-strengths (a N(0, 1/l2) prior)",
+        "position_l2": "prior precision of the first-position advantage h",
+        "position": "fit the first-position advantage h jointly with the strengths",
+        "draws": "posterior draws for P(best) (common random numbers, drawn once)",
+    }
+
     def __init__(
         self,
         n: int,
@@ -376,10 +292,10 @@ class Adaptive(Strategy):
 
     # -- decisions ------------------------------------------------------------------------------
     def _posterior(self, theta0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        theta, cov = map_fit(self._wins, self._losses, l2=self.l2, position_l2=self.position_l2,
-                             position=self.position, theta0=theta0)
-        n = self.n
-        return theta, theta[:n], cov
+        """(theta, posterior means of the strengths, covariance) of every vote so far."""
+        post = bt_posterior_dense(self._wins, self._losses, l2=self.l2, position=self.position,
+                                  position_l2=self.position_l2, init=theta0)
+        return post.theta, post.strengths, post.cov
 
     def _pick(self, mean: np.ndarray) -> list[int]:
         """Canonical indices, best first (means rounded so exact ties fall to content order)."""

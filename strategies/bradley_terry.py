@@ -41,6 +41,20 @@ from ._pairs import PairDesign, bt_scores, check_choice, sub_seed
 
 @STRATEGIES.register("bradley_terry")
 class BradleyTerry(PairDesign):
+    #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
+    options = {
+        "votes": "judge samples per request",
+        "both_orders": "judge each pair in both presentation orders (the design that estimates the position bias "
+                       "cleanly); false: one seeded order per pair",
+        "cycles": "instead of every pair, c random Hamiltonian cycles over the candidates (c n pairs, O(n) for large "
+                  "n); None: the full round robin",
+        "ties": "half (a tie is half a win each way) or drop",
+        "l2": "ridge penalty l2/2 * sum(s^2) (a N(0, 1/l2) prior); 0 is the plain MLE, which fails for an unbeaten "
+              "candidate",
+        "position": "fit the first-shown advantage h: true, false, or auto (= both_orders)",
+        "bootstrap": "R seeded resamples for percentile 95% intervals in info['bootstrap'] (0: none)",
+    }
+
     def __init__(
         self,
         n: int,

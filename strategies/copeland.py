@@ -28,6 +28,13 @@ from ._pairs import PairDesign, check_choice, games, sample_counts
 
 @STRATEGIES.register("copeland")
 class Copeland(PairDesign):
+    #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
+    options = {
+        "votes": "judge samples per pair (per order with both_orders)",
+        "both_orders": "judge every pair in both presentation orders",
+        "method": "copeland (1 point per pair won, 1/2 per even pair; Borda breaks ties) or borda (total votes won)",
+    }
+
     def __init__(
         self,
         n: int,

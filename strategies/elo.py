@@ -25,16 +25,28 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tourney.rating import DEFAULT_ELO_K
+from tourney.rating import DEFAULT_ELO_K, ELO_BASE, ELO_INITIAL, ELO_SCALE
 from tourney.strategy import STRATEGIES
 from tourney.types import Ranking
 
 from ._common import check_float, check_int
-from ._pairs import ELO_BASE, ELO_INITIAL, ELO_SCALE, PairDesign, elo_scores, sub_seed
+from ._pairs import PairDesign, elo_scores, sub_seed
 
 
 @STRATEGIES.register("elo")
 class Elo(PairDesign):
+    #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
+    options = {
+        "votes": "judge samples per pair (per order with both_orders); every valid vote is one Elo game",
+        "both_orders": "judge every pair in both presentation orders",
+        "k": "K-factor: the most points one game moves a rating",
+        "scale": "rating points per factor `base` of winning odds",
+        "base": "odds base of the scale (400 points = 10:1 odds by default)",
+        "initial": "every candidate's starting rating",
+        "n_orders": "average the ratings over this many seeded random replay orders (reduces Elo's order dependence; "
+                    "info['order_sd'] reports what remains)",
+    }
+
     def __init__(
         self,
         n: int,

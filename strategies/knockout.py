@@ -50,6 +50,14 @@ class _Node:
 
 @STRATEGIES.register("knockout")
 class Knockout(Strategy):
+    #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
+    options = {
+        "votes": "judge samples per match (per order with both_orders); the majority of valid votes wins, a split or "
+                 "empty vote is a seeded coin (counted in info['coin_flips'])",
+        "both_orders": "judge every match in both presentation orders (position-balanced; twice the requests) instead "
+                       "of one seeded order",
+    }
+
     def __init__(
         self,
         n: int,

@@ -34,6 +34,16 @@ from ._pairs import PairDesign, bt_scores, check_choice, elo_scores, sub_seed
 
 @STRATEGIES.register("round_robin")
 class RoundRobin(PairDesign):
+    #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
+    options = {
+        "votes": "judge samples per pair (per order with both_orders)",
+        "both_orders": "judge every pair in both presentation orders: n (n - 1) requests instead of n (n - 1) / 2",
+        "scoring": "bradley_terry (maximum-likelihood fit with Fisher standard errors) or elo (online Elo over the "
+                   "votes in a seeded order)",
+        "l2": "ridge penalty l2/2 * sum(s^2) of the Bradley-Terry fit: keeps an unbeaten candidate finite",
+        "k": "Elo K-factor when scoring=elo",
+    }
+
     def __init__(
         self,
         n: int,

@@ -83,6 +83,14 @@ def _inner_factory(inner: Any) -> StrategyFactory:
 
 @STRATEGIES.register("voting")
 class Voting(Strategy):
+    #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
+    options = {
+        "k": "samples per match of the inner strategy, position-balanced; the majority decides",
+        "inner": "the strategy whose matches are voted on (a spec: knockout, round_robin, merge_sort, swiss:rounds=4, "
+                 "...)",
+        "early_stop": "stop a match's vote once the remaining samples cannot change the majority",
+    }
+
     def __init__(
         self,
         n: int,

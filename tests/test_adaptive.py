@@ -1,6 +1,7 @@
-"""The adaptive strategy: its posterior (checked against independent solvers), its decisions
-(budget, stopping, fresh samples, judges that cannot re-sample), and its estimate under a biased
-judge. The protocol itself is checked by test_strategy_conformance.py."""
+"""The adaptive strategy: its posterior (the rating core's, itself checked against independent
+solvers in test_rating.py), its decisions (budget, stopping, fresh samples, judges that cannot
+re-sample), and its estimate under a biased judge. The protocol itself is checked by
+test_strategy_conformance.py."""
 
 from __future__ import annotations
 
@@ -9,77 +10,35 @@ import math
 import numpy as np
 import pytest
 
-from strategies.adaptive import Adaptive, map_fit, top_k_probabilities
+from strategies.adaptive import Adaptive, top_k_probabilities
 from tourney import Tournament
+from tourney.rating import bt_posterior
 from tourney.simulate import SimulatedBench, run_strategy
 from tourney.strategy import build_strategy
 from tourney.types import Judgement, MatchResult, Outcome
 
 from .test_strategy_conformance import drive, keys_for, noiseless, noisy
 
-#: agreement with an independent optimiser (both converge far below this)
-FIT_TOL = 1e-5
 #: Monte-Carlo error allowed for P(best) from 20,000 draws (about 3 standard errors)
 MC_TOL = 0.012
 
 
-def _random_counts(n: int, games: int, seed: int, bias: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    q = 2.0 * rng.standard_normal(n)
-    wins, losses = np.zeros((n, n)), np.zeros((n, n))
-    for _ in range(games):
-        f, s = rng.choice(n, 2, replace=False)
-        if rng.random() < 1.0 / (1.0 + math.exp(-(q[f] - q[s] + bias))):
-            wins[f, s] += 1
-        else:
-            losses[f, s] += 1
-    return wins, losses
-
-
-def _objective(theta: np.ndarray, wins: np.ndarray, losses: np.ndarray, l2: float, pl2: float) -> float:
-    n = wins.shape[0]
-    eta = theta[:n, None] - theta[None, :n] + theta[n]
-    ll = -(wins * np.logaddexp(0, -eta)).sum() - (losses * np.logaddexp(0, eta)).sum()
-    return -(ll - 0.5 * l2 * (theta[:n] ** 2).sum() - 0.5 * pl2 * theta[n] ** 2)
-
-
-def test_map_fit_matches_an_independent_optimiser():
-    from scipy.optimize import minimize
-
-    wins, losses = _random_counts(7, 60, seed=1)
-    theta, cov = map_fit(wins, losses, l2=0.2, position_l2=1.0, position=True)
-    ref = minimize(_objective, np.zeros(8), args=(wins, losses, 0.2, 1.0), method="BFGS",
-                   options={"gtol": 1e-10})
-    assert np.allclose(theta, ref.x, atol=FIT_TOL)
-    # the Laplace covariance is the inverse of the objective's Hessian (finite differences)
-    h = 1e-5
-
-    def grad(t: np.ndarray) -> np.ndarray:
-        return np.array([(_objective(t + h * e, wins, losses, 0.2, 1.0)
-                          - _objective(t - h * e, wins, losses, 0.2, 1.0)) / (2 * h) for e in np.eye(8)])
-
-    hess = np.array([(grad(theta + h * e) - grad(theta - h * e)) / (2 * h) for e in np.eye(8)])
-    assert np.allclose(np.linalg.inv(hess), cov, atol=1e-3)
-
-
-def test_map_fit_without_position_matches_choix():
-    choix = pytest.importorskip("choix")
-    wins, losses = _random_counts(6, 50, seed=2, bias=0.0)
-    theta, _ = map_fit(wins, losses, l2=0.5, position_l2=1.0, position=False)
-    data = [(f, s) for f in range(6) for s in range(6) for _ in range(int(wins[f, s]))]
-    data += [(s, f) for f in range(6) for s in range(6) for _ in range(int(losses[f, s]))]
-    ref = choix.opt_pairwise(6, data, alpha=0.25)  # choix minimises -loglik + alpha |s|^2: l2 = 2 alpha
-    assert np.allclose(theta, ref - ref.mean(), atol=FIT_TOL)
-    assert abs(theta.sum()) < 1e-9  # a Gaussian prior centred at 0 centres the MAP
-
-
-def test_map_fit_is_finite_for_an_unbeaten_candidate_and_warm_starts_agree():
-    wins = np.zeros((3, 3))
-    wins[0, 1] = wins[0, 2] = 5  # candidate 0 shown first and always won: strengths and h confounded
-    theta, cov = map_fit(wins, np.zeros((3, 3)), l2=0.1, position_l2=1.0, position=True)
-    assert np.all(np.isfinite(theta)) and np.all(np.isfinite(cov))
-    again, _ = map_fit(wins, np.zeros((3, 3)), l2=0.1, position_l2=1.0, position=True, theta0=theta + 3.0)
-    assert np.allclose(theta, again, atol=1e-9)
+def test_the_posterior_is_the_rating_cores():
+    """adaptive keeps no solver of its own: its scores, sds and position term are
+    tourney.rating.bt_posterior's for the votes it collected (the solver itself is checked
+    against BFGS and choix in test_rating.py)."""
+    res = _run({"threshold": 1.0, "budget": 30}, 6)
+    f, s, y = [], [], []
+    for r in res.strategy._results:  # canonical content order; ties count half each way
+        for j in r.judgements:
+            if j.outcome in (Outcome.A, Outcome.B, Outcome.TIE):
+                f.append(r.request.first)
+                s.append(r.request.second)
+                y.append({Outcome.A: 1.0, Outcome.B: 0.0, Outcome.TIE: 0.5}[j.outcome])
+    post = bt_posterior(6, f, s, y, l2=0.1, position=True, position_l2=0.1)
+    np.testing.assert_allclose(res.ranking.scores, post.strengths, atol=1e-9)
+    np.testing.assert_allclose(res.ranking.uncertainty, post.sd[:6], atol=1e-9)
+    assert res.ranking.info["position"]["coef"] == pytest.approx(post.position_coef, abs=1e-9)
 
 
 def test_p_best_matches_numerical_integration():

@@ -52,3 +52,28 @@ def test_keys_cover_the_judge_the_texts_in_order_and_the_pairs_input_scores(tmp_
     with sqlite3.connect(tmp_path / "s.sqlite") as raw:  # exactly these four rows, nothing else
         keys = {k.hex() for (k,) in raw.execute("SELECT key FROM judgements")}  # 32-byte BLOBs
     assert keys == {_documented_key(k, "p", "c", "a", s) for k in (with_scores, identity) for s in (4, 5)}
+
+
+def test_a_judges_per_match_identity_extends_that_matchs_key_only(tmp_path):
+    """The model judges' candidate defences key a match apart only when they change it
+    (Judge.match_identity); every other match keeps the judge's plain key."""
+    from tourney.judges.simulated import SimulatedJudge
+
+    class Picky(SimulatedJudge):
+        def match_identity(self, match):
+            return {"candidate_defence": {"version": 1}} if "</think>" in match.first_text else {}
+
+    judge = Picky()
+    identity = judge.identity()
+    plain = Match(prompt="p", first_text="a", second_text="b", prompt_id="q", first=0, second=1)
+    marked = Match(prompt="p", first_text="a </think>", second_text="b", prompt_id="q", first=0, second=1)
+    with JudgementStore(tmp_path / "s.sqlite") as store:
+        cache = StoreCache(store, judge)
+        cache.save(plain, [Judgement(Outcome.A)])
+        cache.save(marked, [Judgement(Outcome.B)])
+        store.flush()
+        keys = {row[0].hex() for row in sqlite3.connect(tmp_path / "s.sqlite").execute("SELECT key FROM judgements")}  # 32-byte BLOBs
+    assert keys == {
+        _documented_key(identity, "p", "a", "b", 0),
+        _documented_key({**identity, "candidate_defence": {"version": 1}}, "p", "a </think>", "b", 0),
+    }

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from .conftest import write_jsonl
+from .conftest import require, write_jsonl
 
-pytest.importorskip("ray")
+require("ray", "the ray extra: a real local Ray cluster")
 pytestmark = pytest.mark.ray
 
 

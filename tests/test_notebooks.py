@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, require
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 #: seconds one cell may take (the whole notebook runs in well under a minute on small settings)
@@ -22,7 +22,7 @@ def test_the_three_notebooks_are_there():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_is_stored_clean(path: Path):
-    nbformat = pytest.importorskip("nbformat")
+    nbformat = require("nbformat", "the notebooks extra")
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
@@ -32,10 +32,10 @@ def test_notebook_is_stored_clean(path: Path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_and_plots(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    nbclient = pytest.importorskip("nbclient")
-    nbformat = pytest.importorskip("nbformat")
-    pytest.importorskip("matplotlib")
-    pytest.importorskip("ipykernel")
+    nbclient = require("nbclient", "the notebooks extra")
+    nbformat = require("nbformat", "the notebooks extra")
+    require("matplotlib", "the notebooks extra")
+    require("ipykernel", "the notebooks extra")
     # a kernel spec for THIS interpreter (a plain "python3" spec may start another Python)
     spec_dir = tmp_path / "kernels" / "tourney-test"
     spec_dir.mkdir(parents=True)

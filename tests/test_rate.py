@@ -307,3 +307,314 @@ def test_a_tie_only_log_with_ties_dropped_names_the_flag(tmp_path, capsys):
         rate(read_pairwise(recs), ties="drop")
     assert main(["rate", write(tmp_path, recs), "--ties", "drop"]) == 2
     assert "every record is a tie and --ties drop leaves nothing to rate" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# The formats the field publishes (issue 15 item 3): fixtures in tests/fixtures/rate/ (its
+# README says where each comes from); golden values from independent computations.
+# ---------------------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "rate"
+PER_NAT = 400 / math.log(10)
+
+
+def independent_bt(names, first, second, y, l2=0.0):
+    """Bradley-Terry by direct maximisation of the (soft-outcome) log-likelihood with scipy:
+    sum y log s(d) + (1 - y) log s(-d), d = s_first - s_second, minus l2/2 sum s^2; natural-log
+    strengths (an independent check of tourney.rating; compare differences)."""
+    from scipy.optimize import minimize
+    from scipy.special import log_expit
+
+    idx = {m: k for k, m in enumerate(names)}
+    f = np.array([idx[a] for a in first])
+    s = np.array([idx[b] for b in second])
+    y = np.asarray(y, dtype=float)
+
+    def nll(theta):
+        d = theta[f] - theta[s]
+        return -(y * log_expit(d) + (1 - y) * log_expit(-d)).sum() + l2 / 2 * (theta ** 2).sum()
+
+    res = minimize(nll, np.zeros(len(names)), method="BFGS", options={"gtol": 1e-9})
+    return res.x
+
+
+def assert_same_differences(rows, names, strengths, tol=0.02):
+    """Leaderboard ratings minus the first name's equal the independent strengths' differences."""
+    for m, s in zip(names, strengths):
+        got = rows[m]["rating"] - rows[names[0]]["rating"]
+        assert got == pytest.approx(PER_NAT * (s - strengths[0]), abs=tol), m
+
+
+def test_chatbot_arena_json_array(tmp_path, capsys):
+    """FastChat's clean_battle_*.json is one JSON array (indent 2): read element by element,
+    every winner label incl. 'tie (bothbad)', rated exactly like the same battles as JSONL."""
+    path = FIXTURES / "arena_clean_battle.json"
+    recs = json.loads(path.read_text(encoding="utf-8"))
+    code, board, err = rate_json(capsys, str(path))
+    assert code == 0 and err == ""
+    assert board["records"] == 8 and board["input_formats"] == {"arena": 8}
+    rows = by_model(board)
+    record = {m: (rows[m]["wins"], rows[m]["losses"], rows[m]["ties"]) for m in rows}
+    assert record == {"vicuna-13b": (3, 1, 2), "koala-13b": (2, 3, 1), "alpaca-13b": (1, 2, 1)}
+    names = ["vicuna-13b", "koala-13b", "alpaca-13b"]
+    y = [{"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}[r["winner"]] for r in recs]
+    want = independent_bt(names, [r["model_a"] for r in recs], [r["model_b"] for r in recs], y)
+    assert_same_differences(rows, names, want)
+    assert sum(r["rating"] for r in board["leaderboard"]) == pytest.approx(3000, abs=0.02)  # centred
+    as_jsonl = rate_json(capsys, write(tmp_path, recs))[1]
+    assert {k: v for k, v in board.items() if k != "input_formats"} == as_jsonl
+
+
+def test_alpaca_eval_annotations(capsys):
+    """AlpacaEval annotations.json (real preferences of the weighted GPT-4-turbo annotator):
+    the score of generator_2 is preference - 1, so the win rate against the baseline is
+    100 * mean(preference - 1); the baseline's own annotations (generator_1 == generator_2)
+    are self-pairs, dropped."""
+    path = FIXTURES / "alpaca_eval_annotations.json"
+    recs = json.loads(path.read_text(encoding="utf-8"))
+    code, board, err = rate_json(capsys, str(path), "--l2", "0.01")
+    assert code == 0
+    assert board["input_formats"] == {"alpaca_eval": 16} and board["self_pairs"] == 4
+    assert board["records"] == 12 and board["baseline"] == "gpt4_1106_preview"
+    assert err.count("self-pair dropped") == 4
+    rows = by_model(board)
+    models = ["FuseChat-Gemma-2-9B-Instruct", "claude-2", "alpaca-7b"]
+    for m in models:
+        prefs = [r["preference"] for r in recs if r["generator_2"] == m]
+        assert len(prefs) == 4
+        assert rows[m]["win_rate"] == pytest.approx(100 * np.mean(np.array(prefs) - 1), abs=0.006)
+    assert rows["gpt4_1106_preview"]["win_rate"] == 50.0
+    pairs = [r for r in recs if r["generator_1"] != r["generator_2"]]
+    names = ["gpt4_1106_preview", *models]
+    want = independent_bt(names, [r["generator_1"] for r in pairs], [r["generator_2"] for r in pairs],
+                          [2 - r["preference"] for r in pairs], l2=0.01)
+    assert_same_differences(rows, names, want)
+
+
+def alpaca_eval_array(shared_data) -> list[dict]:
+    """The AlpacaEval 2.0 per-instruction preferences of every model (58 x 805) as
+    annotations.json records."""
+    out = []
+    with (shared_data / "alpaca_eval" / "weighted_gpt4turbo_preferences_compact.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            out.append({"instruction_idx": int(row["instruction_idx"]), "dataset": row["dataset"],
+                        "generator_1": row["generator_1"], "generator_2": row["model_dir"],
+                        "annotator": "weighted_alpaca_eval_gpt4_turbo", "preference": float(row["preference"])})
+    return out
+
+
+def test_alpaca_eval_win_rates_reproduce_the_published_leaderboard(tmp_path, capsys, shared_data):
+    """All 46,680 AlpacaEval 2.0 annotations of 58 models in one JSON array: each model's win
+    rate against gpt4_1106_preview equals the published leaderboard's win_rate column (every
+    one of the 50 models the leaderboard lists with a results folder)."""
+    path = tmp_path / "annotations.json"
+    path.write_text(json.dumps(alpaca_eval_array(shared_data), indent=2), encoding="utf-8")
+    code, board, _ = rate_json(capsys, str(path), "--l2", "0.01")
+    assert code == 0 and board["records"] == 46680 - 805 and board["self_pairs"] == 805  # the baseline's own
+    rows = by_model(board)
+    published = {}
+    with (shared_data / "alpaca_eval" / "weighted_alpaca_eval_gpt4_turbo_leaderboard_docs.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            if "/results/" in row["samples"]:
+                published[row["samples"].split("/results/")[1].split("/")[0]] = float(row["win_rate"])
+    checked = [m for m in rows if m in published]
+    assert len(checked) == 50
+    for m in checked:
+        assert rows[m]["win_rate"] == pytest.approx(published[m], abs=0.006), m
+
+
+def test_arena_hard_v2_judgments(tmp_path, capsys):
+    """Arena-Hard-Auto v2.0 judgment lines: game 1 shows the baseline as A, game 2 the model;
+    A>>B / B>>A count 3 times (show_result.py's weight); a record with an unscored game is
+    dropped whole. Golden win rates from the labels by hand:
+    qwq-32b: B>A, A>>B -> 1,1,1,1; A=B, B>A -> .5,0; A>>B, B>>A -> 0 x 6: 4.5/12 = 37.5%;
+    deepseek-r1: B>>A, A>B -> 1 x 4; (dropped); A<B, A=B -> 1, .5: 5.5/6 = 91.67%."""
+    folder = tmp_path / "model_judgment" / "gpt-4.1"
+    folder.mkdir(parents=True)
+    (folder / "qwq-and-r1.jsonl").write_bytes((FIXTURES / "arena_hard_v2_gpt-4.1.jsonl").read_bytes())
+    code, board, err = rate_json(capsys, str(folder))  # a folder: every judgment file in it
+    assert code == 0, err
+    assert board["records"] == 18 and board["abstentions"] == 1
+    assert board["baseline"] == "o3-mini-2025-01-31" and board["input_formats"] == {"arena_hard": 6}
+    rows = by_model(board)
+    assert rows["qwq-32b"]["win_rate"] == 37.5
+    assert rows["deepseek-r1"]["win_rate"] == pytest.approx(100 * 5.5 / 6, abs=0.006)
+    assert rows["o3-mini-2025-01-31"]["win_rate"] == 50.0
+    assert rows["qwq-32b"]["comparisons"] == 12 and rows["deepseek-r1"]["comparisons"] == 6
+    once = rate_json(capsys, str(folder), "--arena-hard-weight", "1")[1]
+    assert once["records"] == 10  # each >> once: qwq 2 + 2 + 2, deepseek 2 + 2
+    assert by_model(once)["qwq-32b"]["win_rate"] == pytest.approx(100 * 2.5 / 6, abs=0.006)
+
+
+def test_arena_hard_v01_judgments_assume_the_v01_baseline(capsys):
+    """v0.1 lines name no baseline: gpt-4-0314 (show_result.py's default), said on stderr; an
+    unscored game loses only itself. Scores of gpt-4-0613: B>A,B>A -> 1,0; A>B,A=B -> 0,.5;
+    -,A>>B -> 1,1,1: 4.5 of 7. Two models: the Bradley-Terry difference is ln(4.5/2.5)."""
+    path = str(FIXTURES / "arena_hard_v01_gpt-4-1106-preview.jsonl")
+    code, board, err = rate_json(capsys, path)
+    assert code == 0
+    assert "without 'baseline': 'gpt-4-0314' assumed" in err
+    assert board["records"] == 7 and board["abstentions"] == 1 and board["baseline"] == "gpt-4-0314"
+    rows = by_model(board)
+    assert rows["gpt-4-0613"]["win_rate"] == pytest.approx(100 * 4.5 / 7, abs=0.006)
+    diff = rows["gpt-4-0613"]["rating"] - rows["gpt-4-0314"]["rating"]
+    assert diff == pytest.approx(PER_NAT * math.log(4.5 / 2.5), abs=0.02)
+    other = rate_json(capsys, path, "--baseline", "gpt-4-turbo")[1]
+    assert other["baseline"] == "gpt-4-turbo"
+
+
+def test_formats_mix_and_can_be_forced(tmp_path, capsys):
+    """Auto-detection is per record (one file may mix formats); --input-format forces one, and
+    records of another format are then reported, not guessed."""
+    mixed = write(tmp_path, [BATTLES[0], {"prompt": "q", "first": "x", "second": "y", "verdict": "B",
+                                          "first_model": "gpt-4", "second_model": "claude-1"}])
+    code, board, _ = rate_json(capsys, mixed)
+    assert code == 0 and board["records"] == 2 and by_model(board)["claude-1"]["wins"] == 1
+    code, board, err = rate_json(capsys, mixed, "--input-format", "arena", "--l2", "0.01")
+    assert code == 1 and board["records"] == 1
+    assert "in.jsonl:2: 'model_a' must be a non-empty string" in err
+
+
+def bad_inputs(tmp_path: Path) -> tuple[str, str]:
+    """A JSONL file and a JSON array with the same bad records between good battles: a
+    401-digit tstamp, nesting 100,000 deep, a record of no format, a non-object, bad JSON."""
+    good = [BATTLES[k] for k in range(4)]
+    deep = "[" * 100_000 + "]" * 100_000
+    huge = '{"model_a": "a", "model_b": "b", "winner": "model_a", "tstamp": 1' + "0" * 400 + "}"
+    nested = '{"model_a": "a", "model_b": "b", "winner": "model_a", "extra": ' + deep + "}"
+    lines = [json.dumps(good[0]), huge, json.dumps(good[1]), deep, nested, '{"hello": 1}', "[1, 2]",
+             json.dumps(good[2]), '{"model_a": "a",', json.dumps(good[3])]
+    jsonl = tmp_path / "bad.jsonl"
+    jsonl.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    array = tmp_path / "bad.json"
+    array.write_text("[\n" + ",\n".join(lines) + "\n]\n", encoding="utf-8")
+    return str(jsonl), str(array)
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "array"])
+def test_unreadable_records_are_skipped_with_file_and_line(tmp_path, capsys, kind):
+    """Issue 11: a 401-digit tstamp or deep nesting must not crash rate: each bad record is
+    reported with FILE:LINE and the good ones are still rated (exit 1)."""
+    path = bad_inputs(tmp_path)[0 if kind == "jsonl" else 1]
+    name = Path(path).name
+    off = 0 if kind == "jsonl" else 1  # the array's elements start on line 2
+    code, board, err = rate_json(capsys, path, "--l2", "0.01")
+    assert code == 1
+    assert board["records"] == 4 and board["bad_lines"] == 6
+    assert f"{name}:{2 + off}: tstamp is out of range (401 digits)" in err
+    assert f"{name}:{4 + off}: malformed JSON (nested too deeply)" in err
+    assert f"{name}:{5 + off}: malformed JSON (nested too deeply)" in err
+    assert f"{name}:{6 + off}: fits no known format" in err
+    assert f"{name}:{7 + off}: expected a JSON object, got list" in err
+    assert f"{name}:{9 + off}: malformed JSON" in err
+    assert "6 bad line(s) skipped; rated the other 4 records" in err
+
+
+def test_non_utf8_and_bom(tmp_path, capsys):
+    """Bytes that are not UTF-8 are an error naming the line (never a silent replacement); a
+    UTF-8 byte-order mark is accepted (issue 11 item 8)."""
+    body = [json.dumps(BATTLES[0]).encode(), json.dumps({**BATTLES[1], "model_a": "caf\u00e9"}).encode()[:-30]
+            + b"\xff" + json.dumps({**BATTLES[1], "model_a": "cafe"}).encode()[-30:], json.dumps(BATTLES[2]).encode()]
+    for name, raw in (("x.jsonl", b"\xef\xbb\xbf" + b"\n".join(body) + b"\n"),
+                      ("x.json", b"\xef\xbb\xbf[" + b",\n".join(body) + b"]")):
+        p = tmp_path / name
+        p.write_bytes(raw)
+        code, board, err = rate_json(capsys, str(p), "--l2", "0.01")
+        assert code == 1 and board["records"] == 2, (name, err)
+        assert f"{name}:2: not valid UTF-8 (byte 0xff" in err
+        assert "caf\ufffd" not in json.dumps(board)
+
+
+def test_anchor_shifts_every_rating(capsys):
+    path = str(FIXTURES / "arena_hard_v2_gpt-4.1.jsonl")
+    plain = by_model(rate_json(capsys, path)[1])
+    code, board, _ = rate_json(capsys, path, "--anchor", "o3-mini-2025-01-31=1000")
+    assert code == 0 and board["anchor"] == {"model": "o3-mini-2025-01-31", "rating": 1000.0}
+    rows = by_model(board)
+    assert rows["o3-mini-2025-01-31"]["rating"] == 1000.0
+    shift = 1000.0 - plain["o3-mini-2025-01-31"]["rating"]
+    for m, r in rows.items():
+        assert r["rating"] == pytest.approx(plain[m]["rating"] + shift, abs=0.011)
+        assert r["ci_low"] == pytest.approx(plain[m]["ci_low"] + shift, abs=0.011)
+    boot = by_model(rate_json(capsys, path, "--anchor", "qwq-32b=1200", "--bootstrap", "30", "--l2", "0.01")[1])
+    assert boot["qwq-32b"]["rating"] == boot["qwq-32b"]["ci_low"] == boot["qwq-32b"]["ci_high"] == 1200.0
+    assert main(["rate", path, "--anchor", "gpt-5=1000"]) == 2
+    assert "the anchor model 'gpt-5' is not in the records (models: deepseek-r1, o3-mini" in capsys.readouterr().err
+    assert main(["rate", path, "--anchor", "gpt-5"]) == 2
+    assert "an anchor is MODEL=RATING" in capsys.readouterr().err
+
+
+def test_markdown_format(tmp_path, capsys):
+    recs = [{**r, "model_a": r["model_a"].replace("gpt-4", "gpt|4"), "model_b": r["model_b"].replace("gpt-4", "gpt|4")}
+            for r in BATTLES]
+    assert main(["rate", write(tmp_path, recs), "--format", "markdown"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "| rank | model | rating | 95% CI | comparisons | W-L-T |"
+    assert out[1] == "|---:|---|---:|---|---:|---|"
+    assert len(out[2:5]) == 3 and all(line.startswith("| ") and line.endswith(" |") for line in out[2:5])
+    assert any("gpt\\|4" in line for line in out[2:5])
+    assert out[5] == "" and out[6].startswith("*8 comparisons; Bradley-Terry")
+
+
+def scalar_elo(n, order, first, second, y, k=32.0):
+    """Online Elo written out game by game (independent of tourney.rating)."""
+    r = [1000.0] * n
+    for t in order:
+        a, b = first[t], second[t]
+        e = 1.0 / (1.0 + 10 ** ((r[b] - r[a]) / 400.0))
+        r[a] += k * (y[t] - e)
+        r[b] -= k * (y[t] - e)
+    return r
+
+
+def test_permutation_elo_is_the_mean_over_the_orderings(capsys, tmp_path):
+    """--permutations P: the vectorised replay equals a plain game-by-game Elo over every one
+    of the P orderings; the board is their mean and 2.5/97.5 percentiles; seeded."""
+    from tourney.leaderboard import _permutation_orders, elo_permutations
+
+    data = read_pairwise(BATTLES * 6)
+    f, s, y = (np.asarray(v) for v in (data.first, data.second, data.y))
+    runs = elo_permutations(3, f, s, y, permutations=70, rng=np.random.default_rng(5))
+    orders = np.concatenate([o for _, o in _permutation_orders(len(y), 70, np.random.default_rng(5))])
+    assert orders.shape == (70, 48)
+    assert all(sorted(o) == list(range(48)) for o in orders.tolist())
+    want = np.array([scalar_elo(3, o, f.tolist(), s.tolist(), y.tolist()) for o in orders.tolist()])
+    np.testing.assert_allclose(runs, want, atol=1e-9)
+    path = write(tmp_path, BATTLES * 6)
+    code, board, _ = rate_json(capsys, path, "--method", "elo", "--permutations", "70", "--seed", "5")
+    assert code == 0 and board["permutations"] == 70
+    rows = by_model(board)
+    for k, m in enumerate(data.names):
+        assert rows[m]["rating"] == pytest.approx(want[:, k].mean(), abs=RATING_TOL)
+        assert rows[m]["ci_low"] == pytest.approx(np.percentile(want[:, k], 2.5), abs=RATING_TOL)
+        assert rows[m]["ci_high"] == pytest.approx(np.percentile(want[:, k], 97.5), abs=RATING_TOL)
+    again = rate_json(capsys, path, "--method", "elo", "--permutations", "70", "--seed", "5")[1]
+    other = rate_json(capsys, path, "--method", "elo", "--permutations", "70", "--seed", "6")[1]
+    assert again == board and other != board
+    assert main(["rate", path, "--permutations", "10"]) == 2
+    assert "permutations apply to --method elo" in capsys.readouterr().err
+
+
+def test_permutation_elo_on_the_prd_reviewer_logs_is_stable_across_seeds(tmp_path, capsys, shared_data):
+    """Issue 15: on each recorded PRD reviewer log (tourney convert-prd), the mean Elo over
+    10,000 random orderings from two seeds agrees within 1 point for every model (and the
+    file's order no longer matters: a reversed file gives the same board)."""
+    assert main(["convert-prd", str(shared_data / "prd_vicuna80" / "vicuna80"), str(tmp_path)]) == 0
+    capsys.readouterr()
+    logs = sorted(tmp_path.glob("replay-*.jsonl"))
+    assert [p.name for p in logs] == ["replay-bard.jsonl", "replay-claude.jsonl", "replay-gpt35.jsonl",
+                                      "replay-vicuna-13b.jsonl"]
+    for log in logs:
+        boards = [rate_json(capsys, str(log), "--method", "elo", "--permutations", "10000", "--seed", str(seed))[1]
+                  for seed in (0, 1)]
+        a, b = (by_model(x) for x in boards)
+        assert len(a) == 5
+        for m in a:
+            assert abs(a[m]["rating"] - b[m]["rating"]) < 1.0, (log.name, m, a[m]["rating"], b[m]["rating"])
+    lines = logs[0].read_text(encoding="utf-8").splitlines()
+    rev = tmp_path / "reversed.jsonl"
+    rev.write_text("\n".join(reversed(lines)) + "\n", encoding="utf-8")
+    fwd = rate_json(capsys, str(logs[0]), "--method", "elo", "--permutations", "2000")[1]
+    back = rate_json(capsys, str(rev), "--method", "elo", "--permutations", "2000")[1]
+    for m, row in by_model(fwd).items():
+        assert abs(row["rating"] - by_model(back)[m]["rating"]) < 3.0

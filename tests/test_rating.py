@@ -22,18 +22,21 @@ from tourney.errors import InputError
 from tourney.rating import (
     DEFAULT_ELO_K,
     BTFit,
+    BTPosterior,
     PairTable,
     aggregate,
     borda,
     bradley_terry,
     bt_bootstrap,
+    bt_posterior,
+    bt_posterior_dense,
     connected_components,
     copeland,
     elo,
-    points_table,
     to_elo_scale,
-    win_rate,
 )
+
+from .conftest import SHARED_DATA, require
 
 # ------------------------------------------------------------------ tolerances (named, on purpose)
 
@@ -53,17 +56,16 @@ CHOIX_ORACLE_TOL = 1e-6
 ALPACA_WINRATE_TOL = 1e-8
 #: Elo hand computations.
 ELO_TOL = 1e-9
+#: Agreement of the MAP with scipy's BFGS run to gtol 1e-10 (both converge far below this).
+MAP_TOL = 1e-5
+#: The Laplace covariance against the inverse of a finite-difference Hessian (step 1e-5).
+FD_HESSIAN_TOL = 1e-3
 
-DATA = Path(os.environ.get("TOURNEY_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data")
+DATA = Path(os.environ["TOURNEY_SHARED_DATA"]) if os.environ.get("TOURNEY_SHARED_DATA") else SHARED_DATA
 
 
 def _data(sub: str) -> Path:
-    path = DATA / sub
-    if not path.is_dir():
-        pytest.skip(f"shared data folder {path} is not available (reference data lives outside the repo)")
-    return path
+    return require(DATA / sub, "reference data from independent sources lives in the shared folder (TOURNEY_SHARED)")
 
 
 # ------------------------------------------------------------------ helpers
@@ -272,7 +274,7 @@ def test_unbeaten_item_message_names_items_and_l2():
 
 
 def _choix():
-    return pytest.importorskip("choix", reason="choix is a test-only oracle (pip install choix)")
+    return require("choix", "choix is the test-only oracle (the test extra)")
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -578,6 +580,159 @@ def test_bootstrap_argument_checks():
         bt_bootstrap(2, [0], [1], [1.0], rounds=2, rng=np.random.default_rng(0), alpha=1)
 
 
+# ------------------------------------------------------------------ posterior (MAP + Laplace)
+
+
+def _random_counts(n: int, games: int, seed: int, bias: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
+    """Tallies per ordered pair: wins[f, s] / losses[f, s] of f shown first against s."""
+    rng = np.random.default_rng(seed)
+    q = 2.0 * rng.standard_normal(n)
+    wins, losses = np.zeros((n, n)), np.zeros((n, n))
+    for _ in range(games):
+        f, s = rng.choice(n, 2, replace=False)
+        if rng.random() < 1.0 / (1.0 + math.exp(-(q[f] - q[s] + bias))):
+            wins[f, s] += 1
+        else:
+            losses[f, s] += 1
+    return wins, losses
+
+
+def _as_rows(wins: np.ndarray, losses: np.ndarray):
+    f, s = np.nonzero(wins + losses)
+    return (np.concatenate([f, f]), np.concatenate([s, s]), np.repeat([1.0, 0.0], f.shape[0]),
+            np.concatenate([wins[f, s], losses[f, s]]))
+
+
+def _neg_log_posterior(theta, wins, losses, l2, pl2):
+    n = wins.shape[0]
+    eta = theta[:n, None] - theta[None, :n] + theta[n]
+    ll = -(wins * np.logaddexp(0, -eta)).sum() - (losses * np.logaddexp(0, eta)).sum()
+    return -(ll - 0.5 * l2 * (theta[:n] ** 2).sum() - 0.5 * pl2 * theta[n] ** 2)
+
+
+def test_posterior_matches_an_independent_optimiser():
+    """The MAP against scipy's BFGS on the log-posterior written out directly, and the Laplace
+    covariance against the inverse of its finite-difference Hessian."""
+    from scipy.optimize import minimize
+
+    wins, losses = _random_counts(7, 60, seed=1)
+    post = bt_posterior_dense(wins, losses, l2=0.2, position=True, position_l2=1.0)
+    assert isinstance(post, BTPosterior) and post.converged
+    ref = minimize(_neg_log_posterior, np.zeros(8), args=(wins, losses, 0.2, 1.0), method="BFGS",
+                   options={"gtol": 1e-10})
+    assert np.allclose(post.theta, ref.x, atol=MAP_TOL)
+    assert np.allclose(post.strengths, ref.x[:7], atol=MAP_TOL) and post.position_coef == pytest.approx(ref.x[7], abs=MAP_TOL)
+    h = 1e-5
+
+    def grad(t):
+        return np.array([(_neg_log_posterior(t + h * e, wins, losses, 0.2, 1.0)
+                          - _neg_log_posterior(t - h * e, wins, losses, 0.2, 1.0)) / (2 * h) for e in np.eye(8)])
+
+    hess = np.array([(grad(post.theta + h * e) - grad(post.theta - h * e)) / (2 * h) for e in np.eye(8)])
+    assert np.allclose(np.linalg.inv(hess), post.cov, atol=FD_HESSIAN_TOL)
+    np.testing.assert_array_equal(post.cov, post.cov.T)
+    np.testing.assert_allclose(post.sd, np.sqrt(np.diag(post.cov)))
+    # the same comparisons as rows give the same posterior
+    f, s, y, w = _as_rows(wins, losses)
+    rows = bt_posterior(7, f, s, y, weights=w, l2=0.2, position=True, position_l2=1.0)
+    np.testing.assert_allclose(rows.theta, post.theta, atol=1e-12)
+    np.testing.assert_allclose(rows.cov, post.cov, atol=1e-12)
+
+
+def test_posterior_without_position_matches_choix():
+    choix = _choix()
+    wins, losses = _random_counts(6, 50, seed=2, bias=0.0)
+    post = bt_posterior_dense(wins, losses, l2=0.5)
+    data = [(f, s) for f in range(6) for s in range(6) for _ in range(int(wins[f, s]))]
+    data += [(s, f) for f in range(6) for s in range(6) for _ in range(int(losses[f, s]))]
+    ref = choix.opt_pairwise(6, data, alpha=0.25)  # choix minimises -loglik + alpha |s|^2: l2 = 2 alpha
+    assert post.theta.shape == (6,) and post.position_coef is None
+    assert np.allclose(post.strengths, ref - ref.mean(), atol=CHOIX_ORACLE_TOL)
+    assert abs(post.strengths.sum()) < 1e-9  # a Gaussian prior centred at 0 centres the MAP
+
+
+def test_posterior_is_finite_for_an_unbeaten_candidate_and_warm_starts_agree():
+    wins = np.zeros((3, 3))
+    wins[0, 1] = wins[0, 2] = 5  # candidate 0 shown first and always won: strengths and h confounded
+    post = bt_posterior_dense(wins, np.zeros((3, 3)), l2=0.1, position=True, position_l2=1.0)
+    assert np.all(np.isfinite(post.theta)) and np.all(np.isfinite(post.cov))
+    again = bt_posterior_dense(wins, np.zeros((3, 3)), l2=0.1, position=True, position_l2=1.0,
+                               init=post.theta + 3.0)
+    assert np.allclose(post.theta, again.theta, atol=1e-9)
+    # no data at all: the prior itself
+    prior = bt_posterior_dense(np.zeros((3, 3)), np.zeros((3, 3)), l2=0.25, position=True, position_l2=4.0)
+    np.testing.assert_allclose(prior.theta, 0.0)
+    np.testing.assert_allclose(prior.cov, np.diag([4.0, 4.0, 4.0, 0.25]))
+
+
+def test_posterior_is_bradley_terry_with_the_same_penalty():
+    """One solver: with position_l2 = l2 the MAP is bradley_terry's ridge fit, and the posterior
+    covariance is BTFit's centred one plus the prior's variance of the common level (1/(l2 n)
+    in every entry of the strength block), which cancels in every contrast."""
+    rng = np.random.default_rng(4)
+    _, f, s, y = _simulate(rng, 6, 80, home=0.3)
+    y[::7] = 0.5
+    for position in (False, True):
+        fit = bradley_terry(6, f, s, y, l2=0.4, position=position, return_cov=True)
+        post = bt_posterior(6, f, s, y, l2=0.4, position=position)
+        np.testing.assert_allclose(post.strengths, fit.strengths, atol=1e-9)
+        k = 7 if position else 6
+        level = np.zeros((k, k))
+        level[:6, :6] = 1.0 / (0.4 * 6)
+        np.testing.assert_allclose(post.cov, fit.cov + level, atol=1e-8)
+        if position:
+            assert post.position_coef == pytest.approx(fit.position_coef, abs=1e-9)
+
+
+def test_separate_position_prior_and_warm_start_in_bradley_terry():
+    """position_l2 penalises h on its own (checked against BFGS); init changes the path, not the fit."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(8)
+    _, f, s, y = _simulate(rng, 5, 50, home=0.6)
+    l2, pl2 = 0.3, 2.0
+
+    def negobj(x):
+        eta = x[f] - x[s] + x[5]
+        return (np.sum(np.logaddexp(0, -eta) * y + np.logaddexp(0, eta) * (1 - y))
+                + 0.5 * l2 * x[:5] @ x[:5] + 0.5 * pl2 * x[5] ** 2)
+
+    ref = minimize(negobj, np.zeros(6), method="BFGS", options={"gtol": 1e-10}).x
+    fit = bradley_terry(5, f, s, y, position=True, l2=l2, position_l2=pl2)
+    np.testing.assert_allclose(fit.strengths, ref[:5] - ref[:5].mean(), atol=MAP_TOL)
+    assert fit.position_coef == pytest.approx(ref[5], abs=MAP_TOL)
+    warm = bradley_terry(5, f, s, y, position=True, l2=l2, position_l2=pl2, init=np.arange(6.0))
+    np.testing.assert_allclose(warm.strengths, fit.strengths, atol=1e-9)
+    assert warm.position_coef == pytest.approx(fit.position_coef, abs=1e-9)
+    post = bt_posterior(5, f, s, y, position=True, l2=l2, position_l2=pl2)
+    np.testing.assert_allclose(post.theta, ref, atol=MAP_TOL)
+    # strengths penalised, position effect not: the first-shown item won everything -> refused
+    with pytest.raises(InputError, match="first-shown item won every comparison"):
+        bradley_terry(2, [0, 1, 0], [1, 0, 1], [1, 1, 1], position=True, l2=0.1, position_l2=0.0)
+
+
+def test_posterior_bad_input():
+    z = np.zeros((3, 3))
+    with pytest.raises(InputError, match="proper priors"):
+        bt_posterior_dense(z, z, l2=0.0)
+    with pytest.raises(InputError, match="position_l2"):
+        bt_posterior_dense(z, z, l2=0.1, position=True, position_l2=0.0)
+    with pytest.raises(InputError, match="square"):
+        bt_posterior_dense(np.zeros((3, 2)), np.zeros((3, 2)), l2=0.1)
+    with pytest.raises(InputError, match="finite and >= 0"):
+        bt_posterior_dense(-np.eye(3), z, l2=0.1)
+    with pytest.raises(InputError, match="finite and >= 0"):
+        bt_posterior_dense(np.full((3, 3), np.nan), z, l2=0.1)
+    with pytest.raises(InputError, match="init"):
+        bt_posterior_dense(z, z, l2=0.1, position=True, init=np.zeros(3))
+    with pytest.raises(InputError, match="init"):
+        bradley_terry(2, [0], [1], [1.0], init=[0.0, np.inf])
+    with pytest.raises(InputError, match="proper priors"):
+        bt_posterior(2, [0], [1], [1.0], l2=0.0)
+    with pytest.raises(InputError):
+        bt_posterior(2, [0], [3], [1.0], l2=0.1)
+
+
 # ------------------------------------------------------------------ Elo
 
 
@@ -652,7 +807,9 @@ def test_to_elo_scale_matches_elo_logistic():
 
 
 @pytest.mark.parametrize("league", ["en", "es"])
-def test_points_table_reproduces_final_league_table(league):
+def test_borda_with_league_weights_reproduces_final_league_table(league):
+    """Football's 3/1/0 league points are a weighted Borda count: a decisive match weighted 3
+    gives the winner 3 and the loser 0, a draw weighted 2 gives each side half of it, 1."""
     d = _data("poprank_football")
     with open(d / f"football.{league}.1.json") as fh:
         matches = json.load(fh)["matches"]
@@ -664,23 +821,25 @@ def test_points_table_reproduces_final_league_table(league):
     away = np.array([idx[m["team2"]] for m in matches])
     goals = np.array([m["score"]["ft"] for m in matches])
     y = np.sign(goals[:, 0] - goals[:, 1]) * 0.5 + 0.5  # 1 home win, 0.5 draw, 0 away win
-    pts = points_table(len(names), home, away, y)
+    pts = borda(len(names), home, away, y, weights=np.where(y == 0.5, 2.0, 3.0))
     assert {k: int(pts[idx[k]]) for k in names} == final
     if league == "en":
         assert final["Liverpool FC"] == 99 and int(pts[idx["Liverpool FC"]]) == 99
 
 
-def test_points_table_rejects_soft_outcomes_and_supports_custom_points():
-    with pytest.raises(InputError):
-        points_table(2, [0], [1], [0.7])
-    np.testing.assert_allclose(points_table(2, [0, 1], [1, 0], [1, 0.5], win=2, draw=1), [3, 1])
+def test_borda_weights_give_other_points_systems():
+    # 2 points a win, 1 a draw (football before 1981): a win weighted 2, a draw weighted 2
+    np.testing.assert_allclose(borda(2, [0, 1], [1, 0], [1, 0.5], weights=[2, 2]), [3, 1])
+    with pytest.raises(InputError, match="weights"):
+        borda(2, [0], [1], [1.0], weights=[-3.0])
 
 
 def test_alpaca_eval_win_rate_reproduces_leaderboard():
     """AlpacaEval 2.0: every model is judged against one baseline (gpt4_1106_preview shown as
     output_1); preference in [1, 2] with 2 = the model's output. Published win_rate =
-    100 * mean(preference - 1). Models are matched to the leaderboard through its `samples`
-    link (results/<model_dir>/model_outputs.json); 50 of the 58 appear in both files."""
+    100 * mean(preference - 1), i.e. a model's Borda score (soft outcomes count fractionally)
+    over its games. Models are matched to the leaderboard through its `samples` link
+    (results/<model_dir>/model_outputs.json); 50 of the 58 appear in both files."""
     d = _data("alpaca_eval")
     with open(d / "weighted_gpt4turbo_preferences_compact.csv", newline="") as fh:
         prefs = list(csv.DictReader(fh))
@@ -692,7 +851,8 @@ def test_alpaca_eval_win_rate_reproduces_leaderboard():
     first = np.zeros(len(prefs), dtype=int)
     second = np.array([idx[r["model_dir"]] for r in prefs])
     y = 2.0 - np.array([float(r["preference"]) for r in prefs])  # score of the baseline (first)
-    rates = 100.0 * win_rate(len(models) + 1, first, second, y)
+    games = np.bincount(second, minlength=len(models) + 1)  # every game is against the baseline
+    rates = 100.0 * borda(len(models) + 1, first, second, y) / np.maximum(games, 1)
     matched = 0
     for row in board:
         model_dir = row["samples"].split("/results/")[-1].split("/model_outputs")[0]
@@ -702,16 +862,13 @@ def test_alpaca_eval_win_rate_reproduces_leaderboard():
     assert matched == 50
 
 
-def test_win_rate_borda_copeland_small_case():
+def test_borda_copeland_small_case():
     # 0 beats 1 twice, loses once; 1 and 2 tie; 2 beats 0. Item 3 never plays.
     f = [0, 1, 0, 1, 2]
     s = [1, 0, 1, 2, 0]
     y = [1.0, 1.0, 1.0, 0.5, 1.0]
     np.testing.assert_allclose(borda(4, f, s, y), [2.0, 1.5, 1.5, 0.0])
-    wr = win_rate(4, f, s, y)
-    np.testing.assert_allclose(wr[:3], [2 / 4, 1.5 / 4, 1.5 / 2])
-    assert math.isnan(wr[3])
-    np.testing.assert_allclose(win_rate(4, f, s, y, ties="drop")[:3], [2 / 4, 1 / 3, 1.0])
+    np.testing.assert_allclose(borda(4, f, s, y, ties="drop"), [2.0, 1.0, 1.0, 0.0])
     # Copeland: 0 beats 1 (2-1), 2 beats 0 (1-0), 1 and 2 even (0.5 each).
     np.testing.assert_allclose(copeland(4, f, s, y), [1.0, 0.5, 1.5, 0.0])
 

@@ -12,6 +12,8 @@ from tourney import Tournament
 from tourney.cli import main
 from tourney.errors import SpecError
 from tourney.registry import Spec
+
+from .conftest import require
 from tourney.simulate import (
     ReplayBench,
     SimulatedBench,
@@ -49,7 +51,7 @@ def test_parse_budgets():
 
 
 def test_kendall_tau_b_matches_scipy():
-    stats = pytest.importorskip("scipy.stats")
+    stats = require("scipy.stats", "scipy is a core dependency: the independent Kendall tau-b")
     rng = np.random.default_rng(0)
     for _ in range(20):
         x = rng.integers(0, 4, 9).astype(float)  # with ties

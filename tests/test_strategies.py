@@ -12,8 +12,10 @@ from tourney import Tournament
 from tourney.types import Outcome
 
 try:  # the conformance module's driver and oracles (tests/ as rootdir or as a package)
+    from conftest import require
     from test_strategy_conformance import _u, chaos, constant, drive, keys_for, make, noiseless, noisy, quality, run
 except ImportError:  # pragma: no cover
+    from .conftest import require
     from .test_strategy_conformance import _u, chaos, constant, drive, keys_for, make, noiseless, noisy, quality, run
 
 #: how close the Bradley-Terry position estimate must be to the simulated judge's true bias
@@ -95,7 +97,7 @@ def test_bt_position_effect_is_estimated_on_a_biased_judge():
 def test_bt_matches_choix():
     """An independent optimiser: choix.opt_pairwise minimises -loglik + alpha * sum(s^2),
     i.e. l2 = 2 * alpha in tourney's convention."""
-    choix = pytest.importorskip("choix")
+    choix = require("choix", "choix is the test-only oracle (the test extra)")
     n = 6
 
     def no_ties(f: str, s: str, sample: int) -> Outcome:
@@ -268,11 +270,117 @@ def test_swiss_bye_is_never_a_free_win():
     assert set(r.scores) == {0.0} and sum(r.info["byes"]) == 3
 
 
-def test_swiss_pairing_can_get_stuck_and_says_so():
-    res = run("swiss", {"rounds": 5}, 6, noiseless, seed=0)
+def _rematch_free_pairings(players: list[int], met: set[frozenset[int]]) -> list[list[tuple[int, int]]]:
+    """Every perfect pairing of ``players`` (an even count) in which no pair has met (brute force)."""
+    if not players:
+        return [[]]
+    a, rest = players[0], players[1:]
+    out = []
+    for i, b in enumerate(rest):
+        if frozenset((a, b)) not in met:
+            out += [[(a, b), *p] for p in _rematch_free_pairings(rest[:i] + rest[i + 1:], met)]
+    return out
+
+
+@pytest.mark.parametrize(
+    "pairing, oracle, seed, rounds",
+    [("auto", noisy, 1, 6), ("fast", noiseless, 4, 4)],  # auto = exact at n = 6; fast falls back to exact
+    ids=["exact-noisy", "fast-noiseless"],
+)
+def test_swiss_pairing_can_get_stuck_and_says_so(pairing, oracle, seed, rounds):
+    """n = 6 with more rounds than ceil(n/2): after 3 rounds the pairs not yet met admit no
+    rematch-free pairing (checked by brute force), so Swiss stops there and reports it
+    (``ended_early``, 3 of the rounds played, fewer requests than the bound), rather than
+    playing a rematch or a short round."""
+    from strategies.swiss import Swiss
+
+    n = 6
+    res = run("swiss", {"rounds": rounds, "pairing": pairing}, n, oracle, seed=seed)
     info = res.ranking.info
-    assert len(res.requests) <= 15
-    assert info["ended_early"] == (info["rounds_played"] < 5)
+    assert info["rounds"] == min(rounds, n - 1)  # capped at a full round robin's count
+    assert info["ended_early"] is True
+    assert info["rounds_played"] == len(info["pairings"]) == 3 < info["rounds"]
+    assert len(res.requests) == 3 * (n // 2) < Swiss.comparison_bound(n, rounds=rounds)
+    assert Swiss.expected_comparisons(n, rounds=rounds) is None  # the count was never promised
+    met: set[frozenset[int]] = set()
+    for rd in info["pairings"]:
+        assert rd["bye"] is None and sorted(c for p in rd["pairs"] for c in p) == list(range(n))
+        for a, b in rd["pairs"]:
+            assert frozenset((a, b)) not in met  # no rematch was played to get round 4
+            met.add(frozenset((a, b)))
+    assert len(_rematch_free_pairings(list(range(n)), set())) == 15  # 5 * 3 * 1: the search finds them all
+    assert _rematch_free_pairings(list(range(n)), met) == []  # stuck for real: no round 4 exists
+    # the same field with rounds <= ceil(n/2) never gets stuck (and says so)
+    full = run("swiss", {"rounds": 3, "pairing": pairing}, n, oracle, seed=seed).ranking.info
+    assert full["ended_early"] is False and full["rounds_played"] == 3
+
+
+@pytest.mark.parametrize("n", [3, 5, 9, 13, 16, 17, 24, 33, 100, 257])
+def test_swiss_fast_pairing_default_rounds_leave_one_unbeaten(n):
+    """The graph-free pairing keeps what Swiss is for: no rematch, every round complete, and
+    (noiseless judge) the unbeaten group halves each round down to the true best alone."""
+    for seed in range(3):
+        res = run("swiss", {"pairing": "fast"}, n, noiseless, seed=seed)
+        r = res.ranking
+        rounds = math.ceil(math.log2(n))
+        assert not r.info["ended_early"]
+        assert r.best == n - 1 and r.scores[n - 1] == rounds
+        assert sum(1 for s in r.scores if s == rounds) == 1
+        assert len(res.requests) == rounds * (n // 2)
+        met: set[frozenset[int]] = set()
+        for rd, pts in zip(r.info["pairings"], _standings_per_round(r.info, n)):
+            assert sorted(c for p in rd["pairs"] for c in p) == sorted(set(range(n)) - {rd["bye"]})
+            for a, b in rd["pairs"]:
+                assert frozenset((a, b)) not in met and pts[a] >= pts[b]
+                met.add(frozenset((a, b)))
+        assert max(r.info["byes"]) - min(r.info["byes"]) <= 1
+
+
+@pytest.mark.parametrize("oracle", [noisy, chaos], ids=["noisy", "chaos"])
+def test_swiss_fast_pairing_meets_equal_scores_like_the_exact_one(oracle):
+    """On small fields the fast pairing's score mismatch is the exact (brute-force) optimum in
+    most rounds and never leaves a round unplayed."""
+    optimal = rounds_seen = 0
+    for n in (6, 7, 8):
+        for seed in range(6):
+            r = run("swiss", {"pairing": "fast", "rounds": (n + 1) // 2}, n, oracle, seed=seed).ranking
+            assert not r.info["ended_early"]
+            met: set[frozenset[int]] = set()
+            byes = [0] * n
+            for rd, pts in zip(r.info["pairings"], _standings_per_round(r.info, n)):
+                got = _mismatch([tuple(p) for p in rd["pairs"]], rd["bye"], pts)
+                optimal += got == _best_mismatch(list(range(n)), met, pts, byes)
+                rounds_seen += 1
+                met |= {frozenset(p) for p in rd["pairs"]}
+                if rd["bye"] is not None:
+                    byes[rd["bye"]] += 1
+    assert optimal >= 0.8 * rounds_seen, (optimal, rounds_seen)
+
+
+def test_swiss_large_fields_never_build_the_pair_graph(monkeypatch):
+    """Issue 11: n = 10,000 used 13.9 GB in the exact matching's n x n graph. Above EXACT_MAX
+    the default pairing never calls it."""
+    import networkx as nx
+
+    from strategies.swiss import EXACT_MAX
+
+    def refuse(*a, **k):
+        raise AssertionError("the exact matching ran")
+
+    monkeypatch.setattr(nx, "max_weight_matching", refuse)
+    n = 1500
+    res = run("swiss", {}, n, chaos, seed=0)
+    assert n > EXACT_MAX and not res.ranking.info["ended_early"]
+    assert len(res.requests) == math.ceil(math.log2(n)) * (n // 2)
+
+
+def test_swiss_exact_pairing_is_refused_above_its_limit():
+    from strategies.swiss import EXACT_LIMIT, Swiss
+
+    with pytest.raises(ValueError, match="pairing='fast'"):
+        make("swiss", {"pairing": "exact"}, EXACT_LIMIT + 1, 0, keys_for(EXACT_LIMIT + 1))
+    assert Swiss.expected_comparisons(EXACT_LIMIT + 1) is None
+    assert Swiss.comparison_bound(EXACT_LIMIT + 1) == 10 * ((EXACT_LIMIT + 1) // 2)
 
 
 # -- merge sort ------------------------------------------------------------------------------------
@@ -303,6 +411,31 @@ def test_merge_sort_beam_keeps_both_branches_on_close_verdicts():
     from strategies.merge_sort import MergeSort
 
     assert len(beam.requests) <= MergeSort.comparison_bound(n, beam=4)
+
+
+def test_merge_sort_merge_work_is_linear_in_the_run_lengths(monkeypatch):
+    """N = 10,000 took minutes: every merge step sorted its beam by a key holding the whole
+    merged prefix, so a merge of two runs of length p cost O((p + q)^2). Without a beam no two
+    states are ever compared, and each merge walks its prefix once, when it ends."""
+    from strategies import merge_sort as ms
+
+    calls = {"lt": 0, "walks": 0}
+    lt, seq = ms._BeamOrder.__lt__, ms._State.sequence
+
+    def counting_lt(self, other):
+        calls["lt"] += 1
+        return lt(self, other)
+
+    def counting_seq(self):
+        calls["walks"] += 1
+        return seq(self)
+
+    monkeypatch.setattr(ms._BeamOrder, "__lt__", counting_lt)
+    monkeypatch.setattr(ms._State, "sequence", counting_seq)
+    n = 300
+    res = run("merge_sort", {}, n, noiseless, seed=0)
+    assert res.ranking.order == tuple(range(n - 1, -1, -1))
+    assert calls == {"lt": 0, "walks": n - 1}  # one walk per merge (n - 1 merges)
 
 
 def test_merge_sort_ranking_midway_uses_sorted_runs():

@@ -34,10 +34,14 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
     "bradley_terry": [{"cycles": 2, "both_orders": False, "votes": 2},
                       {"position": False, "ties": "drop", "bootstrap": 10}],
     "copeland": [{"method": "borda", "both_orders": True}],
-    "swiss": [{"rounds": 4, "both_orders": True, "votes": 2}],
+    "swiss": [{"rounds": 4, "both_orders": True, "votes": 2}, {"pairing": "fast"},
+              {"pairing": "fast", "rounds": 3, "votes": 3}],
     "merge_sort": [{"beam": 3, "votes": 3}, {"both_orders": True}],
     "voting": [{"k": 5, "inner": "round_robin"}, {"k": 4, "early_stop": False},
                {"k": 3, "inner": "merge_sort"}],
+    "pivot": [{"pivots": 3, "votes": 3}, {"pivots": 1, "votes": 2}, {"pivots": 3, "budget": 12}],
+    "league": [{"opponents": 2, "votes": 2}, {"opponents": 5, "shared": True}, {"budget": 13, "votes": 2}],
+    "v1_swiss": [{"min_degree": 3}, {"budget": 40, "min_degree": 1}],
     "adaptive": [{"budget": 12, "batch": 2, "close": 0.0}, {"top_k": 2, "threshold": 0.9}, {"first_pass": "cycle"},
                  {"first_pass": "knockout_both"}, {"position": False, "threshold": 0.99, "draws": 300}],
 }
@@ -46,6 +50,11 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
 #: one player, a sort has to order two items): they settle an undecided match by a seeded coin
 #: and report it, so "equal standing" does not apply to them.
 FORCED = {"knockout", "merge_sort"}
+
+#: fixed sparse designs ranked by win rate (as published): with one vote, two unbeaten candidates
+#: that never met tie, and the tie falls to a seeded order, so a noiseless judge gives the true
+#: best the top score but not always the top place (their test modules measure how often).
+SPARSE_WIN_RATE = {"pivot", "league"}
 
 SIZES = (1, 2, 3, 5, 8)
 MAX_STEPS = 20_000
@@ -170,6 +179,35 @@ def drive(
     return Run(strategy, strategy.ranking(), requests, steps)
 
 
+def by_rounds(strategy: Strategy, oracle: Oracle, keys: list[str], max_rounds: int = 1000) -> list[list[Request]]:
+    """Drive ``strategy`` in synchronous rounds: judge everything it proposes, deliver it all,
+    ask again. Returns the requests of each round; their number is the run's critical path in
+    judge calls (sequential rounds) when every call takes the same time."""
+    rounds: list[list[Request]] = []
+    while True:
+        batch = strategy.propose()
+        if not batch:
+            assert strategy.done, "strategy stalled: not done and proposed nothing"
+            return rounds
+        rounds.append(batch)
+        assert len(rounds) <= max_rounds, "strategy does not terminate"
+        for req in batch:
+            js = tuple(Judgement(outcome=oracle(keys[req.first], keys[req.second], s), sample=s)
+                       for s in range(req.sample_offset, req.sample_offset + req.samples))
+            strategy.observe(MatchResult(req, js))
+
+
+def simulated_top1(spec: str, n: int, prompts: int, seed: int = 0) -> float:
+    """Top-1 accuracy of ``spec`` through the real scheduler on the default simulated judge,
+    ``prompts`` prompts of ``n`` candidates with latent qualities N(0, 1)."""
+    rng = np.random.default_rng(seed)
+    items = [{"id": str(k), "prompt": f"p{k}", "responses": [f"r{k}-{i}" for i in range(n)],
+              "scores": [float(v) for v in rng.normal(size=n)]} for k in range(prompts)]
+    res = Tournament("simulated", spec, seed=seed).rank(items)
+    assert all(r.status == "ok" for r in res)
+    return float(np.mean([r.best == int(np.argmax(it["scores"])) for r, it in zip(res, items)]))
+
+
 def run(name: str, params: dict[str, Any], n: int, oracle: Oracle, seed: int = 0, **kw: Any) -> Run:
     keys = keys_for(n)
     return drive(make(name, params, n, seed, keys), oracle, keys, **kw)
@@ -243,7 +281,10 @@ def test_noiseless_judge_finds_the_true_best(name, params):
     for n in (2, 3, 4, 5, 7, 8):
         for seed in range(3):
             res = run(name, params, n, noiseless, seed=seed)
-            assert res.ranking.best == n - 1, f"n={n} seed={seed}: best {res.ranking.best}"
+            if name in SPARSE_WIN_RATE:
+                assert res.ranking.scores[n - 1] == max(res.ranking.scores), f"n={n} seed={seed}: {res.ranking}"
+            else:
+                assert res.ranking.best == n - 1, f"n={n} seed={seed}: best {res.ranking.best}"
 
 
 @pytest.mark.parametrize("name,params", CASES, ids=IDS)

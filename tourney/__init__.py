@@ -9,6 +9,14 @@ many prompts' tournaments concurrently against the judge.
 >>> sorted(result.ranking)
 [0, 1, 2]
 
+Rewards for RL trainers: :func:`score_groups` (one tournament per group of completions of one
+prompt, one reward per completion) and :mod:`tourney.integrations.trl` (a reward function for
+TRL's GRPOTrainer).
+
+Results to pandas or ``datasets``: :func:`to_pandas`, :func:`to_dataset` (from
+:meth:`Tournament.rank`'s results or an output file), :func:`read_results` (an output file's
+rows); pandas, pyarrow and datasets are imported only when these are called.
+
 Importing tourney loads numpy only: ray, vllm, torch, transformers and HTTP clients load when
 a backend that needs them is built.
 """
@@ -20,25 +28,32 @@ from .errors import (
     ExecutorError,
     InputError,
     JudgeError,
+    JudgeUnavailableError,
     MissingExtraError,
+    RunHealthError,
     SpecError,
     StoreError,
     TourneyError,
     TransientJudgeError,
 )
+from .health import RunHealth
+from .integrations.groups import GroupScorer, score_groups
 from .items import Item, parse_item, read_items
 from .judges.base import JUDGES, Judge, build_judge
+from .outputs import read_results, to_dataset, to_pandas
 from .scheduler import RunStats, Scheduler
 from .strategy import STRATEGIES, Strategy, StrategyFactory, build_strategy
 from .types import Judgement, Match, MatchResult, Outcome, PromptResult, Ranking, Request, TokenUsage
 
 __all__ = [
     "ExecutorError",
+    "GroupScorer",
     "InputError",
     "Item",
     "JUDGES",
     "Judge",
     "JudgeError",
+    "JudgeUnavailableError",
     "Judgement",
     "Match",
     "MatchResult",
@@ -47,6 +62,8 @@ __all__ = [
     "PromptResult",
     "Ranking",
     "Request",
+    "RunHealth",
+    "RunHealthError",
     "RunStats",
     "STRATEGIES",
     "Scheduler",
@@ -62,5 +79,9 @@ __all__ = [
     "build_strategy",
     "parse_item",
     "read_items",
+    "read_results",
+    "score_groups",
     "select_best",
+    "to_dataset",
+    "to_pandas",
 ]

@@ -126,7 +126,10 @@ class StoreCache:
     def __init__(self, store: JudgementStore, judge: Judge):
         self.store = store
         self.identity = judge.identity()
-        self._match_identity = getattr(judge, "match_identity", None)  # a judge's per-match part of its identity
+        # a judge's per-match part of its identity; None where the judge keeps Judge's default ({}),
+        # so the common case builds keys from the cached identity JSON alone
+        own = getattr(type(judge), "match_identity", Judge.match_identity)
+        self._match_identity = None if own is Judge.match_identity else judge.match_identity
         self._identity_json = canonical_json(self.identity)
         self._identity_hash = sha256_hex(self._identity_json)
         self._digests: OrderedDict[int, _Digests] = OrderedDict()
@@ -141,7 +144,7 @@ class StoreCache:
 
     def _judge_json(self, match: Match, item: Item | None) -> str:
         # the input's `scores` decide a simulated judge's verdicts, and a judge may treat one match
-        # apart (Judge.match_identity, where the judge has it): both part of the key (see the module docstring)
+        # apart (Judge.match_identity: the model judges' candidate defences): both part of the key (see the module docstring)
         extra = self._match_identity(match) if self._match_identity is not None else None
         if item is None or item.scores is None:
             return canonical_json({**self.identity, **extra}) if extra else self._identity_json

@@ -35,12 +35,21 @@ that the online :func:`elo` uses, so a 400-point gap means 10:1 odds.
 
 Regularisation convention: ``l2 > 0`` maximises ``loglik(s) - l2 / 2 * sum(s**2)`` (a Gaussian
 prior with precision ``l2`` on each strength; with ``position=True`` the position coefficient
-``h`` gets the same prior, ``- l2 / 2 * h**2``, so that with ``l2 > 0`` a finite estimate always
-exists, e.g. after a single comparison; ``l2 == 0`` leaves everything unpenalised, as R does).
+``h`` gets the prior ``- position_l2 / 2 * h**2``, by default the same, ``position_l2 = l2``, so
+that with ``l2 > 0`` a finite estimate always exists, e.g. after a single comparison; ``l2 == 0``
+leaves everything unpenalised, as R does).
 choix's ``opt_pairwise(alpha)`` minimises ``-loglik + alpha * sum(s**2)``, so it equals
 ``l2 = 2 * alpha`` here. choix's ``ilsr_pairwise(alpha)`` and ``mm_pairwise(alpha)`` use
 ``alpha`` for different, non-Gaussian regularisers (a pseudo-rate in the spectral chain, a Gamma
 prior), which no ``l2`` reproduces.
+
+One solver: every Bradley-Terry fit runs the same damped Newton method on that objective
+(``_newton``). :func:`bradley_terry` is the fit with diagnostics (components, separation
+checks, standard errors on the centred parametrisation), used by the ``bradley_terry`` and
+``round_robin`` strategies and the ``tourney rate`` leaderboard; :func:`bt_bootstrap` refits it on
+resamples; :func:`bt_posterior` / :func:`bt_posterior_dense` return the MAP and the Laplace
+posterior covariance under proper priors (``l2 > 0``, ``position_l2 > 0``), warm-startable and
+cheap enough to refit after every batch of comparisons, used by the ``adaptive`` strategy.
 
 Degenerate data, and what happens:
 
@@ -53,10 +62,10 @@ Degenerate data, and what happens:
   not strongly connected): with ``l2 == 0`` :func:`bradley_terry` raises
   :class:`~tourney.errors.InputError` naming the items and telling to pass ``l2 > 0``.
   This is Ford's condition, checked exactly on the graph before fitting.
-* With ``position=True`` and ``l2 == 0``: if the first-shown (or the second-shown) item won
-  every comparison the position effect is infinite and an InputError says so; a fit whose
-  parameters run away is checked exactly for separation (a small linear program) and refused
-  with advice to pass ``l2 > 0``.
+* With ``position=True`` and ``position_l2 == 0``: if the first-shown (or the second-shown) item
+  won every comparison the position effect is infinite and an InputError says so; with
+  ``l2 == 0`` as well, a fit whose parameters run away is checked exactly for separation (a
+  small linear program) and refused with advice to pass ``l2 > 0``.
 """
 
 from __future__ import annotations
@@ -72,6 +81,7 @@ from tourney.errors import InputError
 
 __all__ = [
     "BTFit",
+    "BTPosterior",
     "DEFAULT_ELO_K",
     "ELO_BASE",
     "ELO_INITIAL",
@@ -83,12 +93,12 @@ __all__ = [
     "borda",
     "bradley_terry",
     "bt_bootstrap",
+    "bt_posterior",
+    "bt_posterior_dense",
     "connected_components",
     "copeland",
     "elo",
-    "points_table",
     "to_elo_scale",
-    "win_rate",
 ]
 
 #: Default Elo K-factor: 32, the classic chess value (USCF below 2100; the figure most Elo
@@ -188,6 +198,46 @@ class BTFit:
     converged: bool
 
 
+@dataclass(frozen=True, eq=False)
+class BTPosterior:
+    """The Gaussian (Laplace) approximation of a Bradley-Terry posterior (:func:`bt_posterior`).
+
+    theta
+        the posterior mode (MAP), shape ``(k,)``: natural-log strengths ``s_0 .. s_{n-1}``,
+        then, with ``position=True`` (``k = n + 1``), the first-position advantage ``h`` in
+        log-odds. Pass it back as ``init`` to warm-start the next fit.
+    cov
+        ``(k, k)`` posterior covariance: the inverse of the penalised information (the
+        negative Hessian of the log-posterior) at ``theta``, in the same parameter order.
+    n, position
+        number of items; whether ``h`` was fitted.
+    iterations, converged
+        Newton steps taken, and whether the convergence test passed (see :func:`bradley_terry`).
+    """
+
+    theta: np.ndarray
+    cov: np.ndarray
+    n: int
+    position: bool
+    iterations: int
+    converged: bool
+
+    @property
+    def strengths(self) -> np.ndarray:
+        """The posterior-mode strengths, shape ``(n,)`` (a view of ``theta``)."""
+        return self.theta[: self.n]
+
+    @property
+    def position_coef(self) -> float | None:
+        """The posterior-mode first-position advantage (log-odds), or None without position."""
+        return float(self.theta[self.n]) if self.position else None
+
+    @property
+    def sd(self) -> np.ndarray:
+        """Posterior standard deviations of ``theta``, shape ``(k,)``."""
+        return np.sqrt(np.maximum(np.diag(self.cov), 0.0))
+
+
 # ----------------------------------------------------------------------------- validation
 
 
@@ -219,7 +269,8 @@ def _check_arrays(n: Any, first: Any, second: Any, y: Any) -> tuple[np.ndarray, 
         raise InputError(
             f"first, second and y must have the same length, got {f.shape}, {s.shape}, {yy.shape}"
         )
-    if yy.size and not (np.all(yy >= 0.0) and np.all(yy <= 1.0)):  # also catches NaN
+    # min/max reductions: a NaN propagates into them and fails both comparisons
+    if yy.size and not (np.minimum.reduce(yy) >= 0.0 and np.maximum.reduce(yy) <= 1.0):
         raise InputError("y must lie in [0, 1] (1 = first won, 0 = second won, 0.5 = tie)")
     return f, s, yy
 
@@ -235,7 +286,7 @@ def _validate(
         w = np.asarray(weights, dtype=np.float64)
         if w.shape != f.shape:
             raise InputError(f"weights must have the shape of first, got {w.shape}")
-        if w.size and not (np.all(np.isfinite(w)) and np.all(w >= 0.0)):
+        if w.size and not (np.minimum.reduce(w) >= 0.0 and np.maximum.reduce(w) < math.inf):
             raise InputError("weights must be finite and >= 0")
         keep &= w > 0
     if not keep.all():
@@ -353,6 +404,11 @@ class _Problem:
     labels: np.ndarray
     comp_size: np.ndarray
     separated: bool  # some component's who-beat-whom graph is not strongly connected
+    #: prior precision of the position coefficient (``l2`` unless the caller set its own)
+    position_l2: float = 0.0
+    #: the null-space fix of :func:`_newton` (centred parametrisation, components known);
+    #: False for :func:`bt_posterior`, whose proper prior identifies every parameter
+    fix_levels: bool = True
 
 
 def _csr(n: int, keys: np.ndarray):
@@ -373,16 +429,17 @@ def _pairs(
     w: np.ndarray | None,
     ties: str,
     position: bool,
+    graph: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]:
     """Aggregate validated comparisons into (i, j, a, m) rows, one per distinct pair, plus the
-    who-beat-whom graph (sparse, edge winner -> loser)."""
+    who-beat-whom graph (sparse, edge winner -> loser; None when ``graph`` is false)."""
     if ties == "drop":
         keep = (yy != _TIE).astype(np.float64)
         w = keep if w is None else w * keep
     nn = n * n
     if f.shape[0] == 0 or n == 0:
         e = np.zeros(0, dtype=np.int64)
-        return e, e, np.zeros(0), np.zeros(0), _csr(n, e)
+        return e, e, np.zeros(0), np.zeros(0), _csr(n, e) if graph else None
     wy = yy if w is None else w * yy
     if nn <= _SQUARE_PER_ROW * f.shape[0]:
         # Dense data: count ordered pairs in an n x n table, merge orders there.
@@ -390,17 +447,18 @@ def _pairs(
         key += s
         wins = np.bincount(key, wy, nn).reshape(n, n)
         tot = np.bincount(key, w, nn).reshape(n, n)
-        beat = wins + (tot - wins).T  # beat[i, j]: i's wins over j, either order
-        graph = _csr(n, np.flatnonzero(beat > 0))
         if position:
             key = np.flatnonzero(tot)
             a, m = wins.ravel()[key], tot.ravel()[key]
+            if graph:
+                beat = wins + (tot - wins).T  # beat[i, j]: i's wins over j, either order
         else:
+            beat = wins + (tot - wins).T
             both = tot + tot.T
             key = np.flatnonzero(np.triu(both, 1))
             a, m = beat.ravel()[key], both.ravel()[key]
         i = key // n
-        return i, key - i * n, a, m, graph
+        return i, key - i * n, a, m, _csr(n, np.flatnonzero(beat > 0)) if graph else None
     if position:
         key = f * n
         key += s
@@ -428,6 +486,8 @@ def _pairs(
             key, a, m = key[pos], a[pos], m[pos]
     i = key // n
     j = key - i * n
+    if not graph:
+        return i, j, a, m, None
     b = m - a
     wa, wb = a > 0, b > 0
     return i, j, a, m, _graph(n, np.concatenate([i[wa], j[wb]]), np.concatenate([j[wa], i[wb]]))
@@ -442,12 +502,14 @@ def _problem(
     graph: Any,
     l2: float,
     position: bool,
+    position_l2: float | None = None,
 ) -> _Problem:
     from scipy.sparse.csgraph import connected_components as cc
 
+    pl2 = float(l2 if position_l2 is None else position_l2)
     if n == 0:
         z = np.zeros(0, dtype=np.int64)
-        return _Problem(0, i, j, a, m, l2, position, 0, z, z, False)
+        return _Problem(0, i, j, a, m, l2, position, 0, z, z, False, pl2)
     # Strong connectivity does not depend on the edges' orientation.
     n_strong, labels = cc(graph, directed=True, connection="strong")
     if n_strong == 1:
@@ -456,7 +518,7 @@ def _problem(
         n_comp, labels = cc(graph, directed=True, connection="weak")
     comp_size = np.bincount(labels, minlength=n_comp)
     return _Problem(n, i, j, a, m, float(l2), position, n_comp, labels, comp_size,
-                    n_strong != n_comp)
+                    n_strong != n_comp, pl2)
 
 
 def _separation_message(pb: _Problem) -> str:
@@ -560,6 +622,8 @@ _LS_T_MIN, _LS_T_MAX = 0.1, 4.0
 # Stop once quadratic convergence predicts the next step below tol * _PREDICT_MARGIN.
 _PREDICT_MARGIN = 1e-2
 _PREDICT_BELOW = 1e-4
+# From a warm start only steps longer than this get the line search (see _newton's ls_above).
+_WARM_LS_ABOVE = 0.5
 # Chord steps (see _newton): at most this many, each must shrink the step by _CHORD_RATE.
 _CHORD_STEPS = 8
 _CHORD_RATE = 0.5
@@ -570,49 +634,76 @@ def _newton(
     theta0: np.ndarray | None,
     max_iter: int,
     tol: float,
-    want_cov: Literal[False, "diag", "full"],
+    want_cov: Literal[False, "diag", "full", "posterior"],
     chord: np.ndarray | None = None,
+    ls_above: float = _LS_ABOVE,
 ) -> tuple[np.ndarray, float, int, bool, np.ndarray | None, np.ndarray | None]:
-    """Damped Newton on the concave (penalised) log-likelihood, sum-to-zero handled exactly.
+    """Damped Newton on the concave (penalised) log-likelihood: THE Bradley-Terry solver.
 
-    The information matrix H is singular along the all-ones vector u_C of every component when
-    l2 == 0 (and has eigenvalue l2 there otherwise). Adding c * u_C u_C^T for every component
-    makes it positive definite without changing the solution of H d = g for g orthogonal to
-    every u_C (which the gradient is, as each comparison adds +r and -r inside one component),
-    so a centred iterate stays centred and the step is the exact constrained Newton step; the
-    same term is subtracted again from the inverse for the covariance.
+    Every fit in tourney runs here: :func:`bradley_terry` (maximum likelihood or ridge, with
+    the diagnostics of :class:`BTFit`), :func:`bt_bootstrap` (warm-started resamples) and
+    :func:`bt_posterior` (the MAP and Laplace posterior the adaptive strategy decides with).
+    The objective is ``loglik(theta) - l2/2 * |s|^2 - position_l2/2 * h^2``.
+
+    Sum-to-zero, when ``pb.fix_levels``: the information matrix H is singular along the
+    all-ones vector u_C of every component when l2 == 0 (and has eigenvalue l2 there
+    otherwise). Adding c * u_C u_C^T for every component makes it positive definite without
+    changing the solution of H d = g for g orthogonal to every u_C (which the gradient is, as
+    each comparison adds +r and -r inside one component, once the iterate is centred), so a
+    centred iterate stays centred and the step is the exact constrained Newton step; the same
+    term is subtracted again from the inverse for the covariance. Without ``fix_levels`` (a
+    proper prior on every parameter: H is positive definite as it is) the plain step is taken.
 
     Without ``theta0`` the start is the best multiple of the centred log-odds of each item's
     win rate, which typically saves two iterations over starting at 0.
 
     Convergence: the largest step is <= tol, or (in the quadratic phase) the step sizes predict
-    the next one far below tol. The covariance is the inverse information at the last Newton
-    iterate (within about the last step of the estimate).
+    the next one far below tol. For "diag" and "full" the covariance is the inverse information
+    at the last Newton iterate (within about the last step of the estimate), on the centred
+    parametrisation; "posterior" is the full inverse penalised information AT the returned
+    estimate (one more factorisation), without any centring: the Laplace posterior covariance.
 
     Work arrays are allocated once and reused (``out=``): fresh large temporaries cost page
     faults that, on small VMs, rival the arithmetic.
     ``chord``: the Cholesky factor of a nearby problem's (fixed) information matrix, e.g. the
     full data's when fitting a bootstrap resample. Cheap steps ``theta += F^-1 g`` (no
     factorisation) then run while they contract fast, before Newton proper finishes.
+    ``ls_above``: steps longer than this get the 1-d line search (and the ascent safeguard);
+    shorter ones are taken in full. From a warm start (:func:`bt_posterior` with ``init``) the
+    first step is usually already short and a full Newton step nearly exact, so the search
+    would cost more than it saves: there only long steps (> _WARM_LS_ABOVE) are searched.
 
     Returns (theta, loglik, iterations, converged, cov, factor): cov is None, the variances
-    ("diag") or the covariance matrix ("full") of the parameters; factor is the last Cholesky
-    factor (for ``chord``), or None.
+    ("diag") or the covariance matrix ("full", "posterior") of the parameters; factor is the
+    last Cholesky factor (for ``chord``), or None.
     """
     from scipy.linalg import lapack
     from scipy.special import expit
 
     n, i, j, a, m, l2, position = pb.n, pb.i, pb.j, pb.a, pb.m, pb.l2, pb.position
+    pl2 = pb.position_l2 if position else l2
     k = n + 1 if position else n
+    # One prior precision for every parameter (the common case) keeps the scalar arithmetic;
+    # a separate one for the position coefficient needs the per-parameter vector ``prec``.
+    uniform = pl2 == l2
+    penalised = bool(l2 or pl2)
+    prec = None
+    if not uniform:
+        prec = np.full(k, l2)
+        prec[n] = pl2
     npairs = i.shape[0]
-    eta, p, mp, r, wgt, de, tmp = (np.empty(npairs) for _ in range(7))
+    eta, p, mp, r, wgt, de, tmp = np.empty((7, npairs))  # one allocation, seven contiguous rows
 
     def eta_of(t: np.ndarray, out: np.ndarray) -> np.ndarray:
-        np.take(t, i, out=out)
-        out -= np.take(t, j, out=tmp)
+        t.take(i, out=out)  # the method: np.take's Python wrapper costs more than the work here
+        out -= t.take(j, out=tmp)
         if position:
             out += t[n]
         return out
+
+    def penalty(u: np.ndarray, v: np.ndarray) -> float:
+        """sum(prec * u * v) (the prior's quadratic form)."""
+        return l2 * float(u @ v) if uniform else float((prec * u) @ v)
 
     def objective(e: np.ndarray, t: np.ndarray) -> tuple[float, float]:
         # log p = e - softplus(e), log(1 - p) = -softplus(e); tmp <- softplus(e)
@@ -622,7 +713,9 @@ def _newton(
         np.log1p(tmp, out=tmp)
         np.add(tmp, np.maximum(e, 0.0, out=r), out=tmp)
         ll = float(a @ e - m @ tmp)
-        return (ll - 0.5 * l2 * float(t @ t) if l2 else ll), ll
+        if not penalised:
+            return ll, ll
+        return (ll - 0.5 * l2 * float(t @ t) if uniform else ll - 0.5 * penalty(t, t)), ll
 
     def line_search(base: np.ndarray, th_s: np.ndarray, ds: np.ndarray, t: float) -> tuple[float, bool]:
         """Maximise along base + t * de (theta = th + t * step) by 1-d Newton; clobbers p, mp, r, wgt."""
@@ -637,9 +730,9 @@ def _newton(
             np.subtract(mp, wgt, out=wgt)
             np.multiply(de, de, out=tmp)
             d2 = float(wgt @ tmp)
-            if l2:
-                d1 -= l2 * float((th_s + t * ds) @ ds)
-                d2 += l2 * float(ds @ ds)
+            if penalised:
+                d1 -= penalty(th_s + t * ds, ds)
+                d2 += penalty(ds, ds)
             if d2 <= 0:
                 return t, False
             t_new = min(max(t + d1 / d2, _LS_T_MIN), _LS_T_MAX)
@@ -648,6 +741,49 @@ def _newton(
             if done:
                 return t, True
         return t, False
+
+    def gradient(th: np.ndarray) -> np.ndarray:
+        """Gradient of the objective at th, from r = a - m p."""
+        grad = np.bincount(i, r, k)  # (with position, entry n is set below)
+        grad -= np.bincount(j, r, k)
+        if position:
+            grad[n] = np.add.reduce(r)
+        if penalised:
+            grad -= l2 * th if uniform else prec * th  # the position effect is penalised too
+        return grad
+
+    # Hessian entries go in the LOWER triangle of H (all dpotrf reads). We fill ht = H^T in C
+    # order, whose transpose is F-contiguous, so LAPACK factors it in place without copies.
+    if position:
+        flat = np.minimum(i, j) * k + np.maximum(i, j)  # both orders of a pair land here
+    else:
+        flat = i * k + j  # i < j
+    fix = pb.fix_levels
+    blk = _block_ones(pb) if n and fix else 0.0
+    diag_idx = np.arange(n) * (k + 1)
+
+    def information(ht: np.ndarray) -> float:
+        """Fill ht with the (fixed) information matrix from wgt = m p (1 - p); returns c_fix.
+
+        Without the fix only the upper triangle (C order) and the diagonal are written and the
+        strict lower triangle is 0, so ht.T (what LAPACK factors) is lower triangular: the
+        "posterior" inverse below relies on it."""
+        wi = np.bincount(i, wgt, n)
+        wj = np.bincount(j, wgt, n)
+        diag = wi + wj
+        c_fix = (float(diag.sum() / max(np.count_nonzero(diag), 1)) or 1.0) if fix else 1.0
+        if position:
+            np.negative(np.bincount(flat, wgt, k * k), out=ht.reshape(-1))
+            np.subtract(wi, wj, out=ht[:n, n])
+            ht[n, n] = np.add.reduce(wgt) + pl2
+        else:
+            ht.fill(0.0)
+            ht.ravel()[flat] = wgt
+            np.negative(ht, out=ht)
+        ht.ravel()[diag_idx] = diag + l2
+        if fix:
+            ht[:n, :n] += c_fix * blk
+        return c_fix
 
     if theta0 is not None:
         th = np.array(theta0, dtype=np.float64)
@@ -662,14 +798,6 @@ def _newton(
             eta_of(u, de)
             t0, ok = line_search(np.zeros(npairs), th, u, 1.0)
             th = t0 * u
-    # Hessian entries go in the LOWER triangle of H (all dpotrf reads). We fill ht = H^T in C
-    # order, whose transpose is F-contiguous, so LAPACK factors it in place without copies.
-    if position:
-        flat = np.minimum(i, j) * k + np.maximum(i, j)  # both orders of a pair land here
-    else:
-        flat = i * k + j  # i < j
-    blk = _block_ones(pb) if n else 0.0
-    diag_idx = np.arange(n) * (k + 1)
     hbufs = [np.empty((k, k)), np.empty((k, k))] if npairs else []
     eta_of(th, eta)
     expit(eta, out=p)
@@ -683,14 +811,9 @@ def _newton(
         for _ in range(_CHORD_STEPS):
             np.multiply(m, p, out=mp)
             np.subtract(a, mp, out=r)
-            grad = np.empty(k)
-            grad[:n] = np.bincount(i, r, n) - np.bincount(j, r, n)
-            if position:
-                grad[n] = r.sum()
-            if l2:
-                grad -= l2 * th
+            grad = gradient(th)
             step, info = lapack.dpotrs(chord, grad, lower=1)
-            smax = float(np.max(np.abs(step))) if info == 0 else math.inf
+            smax = float(np.maximum.reduce(np.abs(step))) if info == 0 else math.inf
             if not smax <= _CHORD_RATE * prev_smax and prev_smax < math.inf:
                 break  # not contracting fast enough: leave it to Newton
             th += step
@@ -706,37 +829,18 @@ def _newton(
         np.subtract(a, mp, out=r)
         np.multiply(mp, p, out=wgt)
         np.subtract(mp, wgt, out=wgt)
-        grad = np.empty(k)
-        grad[:n] = np.bincount(i, r, n) - np.bincount(j, r, n)
-        if position:
-            grad[n] = r.sum()
-        if l2:
-            grad -= l2 * th  # the position effect is penalised too
-        wi = np.bincount(i, wgt, n)
-        wj = np.bincount(j, wgt, n)
-        diag = wi + wj
-        c_fix = float(diag.sum() / max(np.count_nonzero(diag), 1)) or 1.0
+        grad = gradient(th)
         ht = hbufs[it % 2]
-        if position:
-            ht.ravel()[:] = np.bincount(flat, wgt, k * k)
-            np.negative(ht, out=ht)
-            ht[:n, n] = wi - wj
-            ht[n, n] = wgt.sum() + l2
-        else:
-            ht.fill(0.0)
-            ht.ravel()[flat] = wgt
-            np.negative(ht, out=ht)
-        ht.ravel()[diag_idx] = diag + l2
-        ht[:n, :n] += c_fix * blk
+        c_fix = information(ht)
         chol, info = lapack.dpotrf(ht.T, lower=1, overwrite_a=1, clean=0)
         if info == 0:
             step, info = lapack.dpotrs(chol, grad, lower=1)
         if info != 0:  # numerically singular (probabilities saturated): least squares
             chol = None
             step = np.linalg.lstsq(_dense_information(pb, th, c_fix, blk), grad, rcond=None)[0]
-        if not np.all(np.isfinite(step)):
+        smax = float(np.maximum.reduce(np.abs(step)))  # NaN propagates
+        if not math.isfinite(smax):  # NaN or inf somewhere in the step
             break
-        smax = float(np.max(np.abs(step)))
         predicted = smax * smax * (smax / (prev_smax * prev_smax)) if prev_smax < 1.0 else math.inf
         if smax <= tol or (smax <= _PREDICT_BELOW and predicted <= tol * _PREDICT_MARGIN):
             th += step
@@ -746,11 +850,11 @@ def _newton(
         prev_smax = smax
         t = 1.0
         searched = False
-        if smax > _LS_ABOVE:
+        if smax > ls_above:
             eta_of(step, de)
             t, searched = line_search(eta, th, step, 1.0)
-        th_new = th + t * step
-        if smax > _LS_ABOVE and not searched:
+        th_new = th + t * step if t != 1.0 else th + step
+        if smax > ls_above and not searched:
             # Safeguard: never accept a decrease of the objective. (Not needed when the 1-d
             # search converged: it then sits at the maximum along a line through th.)
             if f_cur is None:
@@ -772,8 +876,33 @@ def _newton(
         th = th_new
         eta_of(th, eta)
         expit(eta, out=p)
-    ll = objective(eta, th)[1] if npairs else 0.0
     cov = None
+    if want_cov == "posterior" and k == 0:
+        return th, math.nan, it, converged, np.zeros((0, 0)), None
+    if want_cov == "posterior":
+        # The Laplace covariance at the estimate itself (the loop's last factor is one step
+        # behind it): the inverse of the penalised information, nothing projected out (no
+        # log-likelihood either: bt_posterior does not report it).
+        expit(eta, out=p)
+        np.multiply(m, p, out=mp)
+        np.multiply(mp, p, out=wgt)
+        np.subtract(mp, wgt, out=wgt)
+        ht = np.empty((k, k))
+        c_fix = information(ht)
+        chol, info = lapack.dpotrf(ht.T, lower=1, overwrite_a=1, clean=0)
+        if info == 0:
+            # H^-1 = L^-T L^-1. Not dpotri: multi-threaded OpenBLAS runs its inverse of a tiny
+            # matrix in threads, which on a busy machine costs milliseconds where the work is
+            # microseconds (this runs after every batch of adaptive). The strict upper triangle
+            # of the factor is 0 (see information()), so L^-1 from dtrtri is exactly triangular.
+            linv, info = lapack.dtrtri(chol, lower=1)
+        if info != 0:
+            return th, math.nan, it, converged, np.full((k, k), np.nan), None
+        cov = linv.T @ linv
+        cov += cov.T  # exactly symmetric, whatever order the product summed in
+        cov *= 0.5
+        return th, math.nan, it, converged, cov, chol
+    ll = objective(eta, th)[1] if npairs else 0.0
     if want_cov:
         if chol is None:
             # No factor from the loop (no pairs, or a singular step): factor at the estimate.
@@ -797,6 +926,8 @@ def _inverse_parts(chol: np.ndarray | None, k: int, full: bool) -> np.ndarray:
 
     if chol is None:
         return np.full((k, k) if full else k, np.nan)
+    if k == 0:  # LAPACK rejects an empty matrix (and says so on stderr)
+        return np.zeros((0, 0) if full else 0)
     if full:
         inv, info = lapack.dpotri(chol, lower=1)
         if info != 0:
@@ -830,10 +961,11 @@ def _dense_information(pb: _Problem, th: np.ndarray, c_fix: float, blk: np.ndarr
         wi = np.bincount(pb.i, wgt, n)
         wj = np.bincount(pb.j, wgt, n)
         h[np.arange(n), np.arange(n)] = wi + wj + pb.l2
-        h[:n, :n] += c_fix * blk
+        if pb.fix_levels:
+            h[:n, :n] += c_fix * blk
         if pb.position:
             h[n, :n] = h[:n, n] = wi - wj
-            h[n, n] = wgt.sum() + pb.l2
+            h[n, n] = wgt.sum() + pb.position_l2
     return h
 
 
@@ -846,14 +978,36 @@ def _factor_at(pb: _Problem, th: np.ndarray, c_fix: float, blk: np.ndarray | flo
     return chol if info == 0 else None
 
 
-def _check_fit_args(ties: str, l2: float, max_iter: int, tol: float) -> None:
+def _check_fit_args(
+    ties: str, l2: float, max_iter: int, tol: float, position_l2: float | None = None
+) -> None:
     _check_ties(ties)
     if not (math.isfinite(l2) and l2 >= 0):
         raise InputError(f"l2 must be a finite number >= 0, got {l2!r}")
+    if position_l2 is not None and not (math.isfinite(position_l2) and position_l2 >= 0):
+        raise InputError(f"position_l2 must be a finite number >= 0, got {position_l2!r}")
     if int(max_iter) != max_iter or max_iter < 1:
         raise InputError(f"max_iter must be a positive integer, got {max_iter!r}")
     if not tol > 0:
         raise InputError(f"tol must be > 0, got {tol!r}")
+
+
+def _check_init(init: Any, n: int, position: bool) -> np.ndarray | None:
+    """A warm start as a float array of length ``n (+ 1 with position)``, or None (not a copy:
+    :func:`_newton` copies its start)."""
+    if init is None:
+        return None
+    k = n + 1 if position else n
+    try:
+        arr = np.asarray(init, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"init must be an array of numbers, got {type(init).__name__}") from None
+    if arr.shape != (k,):
+        what = f"n + 1 = {k} (the strengths, then the position coefficient)" if position else f"n = {k}"
+        raise InputError(f"init must be a 1-d array of length {what}, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise InputError("init must be finite")
+    return arr
 
 
 def _centre(pb: _Problem, s: np.ndarray) -> np.ndarray:
@@ -873,6 +1027,8 @@ def bradley_terry(
     ties: Literal["half", "drop"] = "half",
     l2: float = 0.0,
     position: bool = False,
+    position_l2: float | None = None,
+    init: Any = None,
     max_iter: int = 100,
     tol: float = 1e-10,
     return_cov: bool = False,
@@ -883,7 +1039,16 @@ def bradley_terry(
     0.5 response); ``"drop"`` ignores tie rows. ``l2`` is the ridge penalty
     ``l2 / 2 * sum(s**2)`` (choix ``opt_pairwise(alpha)`` is ``l2 = 2 * alpha``).
     ``position=True`` adds one common log-odds advantage for the first-shown (home) item
-    (BradleyTerry2's ``at.home``); ``l2`` penalises it like a strength.
+    (BradleyTerry2's ``at.home``); ``position_l2`` penalises it, ``position_l2 / 2 * h**2``
+    (default: ``l2``, like a strength).
+
+    ``init``: a warm start, ``(strengths[0..n-1][, position_coef])`` (length ``n + 1`` with
+    ``position=True``), e.g. an earlier fit of fewer comparisons; the strengths are centred
+    within each component first. It changes how many steps the fit takes, not where it ends.
+
+    For a fast posterior under a proper Gaussian prior (the MAP and its full covariance,
+    without this function's graph diagnostics) see :func:`bt_posterior`; both run the same
+    Newton solver.
 
     ``return_cov=True`` also fills :attr:`BTFit.cov` (the full covariance matrix, for contrasts
     such as ``var(s_i - s_j)``); it costs about one more Newton step, so it is off by default.
@@ -896,20 +1061,25 @@ def bradley_terry(
     Raises :class:`~tourney.errors.InputError` for malformed input, or when ``l2 == 0`` and the
     data have no finite maximum-likelihood estimate (see the module docstring).
     """
-    _check_fit_args(ties, l2, max_iter, tol)
+    _check_fit_args(ties, l2, max_iter, tol, position_l2)
     f, s, yy, w = _validate(n, first, second, y, weights)
     n = int(n)
-    pb = _problem(n, *_pairs(n, f, s, yy, w, ties, position), l2, position)
+    start = _check_init(init, n, position)
+    pb = _problem(n, *_pairs(n, f, s, yy, w, ties, position), l2, position, position_l2)
+    pl2 = pb.position_l2
     if pb.separated and not l2:
         raise InputError(_separation_message(pb))
-    if position and n and not l2 and (msg := _position_report(pb)):
+    if position and n and not pl2 and (msg := _position_report(pb)):
         raise InputError(msg)
+    if start is not None and n:
+        start = np.concatenate([_centre(pb, start[:n]), start[n:]])
     theta, ll, it, conv, cov, _ = _newton(
-        pb, None, int(max_iter), float(tol), "full" if return_cov else "diag"
+        pb, start, int(max_iter), float(tol), "full" if return_cov else "diag"
     )
     if (
         position
         and not l2
+        and not pl2
         and (not conv or np.max(np.abs(theta)) > _DIVERGENT)
         and _separated_with_position(pb)
     ):
@@ -940,6 +1110,159 @@ def bradley_terry(
     )
 
 
+def bt_posterior(
+    n: int,
+    first: Any,
+    second: Any,
+    y: Any,
+    *,
+    l2: float,
+    weights: Any = None,
+    ties: Literal["half", "drop"] = "half",
+    position: bool = False,
+    position_l2: float | None = None,
+    init: Any = None,
+    max_iter: int = 100,
+    tol: float = 1e-10,
+) -> BTPosterior:
+    """The Bradley-Terry posterior under Gaussian priors: its mode (MAP) and Laplace covariance.
+
+    Model: ``P(first wins) = 1 / (1 + exp(s_second - s_first - h))`` (``h = 0`` unless
+    ``position=True``), priors ``s_i ~ N(0, 1/l2)`` independently and ``h ~ N(0, 1/position_l2)``
+    (``position_l2`` defaults to ``l2``). The MAP maximises ``loglik - l2/2 * |s|^2 -
+    position_l2/2 * h^2``, the same objective as :func:`bradley_terry` with those penalties,
+    solved by the same Newton solver; the posterior is approximated by the Gaussian
+    ``N(theta, cov)`` with ``cov`` the inverse penalised information at the MAP.
+
+    Why a second entry point: both priors must be proper (``l2 > 0``, and ``position_l2 > 0``
+    with ``position=True``), so the objective is strictly concave and a finite, unique MAP
+    exists for ANY data, and none of :func:`bradley_terry`'s graph diagnostics (components,
+    separation checks, centring) is needed. This skips them, which makes a small fit two to
+    three times cheaper: it is meant for a strategy that refits after every batch of comparisons
+    (the ``adaptive`` strategy), with ``init`` set to the previous ``theta`` (a warm start:
+    fewer steps, the same answer).
+
+    The MAP is centred on its own (the prior is centred at 0 and the likelihood does not see a
+    common shift within a connected component, so each component's strengths sum to 0 at the
+    optimum, up to rounding); ``cov`` is the full posterior covariance: unlike
+    :attr:`BTFit.cov` it keeps the prior's variance of the common level of each component
+    (``var(mean of the strengths of a component of size c) = 1 / (l2 * c)``), which cancels in
+    every contrast ``s_i - s_j``. Data and ``ties``, ``weights``, ``max_iter``, ``tol`` are as in
+    :func:`bradley_terry`.
+
+    The same posterior from counts already tallied per ordered pair: :func:`bt_posterior_dense`.
+
+    Raises :class:`~tourney.errors.InputError` for malformed input or a prior that is not
+    proper.
+    """
+    pl2 = _check_prior(ties, l2, position, position_l2, max_iter, tol)
+    f, s, yy, w = _validate(n, first, second, y, weights)
+    n = int(n)
+    start = _check_init(init, n, position)
+    i, j, a, m, _ = _pairs(n, f, s, yy, w, ties, position, graph=False)
+    return _posterior(n, i, j, a, m, float(l2), pl2, position, start, int(max_iter), float(tol))
+
+
+def bt_posterior_dense(
+    first_wins: Any,
+    second_wins: Any,
+    *,
+    l2: float,
+    position: bool = False,
+    position_l2: float | None = None,
+    init: Any = None,
+    max_iter: int = 100,
+    tol: float = 1e-10,
+) -> BTPosterior:
+    """:func:`bt_posterior` from per-ordered-pair tallies (``n x n`` matrices), like choix's
+    ``*_dense`` functions.
+
+    ``first_wins[f, s]`` is how many comparisons of ``f`` shown first against ``s`` the first-
+    shown ``f`` won, ``second_wins[f, s]`` how many of them ``s`` won; a tie adds half to each
+    (soft outcomes and weights: fractional counts). The two matrices are the sufficient
+    statistics of the model, so a caller that refits as comparisons arrive (the ``adaptive``
+    strategy) can keep them up to date and skip re-reading every comparison. The diagonal is
+    ignored. Otherwise exactly :func:`bt_posterior` (same priors, ``init``, result); the two
+    give the same numbers for the same comparisons.
+
+    Raises :class:`~tourney.errors.InputError` for malformed input or a prior that is not
+    proper.
+    """
+    pl2 = _check_prior("half", l2, position, position_l2, max_iter, tol)
+    try:
+        fw = np.asarray(first_wins, dtype=np.float64)
+        sw = np.asarray(second_wins, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError("first_wins and second_wins must be square arrays of numbers") from None
+    if fw.ndim != 2 or fw.shape[0] != fw.shape[1] or sw.shape != fw.shape:
+        raise InputError(
+            f"first_wins and second_wins must be square n x n arrays of one shape, got "
+            f"{fw.shape} and {sw.shape}"
+        )
+    tot = fw + sw
+    # both >= 0 with a finite sum means both finite; a NaN propagates and fails the comparisons
+    if fw.size and not (
+        np.minimum.reduce(np.minimum(fw, sw), None) >= 0.0 and np.maximum.reduce(tot, None) < math.inf
+    ):
+        raise InputError("first_wins and second_wins must be finite and >= 0")
+    n = fw.shape[0]
+    start = _check_init(init, n, position)
+    if position:
+        i, j = np.nonzero(tot)
+        off = i != j
+        if not off.all():
+            i, j = i[off], j[off]
+        a, m = fw[i, j], tot[i, j]
+    else:
+        # unordered pairs i < j: i's wins over j in either presentation order
+        both = tot + tot.T
+        key = np.flatnonzero(np.triu(both, 1))
+        i = key // n if n else key
+        j = key - i * n
+        a, m = (fw + sw.T).ravel()[key], both.ravel()[key]
+    return _posterior(n, i, j, a, m, float(l2), pl2, position, start, int(max_iter), float(tol))
+
+
+def _check_prior(
+    ties: str, l2: float, position: bool, position_l2: float | None, max_iter: int, tol: float
+) -> float:
+    """Check the arguments of a posterior fit; returns the position prior's precision."""
+    _check_fit_args(ties, l2, max_iter, tol, position_l2)
+    pl2 = float(l2 if position_l2 is None else position_l2)
+    if not l2 > 0 or (position and not pl2 > 0):
+        raise InputError(
+            "bt_posterior needs proper priors: l2 > 0"
+            + (" and position_l2 > 0" if position else "")
+            + f", got l2={l2!r}" + (f", position_l2={position_l2!r}" if position else "")
+            + " (for an unpenalised fit use bradley_terry)"
+        )
+    return pl2
+
+
+def _posterior(
+    n: int,
+    i: np.ndarray,
+    j: np.ndarray,
+    a: np.ndarray,
+    m: np.ndarray,
+    l2: float,
+    pl2: float,
+    position: bool,
+    start: np.ndarray | None,
+    max_iter: int,
+    tol: float,
+) -> BTPosterior:
+    """The posterior fit of aggregated pairs (i, j, a of m won by i) under proper priors."""
+    labels = np.zeros(n, dtype=np.int64)
+    pb = _Problem(n, i, j, a, m, l2, position, 1 if n else 0, labels, np.array([n]) if n else labels,
+                  False, pl2, fix_levels=False)
+    theta, _, it, conv, cov, _ = _newton(
+        pb, start, max_iter, tol, "posterior", ls_above=_LS_ABOVE if start is None else _WARM_LS_ABOVE
+    )
+    assert cov is not None
+    return BTPosterior(theta=theta, cov=cov, n=n, position=position, iterations=it, converged=conv)
+
+
 def bt_bootstrap(
     n: int,
     first: Any,
@@ -957,14 +1280,14 @@ def bt_bootstrap(
     tie}), which is the same distribution as resampling rows when every row has weight 1 and
     ``y`` is 0, 0.5 or 1. Weights count as frequencies (the total is rounded to a whole number
     of draws); soft outcomes are resampled per cell, an approximation. ``fit_kwargs`` are those
-    of :func:`bradley_terry` (``weights``, ``ties``, ``l2``, ``position``, ``max_iter``,
-    ``tol``). Every round is warm-started at the full-data fit; strengths are centred within
+    of :func:`bradley_terry` (``weights``, ``ties``, ``l2``, ``position``, ``position_l2``,
+    ``max_iter``, ``tol``). Every round is warm-started at the full-data fit; strengths are centred within
     the components of the full data. Memory: O(distinct pairs) per round.
 
     Raises :class:`~tourney.errors.InputError` if, with ``l2 == 0``, a resample has no finite
     estimate or splits a component (pass ``l2 > 0`` for sparse data).
     """
-    allowed = {"weights", "ties", "l2", "position", "max_iter", "tol"}
+    allowed = {"weights", "ties", "l2", "position", "position_l2", "max_iter", "tol"}
     unknown = set(fit_kwargs) - allowed
     if unknown:
         raise InputError(
@@ -979,7 +1302,9 @@ def bt_bootstrap(
     position = bool(fit_kwargs.get("position", False))
     max_iter = int(fit_kwargs.get("max_iter", 100))
     tol = float(fit_kwargs.get("tol", 1e-10))
-    _check_fit_args(ties, l2, max_iter, tol)
+    position_l2 = fit_kwargs.get("position_l2")
+    position_l2 = None if position_l2 is None else float(position_l2)
+    _check_fit_args(ties, l2, max_iter, tol, position_l2)
     table = aggregate(n, first, second, y, fit_kwargs.get("weights"))
     n = table.n
     out = np.zeros((int(rounds), n))
@@ -987,7 +1312,8 @@ def bt_bootstrap(
         return out
     merge = _merge_map(table, position)
     full = _problem(
-        n, *_cell_pairs(n, merge, table.first_wins, table.second_wins, table.ties, ties), l2, position
+        n, *_cell_pairs(n, merge, table.first_wins, table.second_wins, table.ties, ties), l2, position,
+        position_l2,
     )
     if full.i.shape[0] == 0:
         return out
@@ -1011,7 +1337,7 @@ def bt_bootstrap(
         counts[live] = rng.multinomial(draws, prob)
         fw, sw = counts[:npair], counts[npair : 2 * npair]
         tw = counts[2 * npair :] if ties == "half" else zeros
-        pb = _problem(n, *_cell_pairs(n, merge, fw, sw, tw, ties), l2, position)
+        pb = _problem(n, *_cell_pairs(n, merge, fw, sw, tw, ties), l2, position, position_l2)
         if not l2:
             if pb.n_comp != full.n_comp:
                 raise InputError(
@@ -1088,8 +1414,8 @@ def elo(
     y: Any,
     *,
     k: float = DEFAULT_ELO_K,
-    scale: float = 400.0,
-    base: float = 10.0,
+    scale: float = ELO_SCALE,
+    base: float = ELO_BASE,
     initial: float = ELO_INITIAL,
     order: Any = None,
     rng: np.random.Generator | None = None,
@@ -1156,20 +1482,6 @@ def _scores(n: int, f: np.ndarray, s: np.ndarray, yy: np.ndarray, w: np.ndarray 
     return score, games
 
 
-def win_rate(
-    n: int, first: Any, second: Any, y: Any, *, weights: Any = None, ties: str = "half"
-) -> np.ndarray:
-    """Mean score per item: (wins + ties/2) / games, in [0, 1]; NaN for items with no games.
-
-    Soft outcomes count fractionally. ``ties="drop"`` leaves tie rows out of both counts.
-    Against a single baseline this is AlpacaEval's win rate (divided by 100).
-    """
-    f, s, yy, w = _validate(n, first, second, y, weights)
-    score, games = _scores(int(n), f, s, yy, w, ties)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(games > 0, score / np.where(games > 0, games, 1.0), np.nan)
-
-
 def borda(
     n: int, first: Any, second: Any, y: Any, *, weights: Any = None, ties: str = "half"
 ) -> np.ndarray:
@@ -1202,25 +1514,3 @@ def copeland(n: int, first: Any, second: Any, y: Any, *, weights: Any = None) ->
     np.add.at(out, pl, point_lo)
     np.add.at(out, ph, 1.0 - point_lo)
     return out
-
-
-def points_table(
-    n: int,
-    first: Any,
-    second: Any,
-    y: Any,
-    *,
-    win: float = 3,
-    draw: float = 1,
-    loss: float = 0,
-    weights: Any = None,
-) -> np.ndarray:
-    """League points (football's 3/1/0 by default) per item; ``y`` must be 1, 0.5 or 0."""
-    f, s, yy, w = _validate(n, first, second, y, weights)
-    if yy.size and not np.all((yy == 0.0) | (yy == _TIE) | (yy == 1.0)):
-        raise InputError("points_table needs y in {0, 0.5, 1} (loss, draw, win of first)")
-    n = int(n)
-    wt = np.ones(f.shape[0]) if w is None else w
-    pf = np.where(yy == 1.0, win, np.where(yy == _TIE, draw, loss)) * wt
-    ps = np.where(yy == 0.0, win, np.where(yy == _TIE, draw, loss)) * wt
-    return np.bincount(f, pf, n) + np.bincount(s, ps, n)

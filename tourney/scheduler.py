@@ -12,11 +12,31 @@ The scheduler owns concurrency; strategies own decisions; judges own inference.
   memory stays bounded on huge inputs; in-order output also keeps at most ``REORDER_FACTOR``
   times that many items started and not yet yielded, so a slow early prompt cannot make the
   reorder buffer grow with the input.
-* A failing judge call is retried with exponential backoff (``retries``); a call that keeps
-  failing, or fails permanently, becomes ERROR judgements the strategy sees (never a win).
+* The scheduler is the single retry layer (judges make one attempt per call). Policy: a call
+  that raises :class:`~tourney.errors.TransientJudgeError` (or any exception that is not a
+  :class:`~tourney.errors.JudgeError`) gets up to ``1 + retries`` attempts in all; before retry
+  k (1, 2, ...) it waits ``min(max_backoff_s, backoff_s * 2**(k-1))`` seconds times a jitter
+  factor uniform in [0.5, 1), and at least the error's ``retry_after`` (a server's
+  ``Retry-After``, honoured up to ``MAX_RETRY_AFTER_S``) times a jitter factor in [1, 1.25).
+  A call that keeps failing becomes ERROR judgements "gave up after N attempts: <last
+  error>"; a permanent :class:`~tourney.errors.JudgeError` does so at once. The strategy
+  sees them as errors, never as a win. Jitter changes timing only, never results.
+* Fail fast: ``run`` first awaits ``judge.preflight()`` (a server that is down, a refused key,
+  a model not served: :class:`~tourney.errors.JudgeUnavailableError` before any work), and a
+  :class:`~tourney.errors.JudgeUnavailableError` from any call (a judge's circuit breaker)
+  stops the run like an unusable store: results already yielded and judgements already
+  stored stand, nothing more is dispatched, ``run`` raises it.
+* Run health (:mod:`tourney.health`): every judge sample accounted (store answers included)
+  and every prompt's result feed ``self.health``; with ``fail_fast`` (K) or ``max_failure_rate``
+  set, a judge whose first K answers all abstain, or whose failure share is far above the
+  threshold, stops the run like an unusable judge (:class:`~tourney.errors.RunHealthError`).
+  A prompt otherwise ok whose strategy settled a pair by a coin because the judge's votes were
+  missing gets status ``coin_flip`` (:func:`tourney.health.coin_flip_note` says when).
 * Abstentions are re-sampled up to ``resample_abstentions`` times per request, with sample
   indices ``RESAMPLE_STRIDE * round + offset``, which never collide with ordinary indices, so a
   re-sample is a new, reproducible draw (only for a judge whose ``fresh_samples`` is true).
+* Identical responses of an item are judged once: the tournament runs on ``item.merged()`` and
+  its result is put back in the input's numbering by ``unmerge`` (``tourney/items.py``).
 * Each prompt's matches go to ``judge.for_item(item)``, the judge's view of that input item
   (the simulated judge binds the item's ``scores`` there; most judges are their own view).
 * Per-prompt randomness comes from ``stable_seed(seed, prompt id)``; with a deterministic
@@ -30,6 +50,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import numbers
 import random
 import time
 from collections import deque
@@ -38,14 +60,17 @@ from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Protocol, S
 
 import numpy as np
 
-from .errors import InputError, JudgeError, StoreError, TransientJudgeError
+from .errors import InputError, JudgeError, JudgeUnavailableError, StoreError, TransientJudgeError
+from .health import RunHealth, coin_flip_note
 from .hashing import response_key, stable_seed
 from .items import Item
 from .judges.base import Judge
 from .strategy import Strategy, StrategyFactory
 from .types import Judgement, Match, MatchResult, Outcome, PromptResult, Request, TokenUsage
+from .errors import SpecError  # the settings checks' ValueError (its own line: merges cleanly)
+from .errors import RunHealthError  # the health stop (its own line: merges cleanly)
 
-__all__ = ["Scheduler", "RunStats", "JudgementCache", "RESAMPLE_STRIDE"]
+__all__ = ["Scheduler", "RunStats", "JudgementCache", "RESAMPLE_STRIDE", "check_settings"]
 
 log = logging.getLogger("tourney")
 
@@ -56,6 +81,8 @@ CLAIM_LOOKAHEAD = 64
 #: in-order output: at most this many times ``max_active_prompts`` items started and not yet
 #: yielded (finished results wait for an earlier, slower one in a buffer this size at most)
 REORDER_FACTOR = 8
+#: the longest server ``Retry-After`` honoured, in seconds (a longer one is cut to this)
+MAX_RETRY_AFTER_S = 300.0
 
 
 class JudgementCache(Protocol):
@@ -173,9 +200,18 @@ class Scheduler:
         max_active_prompts: int | None = None,
         cache: JudgementCache | None = None,
         on_progress: Callable[[RunStats], None] | None = None,
+        max_failure_rate: float | None = None,
+        fail_fast: int | None = None,
     ):
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        # budgets and limits are checked here, so every caller (CLI, API, benchmarks) gets the
+        # same error naming the setting and the value given (-1 or 2.5 used to run silently)
+        check_settings(concurrency=concurrency, retries=retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s,
+                       resample_abstentions=resample_abstentions, max_comparisons=max_comparisons,
+                       token_budget=token_budget, max_active_prompts=max_active_prompts,
+                       max_failure_rate=max_failure_rate, fail_fast=fail_fast)
+        self.max_failure_rate = max_failure_rate  # health stops (tourney.health): off when None
+        self.fail_fast = fail_fast
+        self.health = RunHealth(max_failure_rate, fail_fast)
         self.judge = judge
         self.strategy = strategy
         self.seed = int(seed)
@@ -200,6 +236,7 @@ class Scheduler:
     async def run(self, items: Iterable[Item | InputError]) -> AsyncIterator[PromptResult]:
         """Yield one result per item, in completion order."""
         self.stats = RunStats()
+        self.health = RunHealth(self.max_failure_rate, self.fail_fast)
         queue: asyncio.PriorityQueue = asyncio.PriorityQueue()
         results: asyncio.Queue = asyncio.Queue()
         room = asyncio.Semaphore(self.max_active_prompts)
@@ -210,6 +247,7 @@ class Scheduler:
         self._loop = asyncio.get_running_loop()
         self._leases: dict[int, Any] = {}  # id(task) -> its claim, from _claim to _run_task
         self._claiming: set[asyncio.Future] = set()
+        await self.judge.preflight()  # JudgeUnavailableError before any work is paid for
         workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
         feeder = asyncio.create_task(self._feed(items))
         try:
@@ -258,8 +296,9 @@ class Scheduler:
             for item in self._claimed_ahead(items):
                 if self._reorder_room is not None:  # in-order output: bound what waits to be yielded
                     await self._reorder_room.acquire()
-                if isinstance(item, InputError):
-                    self._emit(PromptResult.failed(index, str(index), str(item)))
+                if isinstance(item, InputError):  # a bad row keeps its own id and fields where readable
+                    self._emit(PromptResult.failed(index, getattr(item, "id", str(index)), str(item),
+                                                   getattr(item, "extra", None)))
                     index += 1
                     continue
                 index = item.index + 1
@@ -294,6 +333,9 @@ class Scheduler:
                     failure = exc
                     break
                 if isinstance(item, Item):
+                    # merged here, not only in _start: the claim's holders and the cache's digests
+                    # are per item object, so prefetch, the tasks and done must see the same one
+                    item = item.merged()
                     self.cache.prefetch(item)
                 ahead.append(item)
             if not ahead:
@@ -307,6 +349,7 @@ class Scheduler:
             self._results.put_nowait(None)
 
     def _start(self, item: Item) -> None:
+        item = item.merged()  # identical responses are judged once; _result puts the copies back
         try:
             rng = np.random.default_rng(stable_seed(self.seed, "strategy", item.id))
             strat = self.strategy.create(item.n, rng, [response_key(r) for r in item.responses])
@@ -455,16 +498,22 @@ class Scheduler:
                 got = await state.judge.judge(sub)
                 if len(got) != sub.samples:
                     raise JudgeError(f"judge returned {len(got)} samples, {sub.samples} were asked for")
+            except JudgeUnavailableError as exc:  # the judge cannot work at all: stop the run
+                self._abort(exc)
+                return
             except JudgeError as exc:
-                if isinstance(exc, TransientJudgeError) and self._retry(task, exc):
-                    return
-                got = self._errors(sub, f"{type(exc).__name__}: {exc}")
+                if isinstance(exc, TransientJudgeError):
+                    if self._retry(task, exc):
+                        return
+                    got = self._errors(sub, self._gave_up(task, exc))
+                else:
+                    got = self._errors(sub, f"{type(exc).__name__}: {exc}")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # anything else is treated as transient
                 if self._retry(task, exc):
                     return
-                got = self._errors(sub, f"{type(exc).__name__}: {exc}")
+                got = self._errors(sub, self._gave_up(task, exc))
             if self.cache is not None:
                 try:
                     self.cache.save(sub, got, state.item)
@@ -489,11 +538,12 @@ class Scheduler:
         self._deliver(task)
 
     def _abort(self, exc: BaseException) -> None:
-        """Stop the whole run (the store cannot take more judgements): results already
-        yielded stand, nothing more is dispatched, ``run`` raises ``exc``."""
+        """Stop the whole run (the store cannot take more judgements, or the judge cannot
+        work at all): results already yielded stand, nothing more is dispatched, ``run``
+        raises ``exc``."""
         if self._fatal is None:
             self._fatal = exc
-            log.error("stopping the run: %s", exc)
+            log.warning("stopping the run: %s", exc)  # raised by run(): the caller reports it
             self._results.put_nowait(None)
 
     def _retry(self, task: _Task, exc: BaseException) -> bool:
@@ -503,10 +553,18 @@ class Scheduler:
         self.stats.retries += 1
         delay = min(self.max_backoff_s, self.backoff_s * 2 ** (task.attempt - 1))
         delay *= 0.5 + random.random() / 2  # jitter: timing only, never results
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, (int, float)) and retry_after >= 0:  # the server said how long
+            delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER_S) * (1 + random.random() / 4))
         log.warning("judge call for prompt %s failed (%s); retry %d/%d in %.2fs",
                     task.state.item.id, exc, task.attempt, self.retries, delay)
         self._loop.call_later(delay, self._enqueue, task)
         return True
+
+    @staticmethod
+    def _gave_up(task: _Task, exc: BaseException) -> str:
+        n = task.attempt + 1
+        return f"gave up after {n} attempt{'s' if n != 1 else ''}: {type(exc).__name__}: {exc}"
 
     @staticmethod
     def _errors(match: Match, message: str) -> list[Judgement]:
@@ -521,6 +579,10 @@ class Scheduler:
                 st.abstentions += 1
             elif j.outcome is Outcome.ERROR:
                 st.errors += 1
+        self.health.add(judgements)
+        why = self.health.early_stop()
+        if why is not None:  # the judge's answers are unusable: stop before the budget is spent
+            self._abort(RunHealthError(why, self.health))
 
     def _deliver(self, task: _Task) -> None:
         state = task.state
@@ -566,10 +628,11 @@ class Scheduler:
         all_j = [j for r in ordered for j in r.judgements]
         errors = [j for j in all_j if j.outcome is Outcome.ERROR]
         messages = tuple(dict.fromkeys(j.error or "error" for j in errors))
-        return PromptResult(
+        coin = None if errors else coin_flip_note(ordered, ranking.info, item.n)  # partial says enough
+        return item.unmerge(PromptResult(
             index=item.index,
             id=item.id,
-            status="partial" if errors else "ok",
+            status="partial" if errors else ("coin_flip" if coin else "ok"),
             best=ranking.best,
             ranking=ranking.order,
             scores=ranking.scores,
@@ -584,16 +647,17 @@ class Scheduler:
             tokens=TokenUsage.of(all_j),
             budget_limited=state.budget_limited or ranking.budget_limited,
             reused=state.reused,
-            messages=messages,
+            messages=messages if errors or coin is None else (coin,),
             matches=tuple(_match_record(r) for r in ordered),
             info=ranking.info,
             strategy=self._strategy_spec,
             judge=self._judge_spec,
             seed=self.seed,
-        )
+            extra=item.extra,
+        ))
 
     def _finish_failed(self, item: Item, message: str) -> None:
-        self._emit(PromptResult.failed(item.index, item.id, message))
+        self._emit(PromptResult.failed(item.index, item.id, message, item.extra))
         self._release()
 
     def _release(self) -> None:
@@ -605,12 +669,71 @@ class Scheduler:
         self.stats.prompts += 1
         if res.status == "failed":
             self.stats.failed += 1
+        self.health.add_result(res)
         self._results.put_nowait(res)
         if self.on_progress is not None:
             try:
                 self.on_progress(self.stats)
             except Exception:  # a broken progress display must not stop the run
                 log.exception("progress callback failed")
+
+
+#: the scheduler's integer settings: name -> (minimum, None allowed)
+_INT_SETTINGS = {
+    "concurrency": (1, False),
+    "retries": (0, False),
+    "resample_abstentions": (0, False),
+    "max_comparisons": (1, True),
+    "token_budget": (1, True),
+    "max_active_prompts": (1, True),
+    "fail_fast": (1, True),
+}
+#: the scheduler's delays (seconds, finite, >= 0)
+_SECONDS_SETTINGS = ("backoff_s", "max_backoff_s")
+
+
+def check_settings(**settings: Any) -> None:
+    """Check scheduler settings (keywords of :class:`Scheduler`) before anything is built:
+    ``concurrency`` >= 1, ``retries`` and ``resample_abstentions`` >= 0, ``max_comparisons``,
+    ``token_budget`` and ``max_active_prompts`` >= 1 or None (integers, not bools or floats),
+    ``backoff_s`` and ``max_backoff_s`` finite seconds >= 0, ``fail_fast`` >= 1 or None,
+    ``max_failure_rate`` a share in [0, 1] or None. Raises TypeError for a wrong type
+    and :class:`~tourney.errors.SpecError` (a ValueError) for a value out of range, naming
+    the setting and the value given. Other keywords are not checked here."""
+    for name, value in settings.items():
+        if name in _INT_SETTINGS:
+            minimum, optional = _INT_SETTINGS[name]
+            _check_int(name, value, minimum=minimum, optional=optional)
+        elif name in _SECONDS_SETTINGS:
+            _check_seconds(name, value)
+        elif name == "max_failure_rate" and value is not None:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"max_failure_rate must be a share in [0, 1] or None, got {value!r} "
+                                f"({type(value).__name__})")
+            if not 0 <= value <= 1:  # NaN fails this too
+                raise SpecError(f"max_failure_rate must be a share in [0, 1] or None, got {value!r}")
+
+
+def _check_int(name: str, value: Any, *, minimum: int, optional: bool = False) -> None:
+    """A scheduler setting that must be an integer >= ``minimum`` (or None when ``optional``):
+    TypeError for another type (a bool, a float, a string), SpecError (a ValueError) below the
+    minimum; both name the setting and repeat the value given."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}{' or None' if optional else ''}, "
+                        f"got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise SpecError(f"{name} must be {what}{' or None' if optional else ''}, got {value!r}")
+
+
+def _check_seconds(name: str, value: Any) -> None:
+    """A delay in seconds: a finite real number >= 0 (TypeError / SpecError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number of seconds >= 0, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value) or value < 0:
+        raise SpecError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
 
 
 def _runs(samples: Sequence[int]) -> list[tuple[int, int]]:

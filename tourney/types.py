@@ -22,9 +22,13 @@ through :meth:`tourney.judges.base.Judge.for_item`).
 
 from __future__ import annotations
 
+import base64
+import datetime
+import decimal
 import enum
 import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence, Union
 
 __all__ = [
@@ -255,12 +259,27 @@ class Ranking:
         return self.order[0]
 
 
+#: every top-level key a result row can hold (``PromptResult.to_json``), plus ``input``, where an
+#: input field of the same name as one of these is written instead (see ``to_json``)
+RESULT_KEYS = frozenset({
+    "id", "status", "error", "best", "best_response", "ranking", "scores", "scale", "uncertainty",
+    "duplicates", "comparisons", "samples", "abstentions", "ties", "errors", "tokens", "budget_limited",
+    "strategy", "judge", "seed", "matches", "info", "input",
+})
+
+
 @dataclass(frozen=True)
 class PromptResult:
-    """The result for one input item (one output line)."""
+    """The result for one input item (one output row).
+
+    ``id`` is the item's id (None for a row whose id could not be read). ``duplicates`` lists
+    the groups of identical responses (input positions, the judged one first) that were judged
+    once and share their rank. ``extra`` holds the input row's other fields, written to the
+    output row unchanged (see :meth:`to_json`).
+    """
 
     index: int
-    id: str
+    id: str | None
     status: str  #: "ok"; "partial" (judge errors: ranked on what was judged); "failed" (no ranking)
     best: int | None = None
     ranking: tuple[int, ...] = ()
@@ -282,17 +301,28 @@ class PromptResult:
     strategy: Mapping[str, Any] = field(default_factory=dict)
     judge: Mapping[str, Any] = field(default_factory=dict)
     seed: int | None = None
+    duplicates: tuple[tuple[int, ...], ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def failed(cls, index: int, id_: str, message: str) -> "PromptResult":
+    def failed(cls, index: int, id_: str | None, message: str,
+               extra: Mapping[str, Any] | None = None) -> "PromptResult":
         """The result of an item that could not be ranked (bad input, a broken strategy)."""
-        return cls(index=index, id=id_, status="failed", messages=(message,))
+        return cls(index=index, id=id_, status="failed", messages=(message,), extra=extra or {})
 
     def to_json(self) -> dict[str, Any]:
-        """The output line's fields, in output order (see the README's output format)."""
+        """The output row's fields, in output order (see the README's output format).
+
+        ``strategy`` and ``judge`` are the specs that ran (``name``, ``arg`` when there is one,
+        and ``options`` only when there are any: an empty object is a struct without fields,
+        which parquet and ``datasets`` cannot store). ``duplicates`` is present only when the
+        item had identical responses. The input row's other fields follow, unchanged; one whose
+        name is a result key (:data:`RESULT_KEYS`) goes under ``input`` instead.
+        """
         d: dict[str, Any] = {"id": self.id, "status": self.status}
         if self.status == "failed":
             d["error"] = "; ".join(self.messages)
+            _add_extra(d, self.extra)
             return d
         d.update(
             best=self.best,
@@ -303,6 +333,8 @@ class PromptResult:
         )
         if self.uncertainty is not None:
             d["uncertainty"] = [round(s, 10) for s in self.uncertainty]
+        if self.duplicates:
+            d["duplicates"] = [list(g) for g in self.duplicates]
         d.update(
             comparisons=self.comparisons,
             samples=self.samples,
@@ -314,10 +346,36 @@ class PromptResult:
         )
         if self.messages:
             d["error"] = "; ".join(self.messages)
-        d.update(strategy=dict(self.strategy), judge=dict(self.judge), seed=self.seed, matches=list(self.matches))
+        d.update(strategy=_spec_json(self.strategy), judge=_spec_json(self.judge), seed=self.seed,
+                 matches=list(self.matches))
         if self.info:
             d["info"] = _jsonable(self.info)
+        _add_extra(d, self.extra)
         return d
+
+
+def _spec_json(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A recorded spec without an empty ``options`` object (see :meth:`PromptResult.to_json`)."""
+    d = dict(spec)
+    if "options" in d and not d["options"]:
+        del d["options"]
+    elif "options" in d:
+        d["options"] = dict(d["options"])
+    return d
+
+
+def _add_extra(d: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    """The input row's other fields after the result's (a result key's namesake under ``input``)."""
+    if not extra:
+        return
+    moved: dict[str, Any] = {}
+    for k, v in extra.items():
+        if k in RESULT_KEYS:
+            moved[k] = v
+        else:
+            d[k] = v
+    if moved:
+        d["input"] = moved
 
 
 def _jsonable(x: Any) -> Any:
@@ -332,6 +390,46 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+def _json_default(x: Any) -> Any:
+    """JSON for the values an input row can hold that JSON has no type for (parquet and
+    ``datasets`` rows): dates and times in ISO 8601, decimals as their digits, binary as base64,
+    numpy scalars and arrays as numbers and lists."""
+    if isinstance(x, (datetime.datetime, datetime.date, datetime.time)):
+        return x.isoformat()
+    if isinstance(x, datetime.timedelta):
+        return x.total_seconds()
+    if isinstance(x, decimal.Decimal):
+        return str(x)
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(x)).decode("ascii")
+    if hasattr(x, "tolist") and callable(x.tolist):  # numpy arrays and scalars
+        return x.tolist()
+    raise TypeError(f"Object of type {type(x).__name__} is not JSON serializable")
+
+
+def _finite_or_none(x: Any) -> Any:
+    """``x`` with every NaN or infinite float replaced by None (JSON has no such numbers)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, Mapping):
+        return {k: _finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite_or_none(v) for v in x]
+    return x
+
+
 def dumps(result: PromptResult) -> str:
-    """One output line (no newline): ``result.to_json()`` as JSON, non-ASCII kept, fields in order."""
-    return json.dumps(result.to_json(), ensure_ascii=False, sort_keys=False)
+    """One output line (no newline): ``result.to_json()`` as JSON, non-ASCII kept, fields in order.
+
+    Input fields passed through that JSON cannot hold as they are: NaN and infinities become
+    null, dates and times ISO 8601 text, decimals text, binary base64 text (the result's own
+    fields are written as they always were)."""
+    if not result.extra:
+        return json.dumps(result.to_json(), ensure_ascii=False, sort_keys=False)
+    extra = result.extra
+    try:
+        json.dumps(extra, allow_nan=False, default=_json_default)
+    except ValueError:  # a NaN or an infinity: not JSON
+        extra = _finite_or_none(extra)
+    d = (result if extra is result.extra else replace(result, extra=extra)).to_json()
+    return json.dumps(d, ensure_ascii=False, sort_keys=False, default=_json_default)

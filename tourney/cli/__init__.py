@@ -5,11 +5,14 @@
     tourney strategies        list strategies and their options
 
 Run ``tourney COMMAND --help`` for each command's options. Exit status: 0 when every item
-was ranked cleanly, 1 when any item failed or had judge errors (the others are still
-written), 2 for a usage error (unknown judge or strategy, unreadable input).
+was ranked cleanly, 1 when any item failed, had judge errors or was decided by coin flips (the
+others are still written), 2 for a usage error (unknown judge or strategy, unreadable input) or
+a judge that cannot be used (server down, key refused), 3 when the run's health check failed
+(too many abstentions or errors: ``--max-failure-rate``, ``--fail-fast``), 130/143 when
+interrupted by SIGINT/SIGTERM (what was judged is kept; the same command resumes).
 
 One module per subcommand (``rank``, ``mine``, ``rate``, ``simulate``, ``store``, ``data``,
-``catalog``); :data:`COMMANDS` is the table of them. Each module imports only light modules at
+``catalog``, ``explain``, ``plot``); :data:`COMMANDS` is the table of them. Each module imports only light modules at
 the top and the engine inside its handler, which turns the flags into keyword arguments of an
 engine function, prints and returns the exit code. Nothing outside this package parses
 arguments: ``import tourney`` does not import it.
@@ -26,7 +29,7 @@ from typing import Any, NamedTuple
 
 from .. import __version__
 from ..errors import TourneyError
-from . import catalog, data, mine, rank, rate, simulate, store
+from . import catalog, data, explain, mine, plot, rank, rate, simulate, store
 
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]
 
@@ -48,7 +51,10 @@ COMMANDS: dict[str, Command] = {
     "strategies": Command(catalog.add_strategies_parser, catalog.cmd_strategies),
     "convert-prd": Command(data.add_convert_parser, data.cmd_convert),
     "build-tiny-model": Command(data.add_tiny_model_parser, data.cmd_tiny_model),
+    "build-smollm": Command(data.add_smollm_parser, data.cmd_smollm),
     "rate": Command(rate.add_parser, rate.cmd_rate),
+    "explain": Command(explain.add_parser, explain.cmd_explain),
+    "plot": Command(plot.add_parser, plot.cmd_plot),
     "log": Command(store.add_log_parser, store.cmd_log),
     "store": Command(store.add_store_parser, store.cmd_store),
     "mine-pairs": Command(mine.add_parser, mine.cmd_mine),

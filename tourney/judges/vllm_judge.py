@@ -33,7 +33,10 @@ Token accounting
     counts are read from the engine's per-request finish statistics (a stat logger); they carry
     only the parent request id, so the k counts are assigned to the k samples in ascending order
     (the sample that computed the prompt first). Their sum is exact. Prompt tokens actually
-    computed = ``prompt_tokens - cached_tokens``.
+    computed = ``prompt_tokens - cached_tokens``. If those statistics are missing, every sample
+    gets the request-level figure (one child's count) instead: never silently, the judgement's
+    ``extra["cached_tokens_source"]`` says ``"request"`` (else ``"per_sample"``), the first such
+    request logs a warning, and :meth:`VLLMJudge.stats` counts both kinds.
 
 Context budget
     A prompt longer than ``max_model_len - max_tokens`` tokens gets ``context_policy``:
@@ -76,6 +79,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from typing import Any, ClassVar, Mapping, Sequence
 
@@ -83,7 +87,9 @@ from ..errors import JudgeError, MissingExtraError, SpecError, TransientJudgeErr
 from ..registry import Spec
 from ..types import Judgement, Match
 from ._common import (
+    DEFENCE_OPTIONS,
     SAMPLING_OPTIONS,
+    Defences,
     SamplingSettings,
     build_judgement,
     match_seed,
@@ -117,6 +123,8 @@ TRUNCATION_MARKER = "\n[... {n} tokens truncated ...]\n"
 _IDENTITY_ENGINE_OPTIONS = ("dtype", "quantization", "revision", "tokenizer", "tokenizer_revision", "max_model_len")
 _TRUNCATE_ROUNDS = 10
 
+log = logging.getLogger("tourney")
+
 
 # --------------------------------------------------------------------------------------------
 # The judge
@@ -136,10 +144,15 @@ class _CachedTokens:
     """Per-child prefix-cache hits of finished requests, read from vLLM's per-request finish
     statistics (``IterationStats.finished_requests``; every child of an ``n > 1`` request
     reports its own ``num_cached_tokens`` under the parent's request id). Only ids registered
-    with :meth:`watch` are kept, so nothing accumulates."""
+    with :meth:`watch` are kept, so nothing accumulates.
+
+    ``sources`` counts the requests whose cached-token figures came from these per-sample
+    statistics (``per_sample``) and those that fell back to vLLM's request-level figure, one
+    child's count copied to every sample (``request``); see :meth:`VLLMJudge.stats`."""
 
     def __init__(self) -> None:
         self._counts: dict[str, list[int]] = {}
+        self.sources: dict[str, int] = {"per_sample": 0, "request": 0}
 
     def watch(self, rid: str) -> None:
         self._counts[rid] = []
@@ -190,6 +203,7 @@ class VLLMJudge(Judge):
     name: ClassVar[str] = "vllm"
     options: ClassVar[Mapping[str, str]] = {
         **SAMPLING_OPTIONS,
+        **DEFENCE_OPTIONS,
         "context_policy": "prompt over max_model_len - max_tokens: error (default) or truncate",
         "<engine option>": "any vllm.AsyncEngineArgs field, e.g. max_model_len, dtype, enforce_eager",
     }
@@ -205,6 +219,7 @@ class VLLMJudge(Judge):
         opts = dict(spec.options)
         self.format: JudgeFormat = resolve_format(self.model, opts, "vllm")
         self.settings = SamplingSettings.from_options(self.format, opts, "vllm")
+        self.defences = Defences.from_options(opts, "vllm")
         self.context_policy = str(opts.pop("context_policy", "error")).lower()
         if self.context_policy not in CONTEXT_POLICIES:
             raise SpecError(f"context_policy must be one of {', '.join(CONTEXT_POLICIES)}, got {self.context_policy!r}")
@@ -329,7 +344,7 @@ class VLLMJudge(Judge):
         (None when it fitted as is). Raises :class:`JudgeError` under ``context_policy=error``
         or when even cutting both responses away cannot make it fit."""
         fmt = self.format
-        ids = self.render(render_messages(fmt, match))
+        ids = self.render(render_messages(fmt, match, neutralise=self.defences.neutralise))
         budget = self.context_budget
         if len(ids) <= budget:
             return ids, None
@@ -350,7 +365,8 @@ class VLLMJudge(Judge):
             keep_second = keep - keep_first
             first, cut_first = _cut_middle(self._tokenizer, match.first_text, first_ids, keep_first)
             second, cut_second = _cut_middle(self._tokenizer, match.second_text, second_ids, keep_second)
-            new_ids = self.render(render_messages(fmt, dataclasses.replace(match, first_text=first, second_text=second)))
+            new_ids = self.render(render_messages(fmt, dataclasses.replace(match, first_text=first, second_text=second),
+                                                    neutralise=self.defences.neutralise))
             if len(new_ids) <= budget:
                 note = {
                     "policy": "truncate",
@@ -454,10 +470,15 @@ class VLLMJudge(Judge):
             raise TransientJudgeError(f"vLLM returned {got} of {match.samples} samples for request {rid}")
         n_prompt = len(ids)
         if len(cached_counts) == match.samples:
-            cached = sorted(cached_counts)
+            cached, source = sorted(cached_counts), "per_sample"
         else:  # statistics unavailable: vLLM's request-level figure (one child's) for each
-            cached = [int(final.num_cached_tokens or 0)] * match.samples
-        extra_base: dict[str, Any] = {"request_id": rid}
+            cached, source = [int(final.num_cached_tokens or 0)] * match.samples, "request"
+            if not self._cached.sources["request"]:
+                log.warning("vLLM gave %d of %d per-sample cached-token counts for request %s: every sample gets "
+                            "the request-level count (one sample's); judgements record "
+                            "extra['cached_tokens_source'] = 'request'", len(cached_counts), match.samples, rid)
+        self._cached.sources[source] += 1
+        extra_base: dict[str, Any] = {"request_id": rid, "cached_tokens_source": source}
         if context is not None:
             extra_base["context"] = context
         judgements = []
@@ -468,6 +489,7 @@ class VLLMJudge(Judge):
                     sample=match.sample_offset + out.index,
                     text=out.text,
                     finish_reason=out.finish_reason,
+                    candidates=self.defences.candidates(match),
                     prompt_tokens=n_prompt,
                     cached_tokens=cached[out.index],
                     completion_tokens=len(out.token_ids),
@@ -508,8 +530,20 @@ class VLLMJudge(Judge):
             "engine": engine,
         }
 
+    def match_identity(self, match: Match) -> dict[str, Any]:
+        # the candidate defences change this match's prompt or parse only when a response holds
+        # one of the format's control strings: then, and only then, its store key differs
+        return self.defences.match_identity(self.format, match)
+
     def describe(self) -> dict[str, Any]:
-        return {**self.spec.to_dict(), "identity": self.identity(), "dead": self.dead}
+        return {**self.spec.to_dict(), "identity": self.identity(), "defences": self.defences.to_dict(), "dead": self.dead}
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of this judge's engine (shared with judges made by :meth:`derive`; a Ray
+        replica reports them): ``cached_tokens_source``, requests whose per-sample cached-token
+        counts came from the engine's finish statistics (``per_sample``) or fell back to the
+        request-level figure copied to every sample (``request``, logged once per engine)."""
+        return {"cached_tokens_source": dict(self._cached.sources)}
 
 
 def _cut_middle(tokenizer: Any, text: str, ids: list[int], keep: int) -> tuple[str, int]:

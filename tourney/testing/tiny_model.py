@@ -16,7 +16,7 @@ vLLM's ``deepseek_r1`` reasoning parser finds them.
 The model's text is random: tests must depend only on the plumbing, or constrain the output
 with structured outputs. Usage::
 
-    python -m tourney.judges.tiny_model PATH      # builds (or reuses) the model in PATH
+    python -m tourney.testing.tiny_model PATH      # builds (or reuses) the model in PATH
 
 ``transformers``, ``tokenizers`` and ``torch`` are imported inside :func:`build_tiny_model`
 only, so importing this module is cheap.
@@ -217,7 +217,7 @@ def build_tiny_model(path: str | os.PathLike[str], *, seed: int = 0) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) not in (1, 2):
-        print("usage: python -m tourney.judges.tiny_model PATH [SEED]", file=sys.stderr)
+        print("usage: python -m tourney.testing.tiny_model PATH [SEED]", file=sys.stderr)
         return 2
     out = build_tiny_model(args[0], seed=int(args[1]) if len(args) == 2 else 0)
     print(out)
