@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
     for nodeid, rec in sorted(skipped.items()):
         if nodeid not in expected:
             problems.append(f"unexpected skip: {nodeid}: {rec['reason']}")
-    for nodeid, why in sorted(expected.items()):
+    for nodeid in sorted(expected):
         rec = outcomes.get(nodeid)
         if rec is None:
             if not partial:

@@ -49,7 +49,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -353,7 +352,7 @@ def print_table(rows: list[dict[str, Any]], delay_ms: float) -> None:
             from importlib.metadata import version
 
             versions[mod] = version(mod)
-        except Exception:  # noqa: BLE001
+        except Exception:
             versions[mod] = "missing"
     print(f"stub server delay {delay_ms:g} ms; " + ", ".join(f"{k} {v}" for k, v in versions.items())
           + f"; Python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
@@ -375,14 +374,14 @@ def real_server() -> None:
     """Start the real vLLM OpenAI server on the tiny model and run the judge through the
     scheduler against it (preflight, a knockout of 4 on 3 prompts, structured outputs)."""
     sys.path.insert(0, str(REPO / "tests"))
-    from vllm_fixtures import REPO as _REPO, ServerProcess  # noqa: F401
+    from vllm_fixtures import ServerProcess
 
     from tourney.items import Item
     from tourney.judges.openai_judge import OpenAIJudge
-    from tourney.testing.tiny_model import build_tiny_model
     from tourney.registry import Spec
     from tourney.scheduler import Scheduler
     from tourney.strategy import build_strategy
+    from tourney.testing.tiny_model import build_tiny_model
 
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     model = build_tiny_model(os.environ.get("TOURNEY_TINY_MODEL") or REPO / ".tiny-model")
@@ -417,7 +416,7 @@ def real_server() -> None:
 
         try:
             asyncio.run(check())
-        except Exception as exc:  # noqa: BLE001 - shown, it is the point
+        except Exception as exc:  # shown, it is the point
             print(f"a model the server does not serve: {type(exc).__name__}: {exc}")
     finally:
         server.stop()

@@ -33,8 +33,9 @@ import sys
 import tempfile
 import time
 import types
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -110,9 +111,9 @@ def child(path: str, fmt: str, shape: str, sizes: list[int], repeats: int) -> No
     build = SHAPES[shape][1]
     for n in sizes:
         text = build(n)
-        t = best_time(lambda: parser.parse(text), 1)
+        t = best_time(partial(parser.parse, text), 1)
         if t < 1.0 and repeats > 1:
-            t = min(t, best_time(lambda: parser.parse(text), repeats - 1))
+            t = min(t, best_time(partial(parser.parse, text), repeats - 1))
         print(json.dumps({"n": n, "s": t}), flush=True)
 
 
@@ -196,11 +197,8 @@ def main() -> int:
                 cells, ours = [], {}
                 for n in SIZES:
                     text = build(n)
-                    ours[n] = best_time(lambda: parser.parse(text, finish_reason="stop"), args.repeats)
-                    if n in base:
-                        old_cell = fmt_time(base[n], args.old_limit)
-                    else:
-                        old_cell = "skipped"
+                    ours[n] = best_time(partial(parser.parse, text, finish_reason="stop"), args.repeats)
+                    old_cell = fmt_time(base[n], args.old_limit) if n in base else "skipped"
                     cells.append(f"{old_cell} → {fmt_time(ours[n], args.old_limit)}")
                 growth = ours[1_000_000] / ours[100_000]
                 parsed = parser.parse(build(1_000_000), finish_reason="stop")

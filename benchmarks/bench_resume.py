@@ -55,7 +55,7 @@ def main() -> None:
     for label, spec in (("latency judge (median 20 ms)", "simulated:latency_median_s=0.02"),
                         ("instant judge", "simulated")):
         plain, stored, reused = [], [], []
-        for rep in range(args.repeats):
+        for _ in range(args.repeats):
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "s.sqlite"
                 plain.append(run(spec, None)[0])

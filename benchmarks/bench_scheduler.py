@@ -29,13 +29,13 @@ import contextlib
 import json
 import statistics
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from tourney.hashing import stable_seed
 from tourney.items import Item, response_key
 from tourney.judges import build_judge
-from tourney.hashing import stable_seed
 from tourney.judges.base import Judge
 from tourney.scheduler import Scheduler
 from tourney.strategy import build_strategy
@@ -149,7 +149,7 @@ async def round_synchronous(
 
 
 class Instant(Judge):
-    _j = [Judgement(Outcome.A)]
+    _j: ClassVar[list[Judgement]] = [Judgement(Outcome.A)]
 
     async def judge(self, match):
         return self._j * match.samples

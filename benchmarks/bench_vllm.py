@@ -41,7 +41,7 @@ if str(REPO) not in sys.path:
 TARGET_PREFILL_RATIO = 4.0
 TARGET_THROUGHPUT_RATIO = 0.9
 
-_WORDS = "the quick brown fox jumps over the lazy dog ".split()
+_WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog"]
 
 
 def _text(seed: int, n_words: int) -> str:

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -237,7 +238,8 @@ def bt_scores(
         info["components"] = [[i] for i in s.base_order]
         info["connected"] = n <= 1
         return Ranking(order=s.order_by([0.0] * n), scores=(0.0,) * n, scale=BT_SCALE, info=info)
-    fit = rating.bradley_terry(n, first, second, y, weights=w, ties=ties, l2=l2, position=position)
+    # ties is checked by the solver (and by the strategies' options before it)
+    fit = rating.bradley_terry(n, first, second, y, weights=w, ties=cast(Literal["half", "drop"], ties), l2=l2, position=position)
     strengths = [float(v) for v in fit.strengths]
     se = [float(v) for v in fit.se]
     info["elo"] = [float(v) for v in fit.elo]
@@ -309,7 +311,7 @@ def elo_scores(
 
     first, second, y, _ = games(results, "half", expand=True)
     n = s.n
-    info: dict[str, Any] = {"games": int(len(y)), "samples": sample_counts(results), "k": k, "n_orders": n_orders}
+    info: dict[str, Any] = {"games": len(y), "samples": sample_counts(results), "k": k, "n_orders": n_orders}
     if len(y) == 0:
         r = [float(initial)] * n
     else:

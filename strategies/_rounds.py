@@ -21,8 +21,9 @@ pair more than once, and rank by a mean vote share ("win rate"). What they share
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -84,7 +85,7 @@ def tallies(results: Iterable[MatchResult]) -> dict[Hashable, Tally]:
 
 
 def win_mass(
-    n: int, results: Iterable[MatchResult], credit: Callable[[Hashable, Tally], Iterable[int]] | None = None
+    n: int, results: Iterable[MatchResult], credit: Callable[[Any, Tally], Iterable[int]] | None = None
 ) -> tuple[list[float], list[int]]:
     """``w, c``: per candidate, the sum of its vote shares and the number of comparisons with a
     valid vote credited to it; by default a comparison is credited to both of its candidates,

@@ -28,7 +28,8 @@ abstained) are reported in ``info["components"]``, never silently compared.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -42,7 +43,7 @@ from ._pairs import PairDesign, bt_scores, check_choice, sub_seed
 @STRATEGIES.register("bradley_terry")
 class BradleyTerry(PairDesign):
     #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
-    options = {
+    options: ClassVar[dict[str, str]] = {
         "votes": "judge samples per request",
         "both_orders": "judge each pair in both presentation orders (the design that estimates the position bias "
                        "cleanly); false: one seeded order per pair",

@@ -15,7 +15,8 @@ No uncertainty: these are counts. ``info`` carries both tallies whichever ranks.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from ._pairs import PairDesign, check_choice, games, sample_counts
 @STRATEGIES.register("copeland")
 class Copeland(PairDesign):
     #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
-    options = {
+    options: ClassVar[dict[str, str]] = {
         "votes": "judge samples per pair (per order with both_orders)",
         "both_orders": "judge every pair in both presentation orders",
         "method": "copeland (1 point per pair won, 1/2 per even pair; Borda breaks ties) or borda (total votes won)",

@@ -21,7 +21,9 @@ remains). The Bradley-Terry strategy is the order-free alternative.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -36,7 +38,7 @@ from ._pairs import PairDesign, elo_scores, sub_seed
 @STRATEGIES.register("elo")
 class Elo(PairDesign):
     #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
-    options = {
+    options: ClassVar[dict[str, str]] = {
         "votes": "judge samples per pair (per order with both_orders); every valid vote is one Elo game",
         "both_orders": "judge every pair in both presentation orders",
         "k": "K-factor: the most points one game moves a rating",
@@ -87,5 +89,5 @@ class Elo(PairDesign):
                            order_seed=self._order_seed + 1 + t).scores
                 for t in range(min(self.n_orders, 16))
             ]
-            r.info["order_sd"] = [float(v) for v in np.std(np.asarray(runs), axis=0)]
+            r = dataclasses.replace(r, info={**r.info, "order_sd": [float(v) for v in np.std(np.asarray(runs), axis=0)]})
         return r

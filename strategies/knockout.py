@@ -20,8 +20,9 @@ ceil(log2 n)); the champion scores ``rounds + 1``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class _Node:
 @STRATEGIES.register("knockout")
 class Knockout(Strategy):
     #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
-    options = {
+    options: ClassVar[dict[str, str]] = {
         "votes": "judge samples per match (per order with both_orders); the majority of valid votes wins, a split or "
                  "empty vote is a seeded coin (counted in info['coin_flips'])",
         "both_orders": "judge every match in both presentation orders (position-balanced; twice the requests) instead "
@@ -104,7 +105,7 @@ class Knockout(Strategy):
         return 0 if ref < 0 else self._nodes[ref].height
 
     @classmethod
-    def expected_comparisons(cls, n: int, *, votes: int = 1, both_orders: bool = False) -> int:
+    def expected_comparisons(cls, n: int, *, votes: int = 1, both_orders: bool = False, **params: Any) -> int:
         return max(n - 1, 0) * (2 if both_orders else 1)
 
     def propose(self) -> list[Request]:

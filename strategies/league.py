@@ -45,7 +45,8 @@ candidates were never judged; a budget only lowers M, since the paper finds no g
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -73,7 +74,7 @@ def _floyd(rng: np.random.Generator, population: int, m: int) -> list[int]:
 
 @STRATEGIES.register("league")
 class League(Batched):
-    options = {
+    options: ClassVar[dict[str, str]] = {
         "opponents": "opponents M drawn per candidate, without replacement (M = min(opponents, N - 1))",
         "votes": "judge samples per (focal, opponent) match",
         "shared": "count every match for both candidates (false: only for its focal candidate, the paper's estimator)",

@@ -38,8 +38,9 @@ longest sorted run that holds it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -78,13 +79,13 @@ class _BeamOrder:
     state (always so without a beam) compares nothing, and the prefix is only walked on a tie,
     so a merge of runs of length p and q costs O(p + q), not O((p + q)^2)."""
 
-    __slots__ = ("score", "state", "rank")
+    __slots__ = ("rank", "score", "state")
 
     def __init__(self, state: _State, rank: dict[int, int]):
         self.score = -state.loglik / max(state.decisions, 1)
         self.state, self.rank = state, rank
 
-    def __lt__(self, other: "_BeamOrder") -> bool:
+    def __lt__(self, other: _BeamOrder) -> bool:
         if self.score != other.score:
             return self.score < other.score
         return [self.rank[c] for c in self.state.sequence()] < [other.rank[c] for c in other.state.sequence()]
@@ -104,7 +105,7 @@ class _Merge:
 @STRATEGIES.register("merge_sort")
 class MergeSort(Strategy):
     #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
-    options = {
+    options: ClassVar[dict[str, str]] = {
         "votes": "judge samples per comparison (per order with both_orders)",
         "both_orders": "judge every comparison in both presentation orders (two requests)",
         "beam": "merge orders kept per merge: 1 follows the majority; b > 1 keeps both branches of a close verdict "

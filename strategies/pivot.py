@@ -50,7 +50,8 @@ N = 16: k = 1 (31 comparisons) fits 2N = 32, k = 2 (45) fits 3N = 48).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -64,7 +65,7 @@ from ._rounds import SampleLedger, seeded_order, win_mass, win_rate_ranking
 
 @STRATEGIES.register("pivot")
 class Pivot(Batched):
-    options = {
+    options: ClassVar[dict[str, str]] = {
         "pivots": "k: candidates with the best ring-pass preference that everyone else meets",
         "votes": "repeated verifications of a comparison, alternating the presentation order (n_evaluations)",
         "budget": "most judge samples of the run; lowers k to the largest that fits, at least 1 (None: no budget)",

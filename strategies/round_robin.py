@@ -20,7 +20,8 @@ Abstentions and errors are not votes: they never count for either side.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -35,7 +36,7 @@ from ._pairs import PairDesign, bt_scores, check_choice, elo_scores, sub_seed
 @STRATEGIES.register("round_robin")
 class RoundRobin(PairDesign):
     #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
-    options = {
+    options: ClassVar[dict[str, str]] = {
         "votes": "judge samples per pair (per order with both_orders)",
         "both_orders": "judge every pair in both presentation orders: n (n - 1) requests instead of n (n - 1) / 2",
         "scoring": "bradley_terry (maximum-likelihood fit with Fisher standard errors) or elo (online Elo over the "

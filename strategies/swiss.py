@@ -55,7 +55,8 @@ None, ``comparison_bound`` gives it).
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -84,7 +85,7 @@ def _rounds(n: int, rounds: int | None) -> int:
 @STRATEGIES.register("swiss")
 class Swiss(Batched):
     #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
-    options = {
+    options: ClassVar[dict[str, str]] = {
         "rounds": "number of rounds; None: ceil(log2 n), capped at a full round robin's count",
         "votes": "judge samples per match (per order with both_orders)",
         "both_orders": "judge every match in both presentation orders",

@@ -47,7 +47,8 @@ Options: ``budget`` (total comparisons >= 0; default 3 N), ``min_degree`` (d >= 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def coverage_size(n: int, min_degree: int) -> int:
 
 @STRATEGIES.register("v1_swiss")
 class V1Swiss(Batched):
-    options = {
+    options: ClassVar[dict[str, str]] = {
         "budget": "total comparisons (judge samples) of the run (None: 3 N)",
         "min_degree": "d: comparisons per candidate in the coverage round (d = min(min_degree, N - 1))",
     }

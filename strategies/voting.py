@@ -31,8 +31,9 @@ With early stop it is data dependent; ``comparison_bound`` gives the maximum.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -84,7 +85,7 @@ def _inner_factory(inner: Any) -> StrategyFactory:
 @STRATEGIES.register("voting")
 class Voting(Strategy):
     #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
-    options = {
+    options: ClassVar[dict[str, str]] = {
         "k": "samples per match of the inner strategy, position-balanced; the majority decides",
         "inner": "the strategy whose matches are voted on (a spec: knockout, round_robin, merge_sort, swiss:rounds=4, "
                  "...)",
@@ -125,13 +126,15 @@ class Voting(Strategy):
 
     @classmethod
     def comparison_bound(cls, n: int, *, k: int = 5, inner: str = "knockout", early_stop: bool = True,
-                         **params: Any) -> int:
+                         **params: Any) -> int | None:
         """Most requests a run can make: the inner count (or bound) times the requests of a
-        vote that never stops early."""
+        vote that never stops early (None: the inner strategy has no bound)."""
         f = _inner_factory(inner)
         m = f.expected_comparisons(n)
         if m is None:
             m = f.comparison_bound(n)
+        if m is None:
+            return None
         per = sum((a > 0) + (b > 0) for a, b in _schedule(k, early_stop))
         return m * per
 

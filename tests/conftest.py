@@ -10,6 +10,14 @@ oracles) get them through :func:`require`, never ``pytest.importorskip`` or a ba
 skipping. The skips that remain (environment facts such as "cannot mount a tmpfs here")
 are listed with their reasons in ``.ci/expected-skips.txt``; ``.ci/run`` compares the run's
 skips with that list (the plugin below writes them to ``$TOURNEY_SKIP_REPORT``).
+
+Shared helpers
+--------------
+Test modules import shared helpers from here (``from .conftest import ...``), never from another
+test module. Besides :func:`require` and the JSONL helpers below, this re-exports the strategy
+oracles and synchronous driver of ``strategy_driver.py`` (:func:`drive`, :func:`run`,
+:func:`make`, :func:`by_rounds`, :func:`simulated_top1`, the ``noiseless``/``noisy``/``chaos``/
+``constant`` oracles), used by the conformance suite and the per-strategy test modules.
 """
 
 from __future__ import annotations
@@ -17,11 +25,39 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterable, overload
+from typing import Any, overload
 
 import pytest
+
+from .strategy_driver import (
+    MAX_STEPS,
+    SCORE_TOL,
+    Oracle,
+    Run,
+    _u,
+    by_rounds,
+    chaos,
+    check_ranking,
+    constant,
+    drive,
+    keys_for,
+    make,
+    noiseless,
+    noisy,
+    quality,
+    run,
+    simulated_top1,
+)
+
+#: what test modules import from here (``from .conftest import ...``)
+__all__ = [
+    "MAX_STEPS", "MISSING", "Oracle", "ROOT", "Run", "SCORE_TOL", "SHARED", "SHARED_DATA", "STRICT", "_u", "by_rounds",
+    "chaos", "check_ranking", "constant", "drive", "keys_for", "make", "missing", "noiseless", "noisy", "quality",
+    "read_jsonl", "require", "run", "simulated_top1", "write_jsonl",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: the workplace's shared data folder (beside the clone in CI); tests that need it get it via require()

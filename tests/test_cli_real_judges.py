@@ -19,7 +19,7 @@ from tourney.cli import main
 from .conftest import ROOT, read_jsonl, require
 
 try:
-    from tests.vllm_fixtures import TINY_MAX_MODEL_LEN, tiny_model_dir, vllm_server  # noqa: F401  (fixtures)
+    from tests.vllm_fixtures import TINY_MAX_MODEL_LEN, tiny_model_dir, vllm_server
 except ImportError:  # pragma: no cover
     from vllm_fixtures import TINY_MAX_MODEL_LEN, tiny_model_dir, vllm_server  # type: ignore[no-redef]  # noqa: F401
 

@@ -92,7 +92,7 @@ def test_a_match_shows_votes_in_both_orders_and_the_judges_reasoning(tmp_path, c
     stored = stored_reasoning(Path(f"{out}.judgements.sqlite"), "prime-check")
     mine = {k: v for k, v in stored.items() if {k[0], k[1]} == {a, b}}
     assert len(mine) == 4  # 2 votes in each order
-    for (f, s, sample), (outcome, verdict, reasoning) in mine.items():
+    for (f, _s, sample), (outcome, verdict, reasoning) in mine.items():
         assert f"sample {sample}, #{f} shown first: {outcome}" in part
         assert f"verdict text: {verdict!r}" in part
         assert reasoning and reasoning in part

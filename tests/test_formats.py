@@ -1318,7 +1318,7 @@ def test_parse_steps_are_bounded_whatever_the_length(fmt: JudgeFormat, count_ste
             assert count_steps[0] <= STEP_BOUND, (shape, count_steps[0])
 
 
-def _best_time(fn: "object", repeat: int = 3) -> float:
+def _best_time(fn: object, repeat: int = 3) -> float:
     """Best-of CPU seconds of this process (``time.process_time``): other processes on a shared
     machine do not inflate it the way they inflate wall-clock time."""
     best = float("inf")

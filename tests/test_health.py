@@ -15,9 +15,10 @@ import json
 import re
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -32,8 +33,7 @@ from tourney.health import (
     scrub,
     wilson_interval,
 )
-from tourney.judges import build_judge
-from tourney.judges import formats
+from tourney.judges import build_judge, formats
 from tourney.runner import rank_file
 from tourney.scheduler import check_settings
 from tourney.types import Judgement, MatchResult, Outcome, PromptResult, Request
@@ -328,7 +328,7 @@ def test_an_all_abstain_run_stops_early_exits_3_and_says_why(tmp_path, capsys):
     assert (f"5 results in order before the stop are in {tmp_path / 'out.jsonl.partial'} (partial, see "
             f"{tmp_path / 'out.jsonl.partial.meta.json'}); every judgement made is kept in the store "
             f"{tmp_path / 'out.jsonl.judgements.sqlite'}: the same command resumes") in err
-    assert _stored(tmp_path) == {"abstain": 16} and 16 < budget
+    assert _stored(tmp_path) == {"abstain": 16} and budget > 16
     out = read_jsonl(tmp_path / "out.jsonl.partial")
     assert [r["id"] for r in out] == [f"p{i}" for i in range(5)] and {r["status"] for r in out} == {"coin_flip"}
     meta = json.loads((tmp_path / "out.jsonl.partial.meta.json").read_text())
@@ -375,7 +375,7 @@ def test_a_failure_share_above_the_threshold_fails_at_the_end_with_complete_outp
 
 
 def test_judge_errors_far_above_the_threshold_stop_the_run(tmp_path, capsys):
-    code, out = _cli(tmp_path, _items(40, 8), "--judge", "simulated:error_rate=1", "--retries", "0",
+    code, _out = _cli(tmp_path, _items(40, 8), "--judge", "simulated:error_rate=1", "--retries", "0",
                      "--concurrency", "4")
     err = capsys.readouterr().err
     assert code == 3, err
@@ -436,12 +436,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _refused(self) -> None:
         self._send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
 
-    def do_GET(self) -> None:  # noqa: N802  (the preflight)
+    def do_GET(self) -> None:
         if self.path.startswith("/badkey/"):
             return self._refused()
         self._send(200, {"object": "list", "data": [{"id": "judge", "object": "model"}]})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         scenario = self.path.strip("/").split("/")[0]
         req = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         with self.lock:

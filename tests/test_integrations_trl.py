@@ -112,10 +112,9 @@ def test_rank_and_raw_scales_follow_the_judges_truth():
 
 def test_a_failing_judge_gives_none_or_the_neutral_value_and_is_reported(caplog):
     bad_judge = "simulated:error_rate=1.0"
-    with caplog.at_level(logging.WARNING, logger="tourney"):
-        with GroupScorer(bad_judge, seed=0, retries=0) as s:
-            out = s.score(["q", "r"], [["a", "b", "c"], ["x"]])
-            assert s.stats["failed"] == 1 and s.stats["groups"] == 2
+    with caplog.at_level(logging.WARNING, logger="tourney"), GroupScorer(bad_judge, seed=0, retries=0) as s:
+        out = s.score(["q", "r"], [["a", "b", "c"], ["x"]])
+        assert s.stats["failed"] == 1 and s.stats["groups"] == 2
     assert out == [[None, None, None], [0.0]]  # the lone completion needed no judge
     assert "group 0" in caplog.text and "judge errors in 2 of 2 judgements" in caplog.text
     assert "its rewards are None" in caplog.text

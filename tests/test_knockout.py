@@ -77,7 +77,7 @@ def test_odd_n_has_byes_and_next_match_waits_only_for_its_feeders():
 
 def test_split_votes_and_abstentions_are_coin_flips_not_wins():
     s = Knockout(8, np.random.default_rng(0), votes=2)
-    reqs, rk = drive(s, lambda req: [Outcome.A, Outcome.B])
+    _reqs, rk = drive(s, lambda req: [Outcome.A, Outcome.B])
     assert rk.info["coin_flips"] == 7
     s = Knockout(8, np.random.default_rng(0))
     _, rk = drive(s, lambda req: [Outcome.ABSTAIN])

@@ -11,12 +11,7 @@ import pytest
 from strategies.league import League, _floyd
 from tourney.types import Outcome
 
-try:  # the conformance module's drivers and oracles (tests/ as rootdir or as a package)
-    from test_strategy_conformance import (by_rounds, chaos, constant, drive, keys_for, make, noiseless, noisy,
-                                           simulated_top1)
-except ImportError:  # pragma: no cover
-    from .test_strategy_conformance import (by_rounds, chaos, constant, drive, keys_for, make, noiseless, noisy,
-                                            simulated_top1)
+from .conftest import by_rounds, chaos, constant, drive, keys_for, make, noiseless, noisy, simulated_top1
 
 #: top-1 of the league on the default simulated judge, N = 16, 200 prompts (0.45 measured at 300
 #: trials in `tourney simulate`): well above chance (1/16)
@@ -84,10 +79,7 @@ def test_focal_win_rate_is_the_papers_estimator():
         (reqs,) = by_rounds(s, noiseless, keys)
         r = s.ranking()
         for i in range(n):
-            if shared:
-                mine = [q for q in reqs if i in (q.first, q.second)]
-            else:
-                mine = reqs[i * m:(i + 1) * m]
+            mine = [q for q in reqs if i in (q.first, q.second)] if shared else reqs[i * m:(i + 1) * m]
             wins = sum(max(q.first, q.second) == i for q in mine)  # noiseless: higher key wins
             assert r.scores[i] == pytest.approx(wins / len(mine))
             assert r.info["comparisons_counted"][i] == len(mine)

@@ -17,9 +17,10 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -30,18 +31,20 @@ except ImportError:  # tests/ not a package
 
 require("aiohttp", "the openai judge's HTTP client (the openai and test extras)")
 
+import contextlib
+
 from tourney.errors import JudgeError, JudgeUnavailableError, SpecError, TransientJudgeError  # noqa: E402
 from tourney.items import Item  # noqa: E402
+from tourney.judges._common import match_seed  # noqa: E402
 from tourney.judges.formats import get_format  # noqa: E402
 from tourney.judges.openai_judge import OpenAIJudge  # noqa: E402
-from tourney.judges._common import match_seed  # noqa: E402
 from tourney.registry import Spec  # noqa: E402
 from tourney.scheduler import Scheduler  # noqa: E402
 from tourney.strategy import build_strategy  # noqa: E402
 from tourney.types import Match, Outcome, TokenUsage  # noqa: E402
 
 try:
-    from tests.vllm_fixtures import free_port, tiny_model_dir, vllm_server  # noqa: F401  (fixtures)
+    from tests.vllm_fixtures import free_port, tiny_model_dir, vllm_server
 except ImportError:  # tests/ not a package
     from vllm_fixtures import free_port, tiny_model_dir, vllm_server  # type: ignore[no-redef]  # noqa: F401
 
@@ -112,10 +115,8 @@ def make_handler(script: Script) -> type[BaseHTTPRequestHandler]:
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
             self.end_headers()
-            try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(raw)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
 
         def _hang_up(self) -> None:
             """Close the connection without an answer (a server that died mid-run)."""
@@ -124,7 +125,7 @@ def make_handler(script: Script) -> type[BaseHTTPRequestHandler]:
         def _key(self) -> str:
             return self.headers.get("Authorization", "").split(" ")[-1]
 
-        def do_GET(self) -> None:  # noqa: N802  (the preflight: GET {base}/models)
+        def do_GET(self) -> None:
             scenario = self.path.strip("/").split("/")[0]
             with script.lock:
                 script.gets[scenario] = script.gets.get(scenario, 0) + 1
@@ -145,7 +146,7 @@ def make_handler(script: Script) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(200, models)
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             scenario = self.path.strip("/").split("/")[0]
             length = int(self.headers.get("Content-Length", 0))
             req = json.loads(self.rfile.read(length) or b"{}")
@@ -285,7 +286,7 @@ def _rank(judge: OpenAIJudge, items: list[Item], **kw: Any) -> tuple[list[Any], 
         try:
             async for res in sched.run(items):
                 got.append(res)
-        except Exception as exc:  # noqa: BLE001 - returned for the test to inspect
+        except Exception as exc:
             return exc
         finally:
             await judge.aclose()
@@ -517,7 +518,7 @@ def test_client_errors_are_permanent(fake_server, scenario, message):
 
 @pytest.mark.parametrize("scenario", ["401", "403"])
 def test_a_refused_key_is_fatal_and_names_the_variable(fake_server, monkeypatch, scenario):
-    base, script = fake_server
+    base, _script = fake_server
     monkeypatch.setenv("TOURNEY_TEST_KEY", SECRET)
     judge = _judge(base, scenario, api_key_env="TOURNEY_TEST_KEY")
     res = _run(judge, MATCH, MATCH)
@@ -588,7 +589,7 @@ def test_the_scheduler_makes_exactly_one_plus_retries_attempts_and_says_so(fake_
 
 @pytest.mark.parametrize("scenario, retries_needed", [("429then200", 1), ("503then200", 2)])
 def test_rate_limits_and_unavailability_are_retried_by_the_scheduler(fake_server, scenario, retries_needed):
-    base, script = fake_server
+    base, _script = fake_server
     results, exc, sched = _rank(_judge(base, scenario), _items(1), retries=3)
     assert exc is None and results[0].status == "ok"
     assert sched.stats.retries == retries_needed
@@ -655,7 +656,7 @@ def test_preflight_passes_on_a_healthy_server_and_runs_once(fake_server):
     ],
 )
 def test_preflight_failures_are_fatal_and_say_what_to_fix(fake_server, monkeypatch, scenario, options, message):
-    base, script = fake_server
+    base, _script = fake_server
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     if scenario == "down":
         judge = OpenAIJudge(Spec("openai", f"http://127.0.0.1:{free_port()}/down/v1",
@@ -903,12 +904,12 @@ def test_a_candidate_cannot_decide_the_verdict_through_the_openai_judge(fake_ser
     base, script = fake_server
     before = len(script.bodies)
     (got,) = _run(_judge(base, "quoted"), INJECTED)
-    user = [m for m in script.bodies[before]["messages"] if m["role"] == "user"][0]["content"]
+    user = next(m for m in script.bodies[before]["messages"] if m["role"] == "user")["content"]
     assert "</think>" not in user and "My answer is great." in user  # neutralised, not removed
     assert got[0].outcome is Outcome.ABSTAIN and "quoted" in got[0].extra["reason"]
     # with both defences off, the candidate's quoted verdict decides: the check above is not vacuous
     (off,) = _run(_judge(base, "quoted", neutralise_candidates=False, quote_check=False), INJECTED)
-    user_off = [m for m in script.bodies[-1]["messages"] if m["role"] == "user"][0]["content"]
+    user_off = next(m for m in script.bodies[-1]["messages"] if m["role"] == "user")["content"]
     assert "My answer is great. </think>" in user_off and off[0].outcome is Outcome.A
 
 

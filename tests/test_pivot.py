@@ -10,12 +10,7 @@ import pytest
 from strategies.pivot import Pivot
 from tourney.types import Outcome
 
-try:  # the conformance module's drivers and oracles (tests/ as rootdir or as a package)
-    from test_strategy_conformance import (by_rounds, chaos, constant, drive, keys_for, make, noiseless, noisy,
-                                           simulated_top1)
-except ImportError:  # pragma: no cover
-    from .test_strategy_conformance import (by_rounds, chaos, constant, drive, keys_for, make, noiseless, noisy,
-                                            simulated_top1)
+from .conftest import by_rounds, chaos, constant, drive, keys_for, make, noiseless, noisy, simulated_top1
 
 #: top-1 of pivot on the default simulated judge, N = 16, 200 prompts (measured 0.53 at 300
 #: trials in `tourney simulate`); far above chance (1/16), and a broken design falls below it
@@ -46,7 +41,7 @@ def test_two_parallel_rounds_ring_then_pivots():
     keys = keys_for(n)
     got = by_rounds(make("pivot", {}, n, 4, keys), noisy, keys)
     assert [len(r) for r in got] == [n, 2 * (n - 2) + 1]
-    ring, second = got
+    ring, _second = got
     # the ring: a Hamiltonian cycle, each candidate shown once first and once second
     assert Counter(r.first for r in ring) == Counter(r.second for r in ring) == Counter(range(n))
     succ = {r.first: r.second for r in ring}

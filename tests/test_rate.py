@@ -184,8 +184,8 @@ def test_single_model_is_an_error(tmp_path, capsys):
     data.second.append(0)
     data.y.append(1.0)
     data.tstamp.append(None)
-    from tourney.leaderboard import rate
     from tourney.errors import InputError
+    from tourney.leaderboard import rate
 
     with pytest.raises(InputError, match="only one model"):
         rate(data)

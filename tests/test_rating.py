@@ -375,7 +375,7 @@ def test_self_pairs_and_zero_weights_are_ignored():
 
 def test_position_coefficient_recovered_and_swap_symmetry():
     rng = np.random.default_rng(11)
-    truth, f, s, y = _simulate(rng, 12, 20000, home=0.4)
+    _truth, f, s, y = _simulate(rng, 12, 20000, home=0.4)
     fit = bradley_terry(12, f, s, y, position=True)
     assert fit.position_coef == pytest.approx(0.4, abs=4 * fit.position_se)
     # Presenting every comparison the other way round flips the sign of the position effect.
@@ -397,7 +397,7 @@ def test_position_effect_without_finite_estimate_is_refused():
     fit = bradley_terry(3, f, s, y, position=True, l2=0.5)
     assert fit.converged and np.isfinite(fit.position_coef)
     # The exact check says "identified" for real data with a finite estimate (baseball).
-    _, (names, idx, bf, bs, by, bw) = _baseball()
+    _, (names, _idx, bf, bs, by, bw) = _baseball()
     f_, s_, y_, w_ = rating._validate(len(names), bf, bs, by, bw)
     pb = rating._problem(len(names), *rating._pairs(len(names), f_, s_, y_, w_, "half", True),
                          0.0, True)

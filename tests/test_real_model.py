@@ -39,9 +39,10 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pytest
 
@@ -51,7 +52,7 @@ from tourney.testing import smollm
 from .conftest import ROOT, read_jsonl, write_jsonl
 
 try:
-    from tests.vllm_fixtures import loop_thread, smollm_dir, smollm_judge, smollm_server  # noqa: F401  (fixtures)
+    from tests.vllm_fixtures import loop_thread, smollm_dir, smollm_judge, smollm_server
 except ImportError:  # pragma: no cover - tests/ not a package
     from vllm_fixtures import loop_thread, smollm_dir, smollm_judge, smollm_server  # type: ignore[no-redef]  # noqa: F401
 

@@ -94,7 +94,7 @@ def test_transient_failures_are_retried_with_backoff():
 
 def test_exhausted_retries_become_error_judgements_not_wins():
     j = Flaky(99)
-    res, sched = run(j, its=items(1, 4), retries=2, backoff_s=0.001)
+    res, _sched = run(j, its=items(1, 4), retries=2, backoff_s=0.001)
     (r,) = res
     assert r.status == "partial" and r.errors == 3 and "boom 3" in r.messages[0]
     assert r.info["coin_flips"] == 3
@@ -172,7 +172,7 @@ def test_a_broken_strategy_fails_its_prompt_only():
     try:
         its = [parse_item({"prompt": "q", "responses": list("ab")}, 0),
                parse_item({"prompt": "q", "responses": list("abcd")}, 1)]
-        res, sched = run(build_judge("simulated"), "_test_broken", its=its)
+        res, _sched = run(build_judge("simulated"), "_test_broken", its=its)
         assert res[0].status == "ok"
         assert res[1].status == "failed" and "stalled" in res[1].messages[0]
     finally:
@@ -345,7 +345,7 @@ def test_a_wrapper_that_forwards_for_item_keeps_the_truth():
 
 def test_the_old_name_of_the_fresh_samples_flag_is_refused():
     with pytest.raises(TypeError, match="fresh_samples"):
-        class Old(Judge):  # noqa: F841 - defining it is the test
+        class Old(Judge):
             resample_abstentions = False
 
             async def judge(self, match):

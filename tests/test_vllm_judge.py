@@ -20,7 +20,7 @@ from tourney.types import Match, Outcome
 
 try:
     from tests.conftest import require
-    from tests.vllm_fixtures import loop_thread, tiny_model_dir, vllm_judge  # noqa: F401  (fixtures)
+    from tests.vllm_fixtures import loop_thread, tiny_model_dir, vllm_judge
 except ImportError:  # tests/ not a package
     from conftest import require  # type: ignore[no-redef]
     from vllm_fixtures import loop_thread, tiny_model_dir, vllm_judge  # type: ignore[no-redef]  # noqa: F401

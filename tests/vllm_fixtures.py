@@ -41,6 +41,7 @@ A missing component (vllm, torch, transformers, gguf, the wheel) goes through
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -50,8 +51,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
-from typing import Any, Awaitable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -228,23 +230,17 @@ class ServerProcess:
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM the process group (server, engine core, worker), SIGKILL after ``timeout``."""
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 self.proc.wait(10)
         # children that outlived the server (they share its process group)
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         if not self._log.closed:
             self._log.close()
 

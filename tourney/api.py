@@ -14,7 +14,8 @@ import logging
 import numbers
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Awaitable, Iterable, Mapping, Sequence, TypeVar
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import InputError
 from .health import RunHealth
@@ -229,7 +230,7 @@ class Tournament:
                 store, self._store = self._store, None
                 store.close()
 
-    def __enter__(self) -> "Tournament":
+    def __enter__(self) -> Tournament:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 __all__ = [
     "content_hash",
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 #: What a hash helper takes: text (hashed as UTF-8) or raw bytes.
-Data = Union[str, bytes]
+Data = str | bytes
 
 
 def _bytes(data: Data) -> bytes:

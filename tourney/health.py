@@ -54,8 +54,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from .types import Judgement, MatchResult, Outcome, PromptResult
 
@@ -199,7 +200,7 @@ def coin_flip_note(results: Sequence[MatchResult], info: Mapping[str, Any], n: i
 class _Reasons:
     """Bounded counts of reason groups."""
 
-    counts: Counter
+    counts: Counter[str]
 
     def add(self, text: str, whole: bool = False) -> None:
         key = scrub(text) if whole else reason_key(text)
@@ -369,7 +370,7 @@ class RunHealth:
     def _error_cause(self) -> str:
         er = self.errors
         top, count = self.error_reasons(1)[0]
-        by_kind: Counter = Counter()
+        by_kind: Counter[str] = Counter()
         for key, n in self._error.counts.items():
             by_kind[_error_kind(key)] += n
         kind, n = max(by_kind.items(), key=lambda kv: (kv[1], kv[0] != "other"))

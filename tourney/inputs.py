@@ -39,10 +39,10 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 from .errors import InputError, MissingExtraError
 from .items import DEFAULT_FIELDS, FieldMap, Item, ItemError, parse_item
@@ -190,7 +190,9 @@ def _open_path(path: str, format: str | None, fields: FieldMap, duplicates: str)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InputError(f"{path} is UTF-16 text (byte order mark {head[:2].hex(' ').upper()}): "
                          "tourney reads UTF-8; re-encode it, e.g. iconv -f utf-16 -t utf-8")
-    opener = lambda: _binary(p, compression)  # noqa: E731
+    def opener() -> IO[bytes]:
+        return _binary(p, compression)
+
     first = _first_char(opener())
     if first is None:
         raise InputError(f"{path} holds no rows: nothing to rank")
@@ -212,7 +214,8 @@ def _open_stdin(format: str | None, fields: FieldMap, duplicates: str) -> InputS
         raise InputError(f"{format} input cannot be read from stdin: give its path")
     raw = sys.stdin.buffer
     head = raw.peek(4)[:4] if hasattr(raw, "peek") else b""
-    stream: IO[bytes] = _decompress(raw, _compression(head)) if _compression(head) else raw
+    compression = _compression(head)
+    stream: IO[bytes] = _decompress(raw, compression) if compression else raw
     if format == "json":
         return InputSource("stdin", "-", "json", fields, duplicates, lambda: _json_array(stream, "stdin", fields))
     return InputSource("stdin", "-", "jsonl", fields, duplicates, lambda: _json_lines(stream, "stdin", fields))
@@ -252,7 +255,7 @@ def _decompress(fh: IO[bytes], compression: str) -> IO[bytes]:
         import zstandard
     except ImportError:
         raise MissingExtraError("zstandard", "data", "reading zstd-compressed (.zst) input") from None
-    return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(fh, closefd=True))  # type: ignore[arg-type]
+    return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(fh, closefd=True))
 
 
 def _first_char(stream: IO[bytes]) -> str | None:

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from .errors import InputError
 
@@ -97,7 +98,7 @@ class FieldMap:
 
     @classmethod
     def of(cls, prompt: str | None = None, responses: str | Sequence[str] | None = None,
-           id: str | None = None, scores: str | Sequence[str] | None = None) -> "FieldMap":
+           id: str | None = None, scores: str | Sequence[str] | None = None) -> FieldMap:
         """A field map from command-line style values (None keeps the default; ``"a,b,c"``
         names several fields)."""
         d = cls()
@@ -193,7 +194,7 @@ class Item:
     def n(self) -> int:
         return len(self.responses)
 
-    def merged(self) -> "Item":
+    def merged(self) -> Item:
         """This item with identical responses merged into one candidate (the first occurrence,
         with its score): ``self`` when the responses are all distinct. Identical means equal
         strings (no whitespace or case folding)."""
@@ -262,7 +263,7 @@ def _check_prompt(prompt: Any, where: str, name: str) -> Prompt:
             msgs.append({"role": m["role"], "content": m["content"]})
         if msgs[-1]["role"] != "user":
             raise InputError("a chat prompt must end with a 'user' message", where)
-        return tuple(msgs)  # type: ignore[return-value]
+        return tuple(msgs)
     raise InputError(f"'{name}' must be a non-empty string or a non-empty list of chat messages, "
                      f"got {_kind(prompt)}", where)
 

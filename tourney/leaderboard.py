@@ -1035,7 +1035,7 @@ def rate(
         if len(comp) < n:
             raise InputError(f"the anchor {anchor[0]!r} is in one of {len(fit.components)} disconnected "  # type: ignore[index]
                              "components: it cannot anchor the others")
-    board: dict[str, Any] = {"method": method, "records": int(len(y)), "abstentions": data.abstentions,
+    board: dict[str, Any] = {"method": method, "records": len(y), "abstentions": data.abstentions,
                              "self_pairs": data.self_pairs, "bad_lines": len(data.problems)}
     board.update(fit.header)
     if anchor_at is not None:

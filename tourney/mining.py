@@ -53,12 +53,14 @@ line and the field, never a wrong pair.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, TypeGuard
 
 from .errors import InputError
 from .items import Item
@@ -345,7 +347,7 @@ SCORE_TOL = 1e-9
 VOTE_FIELDS = 5
 
 
-def _is_int(x: Any) -> bool:
+def _is_int(x: Any) -> TypeGuard[int]:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
@@ -394,7 +396,7 @@ def check_ranked(obj: Any, item: Item, where: str) -> dict[str, Any]:
     scores = obj.get("scores")
     if not isinstance(scores, list) or len(scores) != n or not all(_is_finite(x) for x in scores):
         raise bad(f"'scores' must be {n} finite numbers, got {_short(scores)}")
-    for hi, lo in zip(ranking, ranking[1:]):
+    for hi, lo in itertools.pairwise(ranking):
         if scores[hi] < scores[lo] - SCORE_TOL:
             raise bad(f"'scores' disagree with 'ranking': candidate {hi} is ranked above {lo} "
                       f"with a lower score ({scores[hi]} < {scores[lo]})")

@@ -57,7 +57,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TextIO, cast
 
 from .errors import InputError, MissingExtraError, TourneyError
 from .types import RESULT_KEYS, PromptResult, dumps
@@ -246,7 +246,7 @@ class _ExtraColumns:
         for k in names:
             t = self.types.get(k)
             if t is None:
-                for i, r in enumerate(records):
+                for r in records:
                     if k in r:
                         del r[k]
                 self.warnings.append(f"input field {k!r} first appears after the first rows that fixed the parquet "
@@ -375,7 +375,8 @@ class OutputFile:
         self.partial_meta_path: str | None = None
         if self.path is None:
             self.kind, self.target, self.tmp = "stdout", None, None
-            self._fh: IO[bytes] | None = getattr(sys.stdout, "buffer", None) or _TextAsBinary(sys.stdout)
+            # a replaced sys.stdout without a byte buffer: the writer calls only write and flush
+            self._fh: IO[bytes] | None = getattr(sys.stdout, "buffer", None) or cast(IO[bytes], _TextAsBinary(sys.stdout))
             return
         if os.path.isdir(self.path):
             raise OutputError(f"--out {self.path} is a directory: give a file name")
@@ -399,7 +400,7 @@ class OutputFile:
 
     def _open(self, path: str, mode: str) -> IO[bytes]:
         try:
-            return open(path, mode)  # noqa: SIM115
+            return open(path, mode)
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
@@ -492,7 +493,7 @@ class OutputFile:
 class _TextAsBinary:
     """A text stream (a replaced ``sys.stdout``) taking UTF-8 bytes."""
 
-    def __init__(self, text: Any):
+    def __init__(self, text: TextIO):
         self.text = text
 
     def write(self, data: bytes) -> int:
@@ -700,7 +701,7 @@ def find_item(input_path: str, prompt_id: str, index: int | None) -> dict[str, A
     """The input line of ``prompt_id`` in the run's input file (by id; an item without one has
     its 0-based line index as id), or None when the file or the line is not there."""
     try:
-        fh = open(input_path, "rb")
+        fh = open(input_path, "rb")  # noqa: SIM115 - closed by the `with` below; only opening may fail quietly
     except OSError:
         return None
     with fh:

@@ -26,12 +26,14 @@ judged so far (finished prompts or not), ``ETA = (N c - S) / (S / t)``. No ETA i
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
 import threading
 import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from .scheduler import RunStats
 
@@ -129,10 +131,8 @@ class _Base:
         while not self._stop.wait(step):
             getter = self._getter
             if getter is not None:
-                try:
+                with contextlib.suppress(Exception):  # a display must never stop a run
                     self(getter())
-                except Exception:  # a display must never stop a run
-                    pass
 
     def _stop_ticker(self) -> None:
         self._stop.set()
@@ -267,7 +267,7 @@ def in_notebook() -> bool:
     if ipython is None:
         return False
     try:
-        shell = ipython.get_ipython()  # type: ignore[attr-defined]
+        shell = ipython.get_ipython()
     except Exception:
         return False
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})

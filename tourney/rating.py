@@ -152,7 +152,8 @@ class PairTable:
     @property
     def total(self) -> np.ndarray:
         """Total weight per pair."""
-        return self.first_wins + self.second_wins + self.ties
+        total: np.ndarray = self.first_wins + self.second_wins + self.ties
+        return total
 
 
 @dataclass(frozen=True, eq=False)
@@ -235,7 +236,8 @@ class BTPosterior:
     @property
     def sd(self) -> np.ndarray:
         """Posterior standard deviations of ``theta``, shape ``(k,)``."""
-        return np.sqrt(np.maximum(np.diag(self.cov), 0.0))
+        sd: np.ndarray = np.sqrt(np.maximum(np.diag(self.cov), 0.0))
+        return sd
 
 
 # ----------------------------------------------------------------------------- validation
@@ -247,9 +249,10 @@ def _as_index(x: Any, name: str, n: int) -> np.ndarray:
         raise InputError(f"{name} must be a 1-d array, got shape {arr.shape}")
     if arr.size == 0:
         return arr.astype(np.int64)
-    if arr.dtype.kind not in "iu":
-        if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise InputError(f"{name} must hold integer item indices")
+    if arr.dtype.kind not in "iu" and (
+        arr.dtype.kind != "f" or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr))
+    ):
+        raise InputError(f"{name} must hold integer item indices")
     arr = arr.astype(np.int64, copy=False)
     lo, hi = int(arr.min()), int(arr.max())
     if lo < 0 or hi >= n:
@@ -344,7 +347,8 @@ def _aggregate_valid(
 # ----------------------------------------------------------------------------- graph helpers
 
 
-def _graph(n: int, src: np.ndarray, dst: np.ndarray):
+def _graph(n: int, src: np.ndarray, dst: np.ndarray) -> Any:
+    """The n x n comparison graph (a scipy CSR array, 1 where src -> dst)."""
     from scipy.sparse import coo_array
 
     data = np.ones(src.shape[0], dtype=np.int8)
@@ -411,7 +415,7 @@ class _Problem:
     fix_levels: bool = True
 
 
-def _csr(n: int, keys: np.ndarray):
+def _csr(n: int, keys: np.ndarray) -> Any:
     """Sparse n x n pattern from sorted flat keys row * n + col."""
     from scipy.sparse import csr_array
 
@@ -609,7 +613,8 @@ def _block_ones(pb: _Problem) -> np.ndarray | float:
     if pb.n_comp == 1:
         return 1.0 / pb.n
     same = pb.labels[:, None] == pb.labels[None, :]
-    return same * (1.0 / pb.comp_size[pb.labels])[None, :]
+    block: np.ndarray = same * (1.0 / pb.comp_size[pb.labels])[None, :]
+    return block
 
 
 # Newton's method tuning. Far from the optimum a logistic likelihood's Newton steps fall short;
@@ -744,7 +749,7 @@ def _newton(
 
     def gradient(th: np.ndarray) -> np.ndarray:
         """Gradient of the objective at th, from r = a - m p."""
-        grad = np.bincount(i, r, k)  # (with position, entry n is set below)
+        grad: np.ndarray = np.bincount(i, r, k)  # (with position, entry n is set below)
         grad -= np.bincount(j, r, k)
         if position:
             grad[n] = np.add.reduce(r)
@@ -754,10 +759,8 @@ def _newton(
 
     # Hessian entries go in the LOWER triangle of H (all dpotrf reads). We fill ht = H^T in C
     # order, whose transpose is F-contiguous, so LAPACK factors it in place without copies.
-    if position:
-        flat = np.minimum(i, j) * k + np.maximum(i, j)  # both orders of a pair land here
-    else:
-        flat = i * k + j  # i < j
+    # with the position effect, both orders of a pair land in one cell; without it, i < j already
+    flat = np.minimum(i, j) * k + np.maximum(i, j) if position else i * k + j
     fix = pb.fix_levels
     blk = _block_ones(pb) if n and fix else 0.0
     diag_idx = np.arange(n) * (k + 1)
@@ -796,7 +799,7 @@ def _newton(
             u = np.zeros(k)
             u[:n] = _centre(pb, np.log((won + 0.5) / (lost + 0.5)))
             eta_of(u, de)
-            t0, ok = line_search(np.zeros(npairs), th, u, 1.0)
+            t0, _ = line_search(np.zeros(npairs), th, u, 1.0)
             th = t0 * u
     hbufs = [np.empty((k, k)), np.empty((k, k))] if npairs else []
     eta_of(th, eta)
@@ -940,10 +943,11 @@ def _inverse_parts(chol: np.ndarray | None, k: int, full: bool) -> np.ndarray:
     if info != 0:
         return np.full(k, np.nan)
     linv = np.tril(linv)  # the strict upper triangle holds scratch, not the inverse
-    return np.einsum("ij,ij->j", linv, linv)
+    diag: np.ndarray = np.einsum("ij,ij->j", linv, linv)
+    return diag
 
 
-def _dense_information(pb: _Problem, th: np.ndarray, c_fix: float, blk: np.ndarray | float):
+def _dense_information(pb: _Problem, th: np.ndarray, c_fix: float, blk: np.ndarray | float) -> np.ndarray:
     """The (fixed) information matrix at th, built the plain way (fallback paths only)."""
     from scipy.special import expit
 
@@ -969,7 +973,7 @@ def _dense_information(pb: _Problem, th: np.ndarray, c_fix: float, blk: np.ndarr
     return h
 
 
-def _factor_at(pb: _Problem, th: np.ndarray, c_fix: float, blk: np.ndarray | float):
+def _factor_at(pb: _Problem, th: np.ndarray, c_fix: float, blk: np.ndarray | float) -> np.ndarray | None:
     """Cholesky factor (lower, F-order) of the fixed information matrix at th, or None."""
     from scipy.linalg import lapack
 
@@ -1011,10 +1015,13 @@ def _check_init(init: Any, n: int, position: bool) -> np.ndarray | None:
 
 
 def _centre(pb: _Problem, s: np.ndarray) -> np.ndarray:
+    centred: np.ndarray
     if pb.n_comp == 1:
-        return s - s.mean()
-    means = np.bincount(pb.labels, s, pb.n_comp) / np.maximum(pb.comp_size, 1)
-    return s - means[pb.labels]
+        centred = s - s.mean()
+    else:
+        means = np.bincount(pb.labels, s, pb.n_comp) / np.maximum(pb.comp_size, 1)
+        centred = s - means[pb.labels]
+    return centred
 
 
 def bradley_terry(
@@ -1328,7 +1335,7 @@ def bt_bootstrap(
     cell_w = np.concatenate(cells)
     live = np.flatnonzero(cell_w > 0)
     total = float(cell_w[live].sum())
-    draws = max(int(round(total)), 1)
+    draws = max(round(total), 1)
     prob = cell_w[live] / total
     npair = table.n_pairs
     counts = np.zeros(cell_w.shape[0])
@@ -1471,7 +1478,9 @@ def elo(
 # ----------------------------------------------------------------------------- tallies
 
 
-def _scores(n: int, f: np.ndarray, s: np.ndarray, yy: np.ndarray, w: np.ndarray | None, ties: str):
+def _scores(
+    n: int, f: np.ndarray, s: np.ndarray, yy: np.ndarray, w: np.ndarray | None, ties: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-item (score, games): score sums y for first and 1-y for second (ties as chosen)."""
     _check_ties(ties)
     wt = np.ones(f.shape[0]) if w is None else w

@@ -18,12 +18,14 @@ produced it and can be rebuilt from it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Mapping, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .errors import MissingExtraError, SpecError
 
@@ -150,10 +152,8 @@ class Registry(Generic[T]):
             if (key in self._items and self._items[key] is not obj) or key in self._lazy:
                 raise SpecError(f"{self.kind} {name!r} is registered twice")
             self._items[key] = obj
-            try:
+            with contextlib.suppress(AttributeError, TypeError):  # an object without a settable name
                 obj.name = key  # type: ignore[attr-defined]
-            except (AttributeError, TypeError):
-                pass
             return obj
 
         return deco
@@ -228,7 +228,7 @@ class Registry(Generic[T]):
         module, _, attr = target.partition(":")
         del self._lazy[key]  # the module may register the name itself while it is imported
         try:
-            obj = getattr(importlib.import_module(module), attr)
+            obj: T = getattr(importlib.import_module(module), attr)
         except BaseException as exc:
             self._lazy[key] = target  # the next get tries again and fails the same way
             if isinstance(exc, MissingExtraError) or not isinstance(exc, (ImportError, AttributeError)):

@@ -35,8 +35,9 @@ import importlib
 import inspect
 import pkgutil
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -58,6 +59,8 @@ class Strategy(ABC):
     """
 
     name: ClassVar[str] = "strategy"
+    #: option -> meaning, shown by ``tourney strategies`` (defaults come from ``__init__``)
+    options: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, n: int, rng: np.random.Generator, keys: Sequence[str] | None = None):
         if n < 1:

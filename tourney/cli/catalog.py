@@ -27,7 +27,8 @@ import re
 import shutil
 import sys
 import textwrap
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import SpecError
 

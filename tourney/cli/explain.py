@@ -28,7 +28,8 @@ import json
 import os
 import sys
 import textwrap
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..errors import StoreError
 from ..outputs import find_item, find_result, read_meta, resolve_path
@@ -270,7 +271,7 @@ def explain(result: Mapping[str, Any], *, item: Mapping[str, Any] | None = None,
     out.append("")
     final: tuple[int, int] | None = None
     if isinstance(info.get("matches"), list) and info["matches"] and "winner" in info["matches"][0]:
-        final = tuple(max(info["matches"], key=lambda m: m["round"])["players"])  # type: ignore[assignment]
+        final = tuple(max(info["matches"], key=lambda m: m["round"])["players"])
         out.append(f"bracket ({strategy.get('name')}, {len({m['round'] for m in info['matches']})} rounds)")
         out += _bracket_lines(result)
     elif isinstance(info.get("pairings"), list):

@@ -8,7 +8,8 @@ import json
 import os
 import shlex
 import sys
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 from .common import (
     add_judging_options,
@@ -184,7 +185,7 @@ def _open_ranked(path: str) -> IO[bytes]:
     if os.path.isdir(path):
         raise IsADirectoryError(f"--ranked {path} is a directory, not a tourney rank output file")
     try:
-        return open(path, "rb")  # noqa: SIM115
+        return open(path, "rb")
     except FileNotFoundError:
         raise FileNotFoundError(f"--ranked file {path} does not exist") from None
 

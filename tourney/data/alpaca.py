@@ -29,7 +29,7 @@ def pref_to_score(pref: float, eps: float = 1e-4) -> float:
 def load_items(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
     """Input items (``id``, ``prompt``, ``responses``, ``scores``, plus ``models`` and ``prefs``).
     Lines whose answers are not all distinct keep the first of each duplicate answer."""
-    items = []
+    items: list[dict[str, Any]] = []
     with Path(path).open(encoding="utf-8") as fh:
         for line in fh:
             if limit is not None and len(items) >= limit:

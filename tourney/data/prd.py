@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import InputError
 
 MODELS = ("bard", "claude", "gpt35", "gpt4", "vicuna-13b")
 REVIEWERS = ("bard", "claude", "gpt35", "vicuna-13b")
-_VERDICT = {1: "A", 2: "B", 3: "tie"}
+_VERDICT: dict[Any, str] = {1: "A", 2: "B", 3: "tie"}
 _M = "|".join(re.escape(m) for m in MODELS)
 _FILE_RE = re.compile(rf"^answer[_-](?P<a>{_M})-vs-answer[_-](?P<b>{_M})-(?P<r>[\w.-]+?)-reviewer")
 

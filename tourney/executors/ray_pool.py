@@ -149,7 +149,7 @@ def _portable(exc: BaseException) -> BaseException:
     try:
         pickle.loads(pickle.dumps(exc))
         return exc
-    except Exception:  # noqa: BLE001 - anything unpicklable travels as text
+    except Exception:  # anything unpicklable travels as text
         permanent = isinstance(exc, JudgeError) and not isinstance(exc, TransientJudgeError)
         return (JudgeError if permanent else TransientJudgeError)(f"{type(exc).__name__}: {exc}")
 
@@ -198,7 +198,7 @@ class _JudgeActor:
         (pickled as itself when it can be, else as its text) so its message arrives unwrapped."""
         try:
             await self._judge.preflight()
-        except Exception as exc:  # noqa: BLE001 - returned, re-raised by the pool in the driver
+        except Exception as exc:  # returned, re-raised by the pool in the driver
             return _portable(exc)
         return None
 
@@ -215,7 +215,7 @@ class _JudgeActor:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._max_inflight)
         tasks = {asyncio.ensure_future(self._one(m, items[i] if items else None)): i for i, m in enumerate(matches)}
-        pending: set[asyncio.Future] = set(tasks)
+        pending = set(tasks)
         try:
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -235,7 +235,7 @@ class _JudgeActor:
                 return await judge.judge(match)
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # noqa: BLE001 - returned in its slot: one failure never loses the others
+        except BaseException as exc:  # returned in its slot: one failure never loses the others
             return _portable(exc)
 
     def _exit_for_restart(self) -> None:
@@ -253,7 +253,7 @@ class _JudgeActor:
             try:
                 res = engine_stats()
                 out["judge"] = await res if asyncio.iscoroutine(res) else res
-            except Exception as exc:  # noqa: BLE001 - stats are informational only
+            except Exception as exc:  # stats are informational only
                 out["judge_error"] = f"{type(exc).__name__}: {exc}"
         return out
 
@@ -713,7 +713,7 @@ class RayJudgePool(Judge):
         timeout = min(PREFLIGHT_TIMEOUT_S, self.start_timeout_s)
         try:
             err = await asyncio.wait_for(rep.actor.preflight.remote(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise JudgeUnavailableError(
                 f"judge replica {rep.index} of {self.spec} did not answer the preflight within {timeout:g} s") from None
         except Exception as exc:  # the actor died meanwhile: say so, the run cannot start
@@ -836,7 +836,7 @@ class RayJudgePool(Judge):
         try:
             gen = rep.actor.judge_stream.remote([it.match for it in batch],
                                                 sources if any(x is not None for x in sources) else None)
-        except Exception as exc:  # noqa: BLE001 - a handle of a dead actor: a replica failure
+        except Exception as exc:  # a handle of a dead actor: a replica failure
             self._failed(rep, rep.epoch, batch, exc)
             return
         call = _Call(batch)
@@ -872,7 +872,7 @@ class RayJudgePool(Judge):
                     it.fut.set_exception(JudgeError(f"Ray judge replica {rep.index}: {_reason(exc)}"))
             self._kick()
             return
-        except Exception as exc:  # noqa: BLE001 - the actor died or is unreachable
+        except Exception as exc:  # the actor died or is unreachable
             if not call.abandoned:
                 self._failed(rep, epoch, self._close_call(rep, call), exc)
             return
@@ -957,7 +957,7 @@ class RayJudgePool(Judge):
                 raise
             except ray.exceptions.ActorUnavailableError:
                 pass  # still restarting (the engine may take minutes to load)
-            except Exception as exc:  # noqa: BLE001 - died for good, or its judge cannot be built any more
+            except Exception as exc:  # died for good, or its judge cannot be built any more
                 rep.failures += 1
                 rep.consecutive += 1
                 rep.reason = _reason(exc)
@@ -1100,7 +1100,7 @@ class RayJudgePool(Judge):
                 return {"replica": rep.index, "state": rep.state}
             try:
                 return {"replica": rep.index, **await asyncio.wait_for(rep.actor.stats.remote(), timeout_s)}
-            except Exception as exc:  # noqa: BLE001 - reported, not raised
+            except Exception as exc:  # reported, not raised
                 return {"replica": rep.index, "error": _reason(exc)}
 
         return list(await asyncio.gather(*(one(rep) for rep in self._replicas)))
@@ -1203,7 +1203,7 @@ def _quietly(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)``, or None if it fails: teardown of actors that may be gone."""
     try:
         return fn(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - best effort; the actor or cluster may be gone
+    except Exception as exc:  # best effort; the actor or cluster may be gone
         log.debug("ray judge pool teardown: %s failed: %s", getattr(fn, "__name__", fn), exc)
         return None
 

@@ -51,8 +51,9 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..api import Tournament, check_responses
 from ..errors import InputError, JudgeError
@@ -227,7 +228,7 @@ class GroupScorer:
         failures: list[tuple[GroupResult, BaseException | None]] = []
         for entry in prepared:
             item: Item | None = entry["item"]
-            n, distinct = entry["n"], entry["distinct"]
+            distinct = entry["distinct"]
             if "error" in entry:
                 gr = self._failed(entry, (str(entry["error"]),))
                 failures.append((gr, entry["error"]))
@@ -258,7 +259,7 @@ class GroupScorer:
 
     def _failed(self, entry: dict[str, Any], messages: tuple[str, ...],
                 res: PromptResult | None = None) -> GroupResult:
-        value = None if self.on_failure in (None, "raise") else float(self.on_failure)  # type: ignore[arg-type]
+        value = None if self.on_failure in (None, "raise") else float(self.on_failure)
         n = entry["n"]
         log.warning("tourney rewards: group %d (prompt %s, %d completions) could not be scored: %s; its "
                     "rewards are %s", entry["g"], _short(entry["prompt"]), n, "; ".join(messages),

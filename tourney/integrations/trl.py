@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from .groups import GroupResult, GroupScorer, group_by_prompt
@@ -67,7 +68,7 @@ def completion_text(completion: Any) -> str | None:
                 if isinstance(content, str):
                     return content
                 if isinstance(content, Sequence):
-                    parts = [p.get("text") for p in content
+                    parts = [p["text"] for p in content
                              if isinstance(p, Mapping) and p.get("type") == "text" and isinstance(p.get("text"), str)]
                     return "".join(parts) if parts else None
                 return None

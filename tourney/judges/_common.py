@@ -11,8 +11,9 @@ seed, so a vote extended later draws exactly the samples one bigger call would h
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..errors import InputError, JudgeError, SpecError
 from ..hashing import content_hash, prompt_text, stable_seed
@@ -71,7 +72,7 @@ class SamplingSettings:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_options(cls, fmt: JudgeFormat, options: dict[str, Any], judge: str) -> "SamplingSettings":
+    def from_options(cls, fmt: JudgeFormat, options: dict[str, Any], judge: str) -> SamplingSettings:
         """Pop the sampling options out of ``options`` (the rest are the backend's) and validate."""
 
         def num(key: str, default: Any, kind: Callable[[Any], Any], ok: Callable[[Any], bool], what: str) -> Any:
@@ -118,7 +119,7 @@ class Defences:
     quote_check: bool = True
 
     @classmethod
-    def from_options(cls, options: dict[str, Any], judge: str) -> "Defences":
+    def from_options(cls, options: dict[str, Any], judge: str) -> Defences:
         """Pop ``neutralise_candidates`` and ``quote_check`` out of ``options`` and validate."""
         values = {}
         for key in DEFENCE_OPTIONS:

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import SpecError
 from ..registry import Registry, Spec, parse_spec
@@ -68,7 +69,7 @@ class Judge(ABC):
     async def judge(self, match: Match) -> list[Judgement]:
         """Judge one match; return exactly ``match.samples`` judgements."""
 
-    def for_item(self, item: "Item") -> "Judge":
+    def for_item(self, item: Item) -> Judge:
         """The judge for the matches of one input item: ``self`` unless this judge reads
         per-prompt input beyond what a :class:`~tourney.types.Match` carries.
 
@@ -107,13 +108,13 @@ class Judge(ABC):
         by default the spec. Judges with sampling settings add them."""
         return self.spec.to_dict()
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - an optional hook: most judges hold nothing to release
         """Release engines, sessions and files."""
 
     def describe(self) -> dict[str, Any]:
         return self.spec.to_dict()
 
-    async def preflight(self) -> None:
+    async def preflight(self) -> None:  # noqa: B027 - optional hook: by default nothing to check
         """Check, once and cheaply, that the judge can work at all, before any match is paid
         for; raise :class:`~tourney.errors.JudgeUnavailableError` saying what to fix if not
         (a server that is down, a refused key, a model not served). The scheduler calls it at

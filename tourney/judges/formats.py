@@ -136,8 +136,10 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from bisect import bisect_right
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 from ..errors import InputError, SpecError
 from ..registry import Registry
@@ -597,6 +599,12 @@ def _window_start(text: str) -> int:
     return max(0, len(text) - VERDICT_WINDOW_CHARS)
 
 
+def _last_match(matches: Iterator[re.Match[str]]) -> re.Match[str] | None:
+    """The last of an iterator's matches (None without any), keeping no other."""
+    tail = deque(matches, maxlen=1)
+    return tail[0] if tail else None
+
+
 def _starts_before(text: str, needle: str, w0: int) -> bool:
     """Whether ``needle`` occurs in ``text`` starting before offset ``w0`` (C-level search)."""
     return w0 > 0 and _find(text, needle, 0, w0 + len(needle) - 1) >= 0
@@ -608,9 +616,7 @@ def _answer_tag_verdict(text: str, w0: int, *, bare_fallback: bool) -> _Verdict:
     ambiguous); else the last other ``<answer>...`` as the reason. Loops run over ``text[w0:]``
     only; what lies before ``w0`` is checked with single regex searches, so the outcome is the
     one a scan of the whole text gives (a verdict before ``w0`` has too long a tail to decide)."""
-    last = None
-    for last in _ANSWER_TAG_RE.finditer(text, w0):
-        pass
+    last = _last_match(_ANSWER_TAG_RE.finditer(text, w0))
     if last is not None:
         return Outcome(last.group(1)), None, last.span()
     if w0 and (
@@ -636,9 +642,7 @@ def _answer_tag_verdict(text: str, w0: int, *, bare_fallback: bool) -> _Verdict:
             return Outcome(bare[-1].group(1)), None, bare[-1].span()
         if letters:  # bare markers only before the window
             return Outcome.ABSTAIN, REASON_TRAILING, None
-    other = None
-    for other in _ANSWER_ANY_RE.finditer(text, w0):
-        pass
+    other = _last_match(_ANSWER_ANY_RE.finditer(text, w0))
     if other is not None:
         content = " ".join(other.group(1).split())[:80]
         if "A" in content and "B" in content:

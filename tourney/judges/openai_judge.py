@@ -101,13 +101,12 @@ import logging
 import os
 import time
 import urllib.parse
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from ..errors import JudgeError, JudgeUnavailableError, MissingExtraError, SpecError, TransientJudgeError
 from ..registry import Spec
 from ..types import Judgement, Match
-from .base import Judge
-from .formats import JudgeFormat
 from ._common import (
     DEFENCE_OPTIONS,
     SAMPLING_OPTIONS,
@@ -119,6 +118,8 @@ from ._common import (
     request_id,
     resolve_format,
 )
+from .base import Judge
+from .formats import JudgeFormat
 
 __all__ = ["OpenAIJudge"]
 
@@ -377,7 +378,7 @@ class OpenAIJudge(Judge):
                     raw = await resp.read()
                     status, reason = resp.status, resp.reason
                     retry_after = resp.headers.get("Retry-After")
-            except asyncio.TimeoutError as exc:  # the builtin TimeoutError from Python 3.11 on
+            except TimeoutError as exc:  # aiohttp's timeouts (asyncio.TimeoutError is this builtin from 3.11 on)
                 if isinstance(exc, getattr(aiohttp, "ConnectionTimeoutError", ())):
                     msg = f"could not connect to {url} within {min(self.timeout_s, CONNECT_TIMEOUT_S):g} s"
                 else:
@@ -430,7 +431,7 @@ class OpenAIJudge(Judge):
                                         allow_redirects=False) as resp:
                 raw = await resp.read()
                 status, reason = resp.status, resp.reason
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise JudgeUnavailableError(
                 f"openai judge: the server at {url} did not answer within {timeout:g} s (the preflight "
                 f"GET /models); is it up and healthy, and is {where} right?") from None
@@ -481,9 +482,13 @@ class OpenAIJudge(Judge):
         rid = request_id(match, "openai") + (f"-{offset}" if offset != match.sample_offset else "")
         body = self.request_body(match, n, seed)
         data, choices, latency = await self._post(body, rid)
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        usage = data.get("usage")
+        if not isinstance(usage, dict):
+            usage = {}
         prompt_tokens = _int(usage.get("prompt_tokens"))
-        details = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
+        details = usage.get("prompt_tokens_details")
+        if not isinstance(details, dict):
+            details = {}
         cached_tokens = _int(details.get("cached_tokens"))
         completion = _split_total(_int(usage.get("completion_tokens")), [len(_text(c)) for c in choices])
         out = []
@@ -613,7 +618,8 @@ def _env_proxy(parts: urllib.parse.SplitResult) -> str | None:
     import urllib.request
 
     host = parts.hostname or ""
-    if urllib.request.proxy_bypass_environment(host, urllib.request.getproxies_environment()):
+    # proxy_bypass_environment is in CPython's urllib.request but not in typeshed's stub of it
+    if urllib.request.proxy_bypass_environment(host, urllib.request.getproxies_environment()):  # type: ignore[attr-defined]
         return None
     proxies = urllib.request.getproxies_environment()
     return proxies.get(parts.scheme) or proxies.get("all") or None

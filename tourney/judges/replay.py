@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import JudgeError, SpecError
 from ..hashing import prompt_text, sha256_hex
@@ -41,7 +41,7 @@ def _short(text: str, n: int = 60) -> str:
 
 @JUDGES.register("replay")
 class ReplayJudge(Judge):
-    options = {"cycle": "reuse recorded samples cyclically when more are asked for (default false)"}
+    options: ClassVar[dict[str, str]] = {"cycle": "reuse recorded samples cyclically when more are asked for (default false)"}
     fresh_samples = False  # a recorded abstention stays one: there is no other draw
 
     def __init__(self, spec: Spec | None = None, path: str | None = None, **options: Any):

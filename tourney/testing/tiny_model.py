@@ -133,8 +133,7 @@ def build_tiny_model(path: str | os.PathLike[str], *, seed: int = 0) -> Path:
 
     try:
         import torch
-        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-        from tokenizers import AddedToken
+        from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
         from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
     except ImportError as exc:  # pragma: no cover - depends on the environment
         from ..errors import MissingExtraError
