@@ -34,15 +34,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, os.environ.get("BENCH_TREE", str(REPO)))  # --against runs this file with another tree's store
 
-from tourney.store import JudgementStore  # noqa: E402
-from tourney.types import Judgement, Outcome  # noqa: E402
+from tourney.store import JudgementStore
+from tourney.types import Judgement, Outcome
 
 JUDGE = {
     "name": "vllm",
     "arg": "Qwen/Qwen3-8B",
     "options": {"format": "pandalm", "temperature": 0.6, "top_p": 0.95, "max_tokens": 4096},
 }
-WORDS = "the a of to and in is that it for on with as was be by this are or an at from which not have".split()
+WORDS = ["the", "a", "of", "to", "and", "in", "is", "that", "it", "for", "on", "with", "as", "was", "be", "by", "this", "are", "or", "an", "at", "from", "which", "not", "have"]
 
 
 def text(rng: random.Random, n_chars: int) -> str:
@@ -253,7 +253,7 @@ def bench_size(path: Path, n: int, reasoning_chars: int, compress: bool) -> None
     import tourney.store as ts
 
     if not compress and hasattr(ts, "_COMPRESS_MIN_CHARS"):
-        ts._COMPRESS_MIN_CHARS = 10**12  # noqa: SLF001
+        ts._COMPRESS_MIN_CHARS = 10**12
     prompts, reasons = real_texts(reasoning_chars)
     rng = random.Random(1)
     judge = {**JUDGE, "options": {**JUDGE["options"], "format": "rm_r1"}}

@@ -194,6 +194,32 @@ def test_duplicate_content_prompts_in_flight_at_once_pay_once(tmp_path):
     assert sum(judge.calls.values()) == 4 * 15
 
 
+def test_items_with_identical_responses_hold_and_give_back_their_claims_with_a_store(tmp_path):
+    # an item with identical responses is ranked on its merged copy (Item.merged): the claim the
+    # feeder asked for, the tasks' claims and the prompt's end must all name that one copy, or a
+    # claim would outlive its prompt; a second run reuses every judgement and writes the same results
+    responses = ("same", "other", "same", "third", "other")
+    items = [Item(i, f"q{i}", f"question {i}", responses, scores=(1.0, 0.5, 1.0, 2.0, 0.5)) for i in range(12)]
+    judge = CountingJudge("simulated:latency_median_s=0.005,latency_sigma=0.1")
+    runs = []
+    with JudgementStore(tmp_path / "s.sqlite") as store:
+        for _ in range(2):
+            cache = StoreCache(store, judge)
+            sched = Scheduler(judge, build_strategy("round_robin"), seed=1, concurrency=8, max_active_prompts=4,
+                              cache=cache)
+            runs.append((asyncio.run(sched.rank(items)), sched.stats))
+            assert not cache._claims and not cache._inflight and not cache._digests  # nothing outlives the run
+    with sqlite3.connect(tmp_path / "s.sqlite") as raw:
+        assert raw.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0  # every claim given back
+    (first, s1), (second, s2) = runs
+    def view(r):
+        return r.status, r.best, list(r.ranking), list(r.scores), [(m["first"], m["second"], m["outcome"]) for m in r.matches]
+    assert [view(r) for r in first] == [view(r) for r in second]
+    assert all(r.status == "ok" and sorted(r.ranking) == [0, 1, 2, 3, 4] for r in first)  # copies put back
+    assert s1.samples == 12 * 3 and s2.reused == s2.samples == 12 * 3  # 3 distinct responses: 3 pairs each
+    assert sum(judge.calls.values()) == 12 * 3  # the second run paid nothing
+
+
 # ---------------------------------------------------------------- processes sharing a store
 
 LATENCY_JUDGE = "simulated:latency_median_s=0.05,latency_sigma=0.3"

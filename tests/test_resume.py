@@ -156,7 +156,7 @@ def test_store_keys_cover_the_simulated_truth_and_the_replay_file(tmp_path):
     assert best([{"prompt": "q", "responses": ["a", "b"], "scores": [10, 0]}], *sharp)["best"] == 0
     rep = tmp_path / "rep.jsonl"
     rows = [{"prompt": "q", "responses": ["a", "b"]}]
-    for verdict, winner in (("A", "a"), ("B", "b")):
+    for verdict, _winner in (("A", "a"), ("B", "b")):
         write_jsonl(rep, [{"prompt": "q", "first": f, "second": s, "verdict": verdict} for f, s in (("a", "b"), ("b", "a"))])
         r = best(rows, "--judge", f"replay:{rep}", "--strategy", "knockout:both_orders=true")
         assert r["info"]["coin_flips"] == 1  # a judge that always prefers one position: a split vote
@@ -187,7 +187,7 @@ def test_a_store_edited_behind_the_engines_back_is_refused_not_reused(tmp_path):
     assert "does not match its row hash" in res.stderr and f"tourney store check {store}" in res.stderr
     assert "Traceback" not in res.stderr
     check = subprocess.run([sys.executable, "-m", "tourney", "store", "check", str(store)], capture_output=True, text=True)
-    assert check.returncode == 1 and f"{min(swapped, 50)} problem" in check.stderr or "more row problems" in check.stderr
+    assert (check.returncode == 1 and f"{min(swapped, 50)} problem" in check.stderr) or "more row problems" in check.stderr
     # a row whose reasoning or token count was edited is refused the same way
     con = sqlite3.connect(store)
     with con:

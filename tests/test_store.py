@@ -413,7 +413,7 @@ def test_disk_full_raises_keeps_committed_and_retries_the_batch(tmp_path):
     store = JudgementStore(path, batch_size=10_000, flush_interval_s=None)
     committed = [put(store, full_judgement(sample=s)) for s in range(10)]
     store.flush()
-    conn = store._wconn  # noqa: SLF001  (fault injection: the writer thread's connection, idle now)
+    conn = store._wconn
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count = {pages + 2}")
     buffered = [put(store, full_judgement(sample=s, reasoning=os.urandom(2000).hex())) for s in range(10, 60)]  # incompressible
@@ -437,7 +437,7 @@ def test_close_on_a_full_disk_says_what_was_lost(tmp_path):
     store = JudgementStore(path, batch_size=10_000, flush_interval_s=None)
     committed = put(store, full_judgement())
     store.flush()
-    store._wconn.execute("PRAGMA max_page_count = 1")  # noqa: SLF001
+    store._wconn.execute("PRAGMA max_page_count = 1")
     put(store, full_judgement(sample=1, reasoning=os.urandom(100_000).hex()))  # ~110 kB compressed
     with pytest.raises(StoreError, match="1 pending judgements were NOT saved"):
         store.close()

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -86,7 +87,7 @@ class Lease:
 class _Digests:
     """A prompt's canonical JSON and the sha256 hex of it and of its responses (hashed once)."""
 
-    __slots__ = ("item", "prompt_json", "prompt_hash", "claim_key", "responses")
+    __slots__ = ("claim_key", "item", "prompt_hash", "prompt_json", "responses")
 
     def __init__(self, item: Item | None, prompt: Prompt, identity_json: str):
         self.item = item
@@ -108,7 +109,7 @@ class _PromptClaim:
     that prompt text): ``future`` resolves once the store granted it, with the keys stored then;
     ``stored`` grows with every judgement this run saves under it; ``users`` are the items."""
 
-    __slots__ = ("key", "future", "request", "stored", "users", "granted")
+    __slots__ = ("future", "granted", "key", "request", "stored", "users")
 
     def __init__(self, key: str, future: asyncio.Future):
         self.key = key
@@ -280,10 +281,8 @@ class StoreCache:
         """Ask for the claim on ``item``'s prompt now (the scheduler calls it when it reads the
         item, before the item waits for room), so it is granted when the item's matches come.
         Pair it with :meth:`started`. Never raises: a store error surfaces at :meth:`acquire`."""
-        try:
+        with contextlib.suppress(StoreError):
             self._claim_of(self._digests_of(item)).users.add(-id(item))
-        except StoreError:
-            pass
 
     def started(self, item: Item) -> None:
         """The scheduler started ``item`` (its first matches were acquired, or it finished at
@@ -352,10 +351,8 @@ class StoreCache:
             self._resolved.append(claim)
             if not self._drain_scheduled:
                 self._drain_scheduled = True
-                try:
+                with contextlib.suppress(RuntimeError):  # the run is over and its loop closed: nobody waits
                     loop.call_soon_threadsafe(self._drain)
-                except RuntimeError:  # the run is over and its loop closed: nobody waits any more
-                    pass
 
         assert claim.request is not None
         claim.request.add_done_callback(done)

@@ -55,20 +55,27 @@ import numbers
 import random
 import time
 from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import InputError, JudgeError, JudgeUnavailableError, StoreError, TransientJudgeError
-from .health import RunHealth, coin_flip_note
+from .errors import (
+    InputError,
+    JudgeError,
+    JudgeUnavailableError,
+    RunHealthError,  # the health stop (its own line: merges cleanly)
+    SpecError,  # the settings checks' ValueError (its own line: merges cleanly)
+    StoreError,
+    TransientJudgeError,
+)
 from .hashing import response_key, stable_seed
+from .health import RunHealth, coin_flip_note
 from .items import Item
 from .judges.base import Judge
 from .strategy import Strategy, StrategyFactory
 from .types import Judgement, Match, MatchResult, Outcome, PromptResult, Request, TokenUsage
-from .errors import SpecError  # the settings checks' ValueError (its own line: merges cleanly)
-from .errors import RunHealthError  # the health stop (its own line: merges cleanly)
 
 __all__ = ["Scheduler", "RunStats", "JudgementCache", "RESAMPLE_STRIDE", "check_settings"]
 
@@ -124,7 +131,7 @@ class RunStats:
     retries: int = 0
     abstentions: int = 0
     errors: int = 0
-    tokens: TokenUsage = TokenUsage()
+    tokens: TokenUsage = field(default_factory=TokenUsage)
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -150,8 +157,17 @@ class RunStats:
 
 
 class _PromptState:
-    __slots__ = ("item", "strategy", "judge", "inflight", "comparisons", "results", "budget_limited", "closed",
-                 "reused")
+    __slots__ = (
+        "budget_limited",
+        "closed",
+        "comparisons",
+        "inflight",
+        "item",
+        "judge",
+        "results",
+        "reused",
+        "strategy",
+    )
 
     def __init__(self, item: Item, strategy: Strategy, judge: Judge):
         self.item = item
@@ -397,9 +413,7 @@ class Scheduler:
     def _over_budget(self, state: _PromptState) -> bool:
         if self.max_comparisons is not None and state.comparisons >= self.max_comparisons:
             return True
-        if self.token_budget is not None and self.stats.tokens.total >= self.token_budget:
-            return True
-        return False
+        return bool(self.token_budget is not None and self.stats.tokens.total >= self.token_budget)
 
     def _enqueue(self, task: _Task) -> None:
         if self.cache is not None:  # claim its samples first: it reaches a worker with the claim in hand
@@ -485,10 +499,8 @@ class Scheduler:
 
     async def _judge_task(self, task: _Task, match: Match, stored: dict[int, Judgement]) -> None:
         state = task.state
-        if task.saved:  # samples this task saved before a retry are not reuse
-            stored_reused = len(set(stored) - task.saved)
-        else:
-            stored_reused = len(stored)
+        # samples this task saved before a retry are not reuse
+        stored_reused = len(set(stored) - task.saved) if task.saved else len(stored)
         wanted = range(match.sample_offset, match.sample_offset + match.samples)
         fresh: list[Judgement] = []
         for offset, count in _runs([s for s in wanted if s not in stored]):

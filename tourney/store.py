@@ -116,6 +116,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import contextlib
 import json
 import logging
 import os
@@ -428,8 +429,20 @@ def _owner_alive(owner: str, host_id: str) -> bool | None:
 class _Put:
     """A buffered judgement: everything the writer needs to build its row."""
 
-    __slots__ = ("key", "judgement", "seq", "judge_json", "judge_hash", "prompt_json", "prompt_hash",
-                 "first_text", "first_hash", "second_text", "second_hash", "logical")
+    __slots__ = (
+        "first_hash",
+        "first_text",
+        "judge_hash",
+        "judge_json",
+        "judgement",
+        "key",
+        "logical",
+        "prompt_hash",
+        "prompt_json",
+        "second_hash",
+        "second_text",
+        "seq",
+    )
 
     def __init__(self, key: str, judgement: Judgement, judge_json: str, judge_hash: str, prompt_json: str,
                  prompt_hash: str, first_text: str, first_hash: str, second_text: str, second_hash: str,
@@ -443,7 +456,7 @@ class _Put:
 
 
 class _ClaimRequest:
-    __slots__ = ("key", "prompt_hash", "future")
+    __slots__ = ("future", "key", "prompt_hash")
 
     def __init__(self, key: str, prompt_hash: str | None, future: concurrent.futures.Future):
         self.key = key
@@ -451,17 +464,15 @@ class _ClaimRequest:
         self.future = future
 
 
-_OPEN_STORES: "weakref.WeakSet[JudgementStore]" = weakref.WeakSet()
+_OPEN_STORES: weakref.WeakSet[JudgementStore] = weakref.WeakSet()
 
 
 @atexit.register
 def _close_open_stores() -> None:  # pragma: no cover - exercised by interpreter exit
     """Commit what stores left open at exit still hold (their writer threads are daemons)."""
     for store in list(_OPEN_STORES):
-        try:
+        with contextlib.suppress(Exception):
             store.close()
-        except Exception:  # noqa: BLE001 - nothing to report to at exit
-            pass
 
 
 class JudgementStore:
@@ -880,10 +891,8 @@ class JudgementStore:
             failure = self._closed_error
             for c in (self._sconn, self._wconn, self._conn):  # the last one checkpoints and removes the WAL
                 if c is not None:
-                    try:
+                    with contextlib.suppress(sqlite3.Error):  # closing never fails in practice
                         c.close()
-                    except sqlite3.Error:  # pragma: no cover - closing never fails in practice
-                        pass
             self._conn = self._wconn = self._sconn = None
             self._pending.clear()
             self._queue.clear()
@@ -895,7 +904,7 @@ class JudgementStore:
         if failure is not None and lost:
             raise StoreError(f"{lost} pending judgements were NOT saved when closing {self.path}: {failure}") from failure
 
-    def __enter__(self) -> "JudgementStore":
+    def __enter__(self) -> JudgementStore:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -1450,10 +1459,8 @@ class JudgementStore:
                 return
             except sqlite3.Error as exc:
                 if conn.in_transaction:
-                    try:
+                    with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
                         conn.execute("ROLLBACK")
-                    except sqlite3.Error:  # pragma: no cover - SQLite may have rolled back already
-                        pass
                 if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc) and time.monotonic() < deadline:
                     attempt += 1
                     time.sleep(min(0.5, 0.005 * 2**attempt) * (0.5 + random.random()))
