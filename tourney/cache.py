@@ -371,9 +371,9 @@ class StoreCache:
             return
         if cf.cancelled():
             claim.future.cancel()
-        elif cf.exception() is not None:
+        elif (exc := cf.exception()) is not None:
             self._claims.pop(claim.key, None)
-            claim.future.set_exception(cf.exception())
+            claim.future.set_exception(exc)
         else:
             claim.stored.update(cf.result())
             claim.future.set_result(None)

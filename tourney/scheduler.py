@@ -440,6 +440,7 @@ class Scheduler:
         task. Claims are taken here, before a worker, so the store batches many into one
         transaction and a worker never waits for one: every task holding a claim can run, so no
         two tasks (or two runs sharing the store) ever wait for each other."""
+        assert self.cache is not None  # (only queued here with a store)
         if not task.state.closed and self._fatal is None:
             try:
                 self._leases[id(task)] = await self.cache.acquire(self._match(task), task.state.item)
@@ -478,7 +479,7 @@ class Scheduler:
         state = task.state
         lease = self._leases.pop(id(task), None)  # the stored samples and a claim on the rest (_claim)
         if state.closed:  # the prompt failed meanwhile: do not pay for more judgements
-            if lease is not None:
+            if lease is not None and self.cache is not None:
                 self.cache.release(lease)
             state.inflight -= 1
         elif self.cache is None:
@@ -722,7 +723,7 @@ def check_settings(**settings: Any) -> None:
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError(f"max_failure_rate must be a share in [0, 1] or None, got {value!r} "
                                 f"({type(value).__name__})")
-            if not 0 <= value <= 1:  # NaN fails this too
+            if not 0 <= float(value) <= 1:  # NaN fails this too
                 raise SpecError(f"max_failure_rate must be a share in [0, 1] or None, got {value!r}")
 
 

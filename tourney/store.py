@@ -306,7 +306,9 @@ if _c_make_encoder is not None:
         return "".join(_C_ENCODE(values, 0))
 
 else:  # pragma: no cover
-    _encode_list = canonical_json
+
+    def _encode_list(values: list) -> str:
+        return canonical_json(values)
 
 
 def _pack(text: str) -> str | bytes:
@@ -576,9 +578,9 @@ class JudgementStore:
                     c.execute(f"PRAGMA journal_size_limit = {_CHECKPOINT_BYTES * 4}")
                 self._wconn.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KB}")
             except BaseException:
-                for c in (self._conn, self._wconn, self._sconn):
-                    if c is not None:
-                        c.close()
+                for opened in (self._conn, self._wconn, self._sconn):
+                    if opened is not None:
+                        opened.close()
                 self._conn = self._wconn = self._sconn = None
                 raise
             self._text_ids: dict[str, int] = {}  # hash hex -> row id, committed (cleared when full)
@@ -1111,8 +1113,9 @@ class JudgementStore:
                 self._commits += 1
                 del self._queue[: len(puts)]
                 for p in puts:
-                    if self._pending.get(p.key) is p:
-                        del self._pending[p.key]
+                    key = p.key
+                    if self._pending.get(key) is p:
+                        del self._pending[key]
                 self._committed_seq = self._queue[0].seq - 1 if self._queue else self._put_seq
             del self._releases[: len(releases)]
             self._dirty_since = time.monotonic() if (self._queue or self._releases) else None
@@ -1444,7 +1447,7 @@ class JudgementStore:
             )
         return StoreError(f"SQLite error while {where}: {exc} [{kind}]{pending}")
 
-    def _write_transaction(self, conn: sqlite3.Connection, fn: Callable[[], None], action: str) -> None:
+    def _write_transaction(self, conn: sqlite3.Connection, fn: Callable[[], object], action: str) -> None:
         """Run ``fn`` inside ``BEGIN IMMEDIATE ... COMMIT`` on ``conn``, retrying on SQLITE_BUSY
         until ``timeout_s``. IMMEDIATE takes the write lock up front, so a transaction never has to
         upgrade a read lock (the one case SQLite's busy handler cannot wait out). ``fn`` must be
