@@ -1,12 +1,18 @@
-"""Benchmark of the judgement store (tourney.store): its own cost per judgement.
+"""Benchmark of the judgement store (tourney.store): its own cost per judgement, and its size.
 
-Run: ``python3 benchmarks/bench_store.py`` (about a minute; ``--n 20000`` for a quick run).
+Run: ``python3 benchmarks/bench_store.py`` (about a minute; ``--n 20000`` for a quick run);
+``--against TREE`` also runs the size benchmark with another checkout's store (e.g. main's,
+schema version 1) in a subprocess, side by side.
 
 Measures, in a temporary directory on the local disk:
 
 1. put + flush throughput for ``--n`` judgements (realistic sizes: ~1.5 kB responses, ~2 kB
-   reasoning, 16 candidates per prompt), with ``durable=True`` (synchronous=FULL, the default) and
-   ``durable=False`` (synchronous=NORMAL); the resulting file size.
+   reasoning, 16 candidates per prompt), with ``durable=True`` (the default) and
+   ``durable=False``; the resulting file size.
+0. bytes per judgement on disk, per table and index (SQLite's dbstat), on real texts: the
+   responses of the shared data's AlpacaEval file (9 models per instruction) and reasoning cut
+   from the real judge outputs in tests/fixtures/judge_outputs (``--reasoning`` characters each,
+   as real reasoning compresses, not as a word list does); with compression and without.
 2. Reads on that store: open (with quick_check), get_many of every key (in per-prompt chunks, as
    a scheduler asks), single get, export, check().
 3. A simulated workload, 100 prompts x 15 matches (a 16-candidate knockout), against a trivial
@@ -25,7 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, os.environ.get("BENCH_TREE", str(REPO)))  # --against runs this file with another tree's store
 
 from tourney.store import JudgementStore
 from tourney.types import Judgement, Outcome
@@ -217,13 +224,94 @@ def bench_workload(tmp: Path, n_prompts: int = 100, n_candidates: int = 16, repe
             row(f"  store cost as share of a {judge_s:g} s judge call", f"{100 * (s / n) / judge_s:.4f} %")
 
 
+def real_texts(reasoning_chars: int, seed: int = 0) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """(instruction, responses) from the shared AlpacaEval file, and reasoning texts cut from the
+    real judge outputs of tests/fixtures/judge_outputs."""
+    import json
+
+    shared = Path(os.environ.get("TOURNEY_SHARED", REPO.parent / "shared")) / "data" / "alpaca_eval"
+    path = shared / "multi_candidate_9models.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: set TOURNEY_SHARED to the shared data folder")
+    prompts = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        prompts.append((rec["instruction"], [c["output"] for c in rec["candidates"]]))
+    corpus = "\n".join(p.read_text(encoding="utf-8") for p in sorted((REPO / "tests/fixtures/judge_outputs").glob("*.txt")))
+    rng = random.Random(seed)
+    reasons = []
+    for _ in range(200):
+        start = rng.randrange(0, max(1, len(corpus) - reasoning_chars))
+        reasons.append(corpus[start : start + reasoning_chars])
+    return prompts, reasons
+
+
+def bench_size(path: Path, n: int, reasoning_chars: int, compress: bool) -> None:
+    """Bytes per judgement on disk, per table/index, for ``n`` judgements on real texts."""
+    import sqlite3
+
+    import tourney.store as ts
+
+    if not compress and hasattr(ts, "_COMPRESS_MIN_CHARS"):
+        ts._COMPRESS_MIN_CHARS = 10**12
+    prompts, reasons = real_texts(reasoning_chars)
+    rng = random.Random(1)
+    judge = {**JUDGE, "options": {**JUDGE["options"], "format": "rm_r1"}}
+    with JudgementStore(path) as store:
+        i = 0
+        while i < n:
+            instruction, cands = prompts[(i // 8) % len(prompts)]
+            a, b = rng.sample(range(len(cands)), 2)
+            j = Judgement(Outcome.A if i % 2 else Outcome.B, reasoning=reasons[i % len(reasons)], verdict="<answer>[[A]]</answer>",
+                          sample=i // (8 * len(prompts)), prompt_tokens=900, cached_tokens=600, completion_tokens=700,
+                          latency_s=rng.uniform(1, 5), extra={"format": "rm_r1"})  # fmt: skip
+            key = store.key(judge, instruction, cands[a], cands[b], j.sample)
+            store.put(key, j, prompt_id=f"p{(i // 8) % len(prompts)}", prompt=instruction, first=a, second=b,
+                      first_text=cands[a], second_text=cands[b], judge_identity=judge)  # fmt: skip
+            i += 1
+    con = sqlite3.connect(path)
+    try:
+        rows = con.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC").fetchall()
+        judgements = con.execute("SELECT count(*) FROM judgements").fetchone()[0]
+    except sqlite3.OperationalError as exc:  # an SQLite built without dbstat
+        print(f"  (no per-table sizes: {exc})")
+        rows, judgements = [], n
+    finally:
+        con.close()
+    total = path.stat().st_size
+    compressing = compress and hasattr(ts, "_COMPRESS_MIN_CHARS")
+    label = f"schema {getattr(ts, 'SCHEMA_VERSION', '?')}, {'compressed' if compressing else 'not compressed'}"
+    row(f"{judgements} judgements on real texts ({label})", f"{total / 1e6:7.1f} MB = {total / judgements:6.0f} B/judgement")
+    for name, size in rows:
+        if size / judgements >= 1:
+            row(f"  {name}", f"{size / judgements:6.0f} B/judgement")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=100_000, help="judgements for the bulk benchmark")
+    ap.add_argument("--size-n", type=int, default=20_000, help="judgements for the size benchmark")
+    ap.add_argument("--reasoning", type=int, default=2000, help="characters of reasoning per judgement (size benchmark)")
+    ap.add_argument("--against", default=None, metavar="TREE", help="also run the size benchmark with TREE's store")
+    ap.add_argument("--size-only", action="store_true", help="only the size benchmark")
     args = ap.parse_args()
     print(f"tourney store benchmark: python {sys.version.split()[0]}, sqlite {__import__('sqlite3').sqlite_version}")
     with tempfile.TemporaryDirectory(prefix="bench_store_", dir=os.environ.get("BENCH_DIR")) as d:
         tmp = Path(d)
+        print(f"\nsize: {args.size_n} judgements, AlpacaEval responses, {args.reasoning} characters of real judge reasoning")
+        for compress in (True, False):
+            bench_size(tmp / f"size{compress}.sqlite", args.size_n, args.reasoning, compress)
+            if not hasattr(__import__("tourney.store").store, "_COMPRESS_MIN_CHARS"):
+                break  # a store without compression
+        if args.against:
+            import subprocess
+
+            subprocess.run(
+                [sys.executable, __file__, "--size-only", "--size-n", str(args.size_n), "--reasoning", str(args.reasoning)],
+                env={**os.environ, "BENCH_TREE": args.against, "PYTHONPATH": args.against}, check=True,
+            )  # fmt: skip
+        if args.size_only:
+            return
         print(f"\nbulk: {args.n} judgements, 16 candidates per prompt, ~1.5 kB responses, ~2 kB reasoning")
         keys = bench_bulk(tmp / "full.sqlite", args.n, durable=True)
         bench_bulk(tmp / "normal.sqlite", args.n, durable=False)

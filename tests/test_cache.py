@@ -50,7 +50,7 @@ def test_keys_cover_the_judge_the_texts_in_order_and_the_pairs_input_scores(tmp_
         assert store.get(_documented_key(identity, "p", "c", "a", 4)).outcome is Outcome.B
         assert cache.lookup(m, scored)[4].outcome is Outcome.A
     with sqlite3.connect(tmp_path / "s.sqlite") as raw:  # exactly these four rows, nothing else
-        keys = {k for (k,) in raw.execute("SELECT key FROM judgements")}
+        keys = {k.hex() for (k,) in raw.execute("SELECT key FROM judgements")}  # 32-byte BLOBs
     assert keys == {_documented_key(k, "p", "c", "a", s) for k in (with_scores, identity) for s in (4, 5)}
 
 
@@ -72,7 +72,7 @@ def test_a_judges_per_match_identity_extends_that_matchs_key_only(tmp_path):
         cache.save(plain, [Judgement(Outcome.A)])
         cache.save(marked, [Judgement(Outcome.B)])
         store.flush()
-        keys = {row[0] for row in sqlite3.connect(tmp_path / "s.sqlite").execute("SELECT key FROM judgements")}
+        keys = {row[0].hex() for row in sqlite3.connect(tmp_path / "s.sqlite").execute("SELECT key FROM judgements")}  # 32-byte BLOBs
     assert keys == {
         _documented_key(identity, "p", "a", "b", 0),
         _documented_key({**identity, "candidate_defence": {"version": 1}}, "p", "a </think>", "b", 0),

@@ -1,5 +1,6 @@
 """Resume after SIGKILL, reuse across strategies, concurrent writers, store faults at the CLI."""
 
+import base64
 import json
 import os
 import signal
@@ -124,8 +125,8 @@ def test_disk_full_stops_the_run_with_a_clear_message_and_keeps_what_was_stored(
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode:
         pytest.skip("cannot mount tmpfs here")
     try:
-        big = [{"id": f"p{i}", "prompt": "q" * 2000, "responses": [f"{j}" + "r" * 3000 + str(i) for j in range(8)]}
-               for i in range(40)]
+        noise = lambda n: base64.b64encode(os.urandom(n)).decode()  # noqa: E731  (the store compresses text)
+        big = [{"id": f"p{i}", "prompt": noise(1500), "responses": [noise(4500) for _ in range(8)]} for i in range(40)]
         inp = write_jsonl(tmp_path / "in.jsonl", big)
         store = mnt / "s.sqlite"
         res = subprocess.run(_cmd(inp, tmp_path / "o.jsonl", store), capture_output=True, text=True, timeout=120)
@@ -155,7 +156,7 @@ def test_store_keys_cover_the_simulated_truth_and_the_replay_file(tmp_path):
     assert best([{"prompt": "q", "responses": ["a", "b"], "scores": [10, 0]}], *sharp)["best"] == 0
     rep = tmp_path / "rep.jsonl"
     rows = [{"prompt": "q", "responses": ["a", "b"]}]
-    for verdict, winner in (("A", "a"), ("B", "b")):
+    for verdict, _winner in (("A", "a"), ("B", "b")):
         write_jsonl(rep, [{"prompt": "q", "first": f, "second": s, "verdict": verdict} for f, s in (("a", "b"), ("b", "a"))])
         r = best(rows, "--judge", f"replay:{rep}", "--strategy", "knockout:both_orders=true")
         assert r["info"]["coin_flips"] == 1  # a judge that always prefers one position: a split vote
@@ -165,3 +166,34 @@ def test_store_keys_cover_the_simulated_truth_and_the_replay_file(tmp_path):
     write_jsonl(rep, [{"prompt": "q", "first": "a", "second": "b", "verdict": "B"},
                       {"prompt": "q", "first": "b", "second": "a", "verdict": "A"}])
     assert best(rows, "--judge", f"replay:{rep}", "--strategy", "knockout:both_orders=true")["best_response"] == "b"
+
+
+def test_a_store_edited_behind_the_engines_back_is_refused_not_reused(tmp_path):
+    """Found by fault injection: rows with A and B swapped (sqlite3 by hand) were reused silently."""
+    inp = write_jsonl(tmp_path / "in.jsonl", rows(20, 6))
+    store = tmp_path / "s.sqlite"
+    first = subprocess.run(_cmd(inp, tmp_path / "a.jsonl", store), capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    con = sqlite3.connect(store)
+    with con:
+        swapped = con.execute(
+            "UPDATE judgements SET outcome = CASE outcome WHEN 'A' THEN 'B' ELSE 'A' END "
+            "WHERE outcome IN ('A', 'B') AND id % 3 = 0"
+        ).rowcount
+    con.close()
+    assert swapped > 10
+    res = subprocess.run(_cmd(inp, tmp_path / "b.jsonl", store), capture_output=True, text=True)
+    assert res.returncode == 2, res.stderr
+    assert "does not match its row hash" in res.stderr and f"tourney store check {store}" in res.stderr
+    assert "Traceback" not in res.stderr
+    check = subprocess.run([sys.executable, "-m", "tourney", "store", "check", str(store)], capture_output=True, text=True)
+    assert (check.returncode == 1 and f"{min(swapped, 50)} problem" in check.stderr) or "more row problems" in check.stderr
+    # a row whose reasoning or token count was edited is refused the same way
+    con = sqlite3.connect(store)
+    with con:
+        con.execute("UPDATE judgements SET outcome = CASE outcome WHEN 'A' THEN 'B' ELSE 'A' END "
+                    "WHERE outcome IN ('A', 'B') AND id % 3 = 0")  # undo
+        con.execute("UPDATE judgements SET completion_tokens = completion_tokens + 1 WHERE id = 5")
+    con.close()
+    res = subprocess.run(_cmd(inp, tmp_path / "c.jsonl", store), capture_output=True, text=True)
+    assert res.returncode == 2 and "does not match its row hash" in res.stderr, res.stderr

@@ -181,14 +181,23 @@ def test_first_put_wins_within_a_batch(tmp_path):
         assert store.get(key).outcome is Outcome.A
 
 
+def _wait_committed(store: JudgementStore, n: int) -> dict:
+    deadline = time.monotonic() + 5
+    while (store.stats()["pending"] or store.stats()["judgements"] < n) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return store.stats()
+
+
 def test_batches_commit_by_size_and_by_timer(tmp_path):
     path = tmp_path / "s.sqlite"
     with JudgementStore(path, batch_size=3, flush_interval_s=None) as store:
         for s in range(2):
             put(store, full_judgement(sample=s))
+        time.sleep(0.2)  # no timer: the writer thread waits for a full batch
         assert store.stats()["pending"] == 2 and store.stats()["judgements"] == 0
         put(store, full_judgement(sample=2))
-        assert store.stats()["pending"] == 0 and store.stats()["judgements"] == 3
+        stats = _wait_committed(store, 3)  # the writer commits off the caller's thread
+        assert (stats["pending"], stats["judgements"]) == (0, 3)
     with JudgementStore(path, batch_size=1000, flush_interval_s=0.05) as store:
         put(store, full_judgement(sample=3))
         deadline = time.monotonic() + 5
@@ -255,7 +264,7 @@ def test_check_reports_a_tampered_outcome_text_and_orphan(tmp_path):
         put(store, full_judgement(Outcome.B), first_text="5", second_text="4")
     raw = sqlite3.connect(path)
     with raw:
-        raw.execute("UPDATE judgements SET outcome = 'B' WHERE key = ?", (key,))
+        raw.execute("UPDATE judgements SET outcome = 'B' WHERE key = ?", (bytes.fromhex(key),))
     raw.close()
     with JudgementStore(path) as store:
         problems = store.check()
@@ -263,10 +272,10 @@ def test_check_reports_a_tampered_outcome_text_and_orphan(tmp_path):
 
     raw = sqlite3.connect(path)
     with raw:
-        raw.execute("UPDATE judgements SET outcome = 'A' WHERE key = ?", (key,))  # undo
-        raw.execute("UPDATE judgements SET sample = 7 WHERE key = ?", (key,))
+        raw.execute("UPDATE judgements SET outcome = 'A' WHERE key = ?", (bytes.fromhex(key),))  # undo
+        raw.execute("UPDATE judgements SET sample = 7 WHERE key = ?", (bytes.fromhex(key),))
         raw.execute("UPDATE texts SET body = '6' WHERE body = '5'")
-        raw.execute("INSERT INTO texts (hash, body) VALUES (?, 'stray')", (hashlib.sha256(b"stray").hexdigest(),))
+        raw.execute("INSERT INTO texts (hash, body) VALUES (?, 'stray')", (hashlib.sha256(b"stray").digest(),))
     raw.close()
     with JudgementStore(path) as store:
         problems = store.check()
@@ -299,7 +308,8 @@ def test_wrong_schema_or_key_version_is_refused_untouched(tmp_path):
         assert path.read_bytes() == before
         raw = sqlite3.connect(path)
         with raw:
-            raw.execute("UPDATE meta SET value = '1' WHERE name = ?", (name,))
+            raw.execute("UPDATE meta SET value = ? WHERE name = ?",
+                    (str(SCHEMA_VERSION if name == "schema_version" else KEY_VERSION), name))
         raw.close()
     with JudgementStore(path) as store:
         assert store.check() == []
@@ -403,13 +413,13 @@ def test_disk_full_raises_keeps_committed_and_retries_the_batch(tmp_path):
     store = JudgementStore(path, batch_size=10_000, flush_interval_s=None)
     committed = [put(store, full_judgement(sample=s)) for s in range(10)]
     store.flush()
-    conn = store._conn
+    conn = store._wconn
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count = {pages + 2}")
-    buffered = [put(store, full_judgement(sample=s, reasoning="y" * 4000)) for s in range(10, 60)]
+    buffered = [put(store, full_judgement(sample=s, reasoning=os.urandom(2000).hex())) for s in range(10, 60)]  # incompressible
     with pytest.raises(StoreError, match="disk full") as info:
         store.flush()
-    assert "50 judgements stay buffered" in str(info.value)
+    assert "50 judgements stay pending" in str(info.value)
     with pytest.raises(StoreError, match="disk full"):
         put(store, full_judgement(sample=60))  # a failing store keeps saying so
     assert set(store.get_many(buffered)) == set(buffered)  # still served from the buffer
@@ -427,9 +437,9 @@ def test_close_on_a_full_disk_says_what_was_lost(tmp_path):
     store = JudgementStore(path, batch_size=10_000, flush_interval_s=None)
     committed = put(store, full_judgement())
     store.flush()
-    store._conn.execute("PRAGMA max_page_count = 1")
-    put(store, full_judgement(sample=1, reasoning="z" * 20000))
-    with pytest.raises(StoreError, match="1 buffered judgements were NOT saved"):
+    store._wconn.execute("PRAGMA max_page_count = 1")
+    put(store, full_judgement(sample=1, reasoning=os.urandom(100_000).hex()))  # ~110 kB compressed
+    with pytest.raises(StoreError, match="1 pending judgements were NOT saved"):
         store.close()
     with pytest.raises(StoreError, match="closed"):
         store.get(committed)
@@ -459,7 +469,8 @@ def test_real_full_disk_and_read_only_remount(tiny_tmpfs):
     with pytest.raises(StoreError, match="disk full"):
         for s in range(10_000):
             batch.append(put(store, full_judgement(sample=s, reasoning=os.urandom(1500).hex())))
-            if store.stats()["pending"] == 0:  # the batch, this put included, was committed
+            if len(batch) == 5:
+                store.flush()  # raises once the disk is full; else every put so far is committed
                 committed += batch
                 batch = []
     assert len(committed) > 10
@@ -519,7 +530,7 @@ def _writer_keys(name: str, n: int) -> set[str]:
 
 
 def test_two_processes_write_concurrently_and_both_succeed(tmp_path):
-    path, go, n = tmp_path / "s.sqlite", tmp_path / "go", 1500
+    path, go, n = tmp_path / "s.sqlite", tmp_path / "go", 6000
     # both processes also race to CREATE the store: the file does not exist yet
     procs = [
         run_python(
@@ -609,3 +620,58 @@ def test_import_is_light():
     proc = run_python(code, stderr=subprocess.PIPE, text=True)
     _, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT_S)
     assert proc.returncode == 0, err
+
+
+# ---------------------------------------------------------------- schema version 1 (main's stores)
+
+V1 = REPO / "tests" / "fixtures" / "store_v1"
+
+
+def test_a_store_written_by_schema_1_code_is_upgraded_and_reused(tmp_path):
+    """tests/fixtures/store_v1/v1.sqlite was written by main's store code (make_store_v1.py)."""
+    path = tmp_path / "v1.sqlite"
+    shutil.copy(V1 / "v1.sqlite", path)
+    with sqlite3.connect(path) as raw:
+        before = {k: (o, r) for k, o, r in raw.execute("SELECT key, outcome, row_hash FROM judgements")}
+    assert len(before) == 34
+    with pytest.raises(StoreError, match="schema version 1 .*`tourney store upgrade"):
+        JudgementStore(path, readonly=True)  # a read-only open cannot upgrade: it says how
+    assert sqlite3.connect(path).execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone() == ("1",)
+    with JudgementStore(path) as store:  # the first writable open upgrades it
+        assert store.check() == []
+        stats = store.stats()
+        assert (stats["schema_version"], stats["judgements"], stats["outcomes"]["error"]) == (2, 34, 1)
+        keys = list(before)
+        got = store.get_many(keys, include_errors=True)
+        assert set(got) == set(keys)
+        assert all(got[k].outcome.value == before[k][0] for k in keys)
+        long = [j for j in got.values() if j.reasoning.startswith("Step by step")]
+        assert len(long) == 1 and long[0].extra == {"note": "long", "rubric": ["correct"]}
+    with sqlite3.connect(path) as raw:  # keys and row hashes kept; the long reasoning compressed
+        after = {k.hex(): h.hex() for k, h in raw.execute("SELECT key, row_hash FROM judgements")}
+        assert after == {k: r for k, (_, r) in before.items()}
+        assert raw.execute("SELECT count(*) FROM judgements WHERE typeof(reasoning) = 'blob'").fetchone() == (1,)
+        assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_a_rank_run_reuses_every_judgement_of_a_schema_1_store(tmp_path):
+    from tourney.cli import main
+
+    path = tmp_path / "v1.sqlite"
+    shutil.copy(V1 / "v1.sqlite", path)
+    args = ["rank", str(V1 / "in.jsonl"), "--no-progress", "--quiet", "--seed", "3"]
+    assert main([*args, "--store", str(path), "--out", str(tmp_path / "reused.jsonl")]) == 0
+    meta = json.loads((tmp_path / "reused.jsonl.meta.json").read_text())["stats"]
+    assert meta["new"] == 0 and meta["reused"] == meta["samples"] == 32  # all 32 judgements main's run paid for
+    assert main([*args, "--no-store", "--out", str(tmp_path / "fresh.jsonl")]) == 0
+    assert (tmp_path / "reused.jsonl").read_bytes() == (tmp_path / "fresh.jsonl").read_bytes()
+
+
+def test_store_upgrade_command(tmp_path, capsys):
+    from tourney.cli import main
+
+    path = tmp_path / "v1.sqlite"
+    shutil.copy(V1 / "v1.sqlite", path)
+    assert main(["store", "upgrade", str(path)]) == 0
+    assert "schema version 2, 34 judgements" in capsys.readouterr().err
+    assert main(["store", "check", str(path)]) == 0

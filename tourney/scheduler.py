@@ -9,7 +9,9 @@ The scheduler owns concurrency; strategies own decisions; judges own inference.
   match with more rounds still behind it goes first), which keeps the last rounds from
   trailing: on 100 prompts x N = 16 it cut the makespan from 1.36x to 1.16x the lower bound
   (benchmarks/bench_scheduler.py). At most ``max_active_prompts`` prompts are open at once, so
-  memory and the reorder buffer of ordered output stay bounded on huge inputs.
+  memory stays bounded on huge inputs; in-order output also keeps at most ``REORDER_FACTOR``
+  times that many items started and not yet yielded, so a slow early prompt cannot make the
+  reorder buffer grow with the input.
 * The scheduler is the single retry layer (judges make one attempt per call). Policy: a call
   that raises :class:`~tourney.errors.TransientJudgeError` (or any exception that is not a
   :class:`~tourney.errors.JudgeError`) gets up to ``1 + retries`` attempts in all; before retry
@@ -39,7 +41,9 @@ The scheduler owns concurrency; strategies own decisions; judges own inference.
   (the simulated judge binds the item's ``scores`` there; most judges are their own view).
 * Per-prompt randomness comes from ``stable_seed(seed, prompt id)``; with a deterministic
   judge, the output is identical whatever the latencies, concurrency or executor.
-* An optional judgement cache (the SQLite store) answers matches already paid for.
+* An optional judgement cache (the SQLite store) answers matches already paid for, and claims
+  the others before they are judged, so no other task of the run and no other process
+  sharing the store pays for the same judgement meanwhile (:mod:`tourney.cache`).
 * Rounds: a request's round is 1 + the highest round among the results its strategy had
   observed when it proposed it (a re-sample of abstentions is one round more: it is another
   judge call after the first), so a prompt's ``rounds`` is its critical path in judge calls, what
@@ -61,20 +65,28 @@ import math
 import numbers
 import random
 import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, AsyncIterator, Callable, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import InputError, JudgeError, JudgeUnavailableError, StoreError, TransientJudgeError
-from .health import RunHealth, coin_flip_note
+from .errors import (
+    InputError,
+    JudgeError,
+    JudgeUnavailableError,
+    RunHealthError,  # the health stop (its own line: merges cleanly)
+    SpecError,  # the settings checks' ValueError (its own line: merges cleanly)
+    StoreError,
+    TransientJudgeError,
+)
 from .hashing import response_key, stable_seed
+from .health import RunHealth, coin_flip_note
 from .items import Item
 from .judges.base import Judge
 from .strategy import Strategy, StrategyFactory
 from .types import Judgement, Match, MatchResult, Outcome, PromptResult, Request, TokenUsage
-from .errors import SpecError  # the settings checks' ValueError (its own line: merges cleanly)
-from .errors import RunHealthError  # the health stop (its own line: merges cleanly)
 
 __all__ = ["Scheduler", "RunStats", "JudgementCache", "RESAMPLE_STRIDE", "check_settings"]
 
@@ -82,18 +94,40 @@ log = logging.getLogger("tourney")
 
 #: sample indices of re-samples start at multiples of this (ordinary indices stay below it)
 RESAMPLE_STRIDE = 1_000_000
+#: with a store, input items are read this many ahead, their prompts' claims asked for meanwhile
+CLAIM_LOOKAHEAD = 64
+#: in-order output: at most this many times ``max_active_prompts`` items started and not yet
+#: yielded (finished results wait for an earlier, slower one in a buffer this size at most)
+REORDER_FACTOR = 8
 #: the longest server ``Retry-After`` honoured, in seconds (a longer one is cut to this)
 MAX_RETRY_AFTER_S = 300.0
 
 
 class JudgementCache(Protocol):
-    """What the scheduler needs from a judgement store: the stored samples of a match by
-    sample index (only those present), and a place to save new ones (raises StoreError).
-    ``item`` is the input item the match comes from (its ``scores`` are part of the key)."""
+    """What the scheduler needs from a judgement store (:class:`tourney.cache.StoreCache`).
 
-    def lookup(self, match: Match, item: Item) -> dict[int, Judgement]: ...
+    ``acquire`` returns a lease: the stored samples of a match by sample index (``.stored``,
+    only those present), with a claim on the others, so that no other task or process pays for
+    them meanwhile (it may wait while one does); ``try_acquire`` is the same without waiting
+    (None when it would wait); ``save`` stores new samples; ``release`` gives back what a lease
+    claimed and did not save. ``prefetch`` / ``started`` bracket the start of an item (its
+    prompt's claim is asked for early), ``done`` says the item's prompt is finished. The
+    acquiring and saving calls raise StoreError when the store cannot be used. ``item`` is the
+    input item the match comes from (its ``scores`` are part of the key)."""
+
+    async def acquire(self, match: Match, item: Item) -> Any: ...
+
+    def try_acquire(self, match: Match, item: Item) -> Any | None: ...
 
     def save(self, match: Match, judgements: Sequence[Judgement], item: Item) -> None: ...
+
+    def release(self, lease: Any) -> None: ...
+
+    def prefetch(self, item: Item) -> None: ...
+
+    def started(self, item: Item) -> None: ...
+
+    def done(self, item: Item) -> None: ...
 
 
 @dataclass
@@ -108,7 +142,7 @@ class RunStats:
     retries: int = 0
     abstentions: int = 0
     errors: int = 0
-    tokens: TokenUsage = TokenUsage()
+    tokens: TokenUsage = field(default_factory=TokenUsage)
     rounds_max: int = 0  #: most sequential rounds (judge calls on the critical path) of a ranked prompt
     rounds_sum: int = 0  #: their sum over the ranked prompts (mean = rounds_sum / ranked prompts)
     started: float = field(default_factory=time.perf_counter)
@@ -138,8 +172,20 @@ class RunStats:
 
 
 class _PromptState:
-    __slots__ = ("item", "strategy", "judge", "inflight", "comparisons", "results", "budget_limited", "closed",
-                 "reused", "seen_round", "seen_path_s", "samples_sent")
+    __slots__ = (
+        "budget_limited",
+        "closed",
+        "comparisons",
+        "inflight",
+        "item",
+        "judge",
+        "results",
+        "reused",
+        "samples_sent",
+        "seen_path_s",
+        "seen_round",
+        "strategy",
+    )
 
     def __init__(self, item: Item, strategy: Strategy, judge: Judge):
         self.item = item
@@ -173,6 +219,9 @@ class _Task:
 
 class Scheduler:
     """Runs tournaments for many items concurrently; see the module docstring."""
+
+    #: set by :meth:`run_ordered` for its run: items started and not yet yielded in order
+    _reorder_room: asyncio.Semaphore | None = None
 
     def __init__(
         self,
@@ -240,6 +289,8 @@ class Scheduler:
         self._all_fed = False
         self._fatal: BaseException | None = None
         self._loop = asyncio.get_running_loop()
+        self._leases: dict[int, Any] = {}  # id(task) -> its claim, from _claim to _run_task
+        self._claiming: set[asyncio.Future] = set()
         await self.judge.preflight()  # JudgeUnavailableError before any work is paid for
         workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
         feeder = asyncio.create_task(self._feed(items))
@@ -254,21 +305,30 @@ class Scheduler:
             await feeder  # re-raise a feeder failure (e.g. unreadable input)
         finally:
             feeder.cancel()
-            for w in workers:
+            for w in [*workers, *self._claiming]:
                 w.cancel()
-            await asyncio.gather(feeder, *workers, return_exceptions=True)
+            await asyncio.gather(feeder, *workers, *self._claiming, return_exceptions=True)
 
     async def run_ordered(self, items: Iterable[Item | InputError]) -> AsyncIterator[PromptResult]:
-        """Yield one result per item, in input order (buffers only what finished early)."""
+        """Yield one result per item, in input order. What finished early waits in a buffer,
+        bounded: the feeder starts an item only while fewer than ``REORDER_FACTOR *
+        max_active_prompts`` items are started and not yet yielded, so one slow early prompt
+        holds back a bounded number of results (and input items), whatever the input's size.
+        Results and their order are unchanged (each prompt's randomness is its own)."""
         buffer: dict[int, PromptResult] = {}
         nxt = 0
-        async for res in self.run(items):
-            buffer[res.index] = res
-            while nxt in buffer:
-                yield buffer.pop(nxt)
-                nxt += 1
-        for k in sorted(buffer):  # pragma: no cover - indices are contiguous
-            yield buffer[k]
+        self._reorder_room = asyncio.Semaphore(REORDER_FACTOR * self.max_active_prompts)
+        try:
+            async for res in self.run(items):
+                buffer[res.index] = res
+                while nxt in buffer:
+                    yield buffer.pop(nxt)
+                    nxt += 1
+                    self._reorder_room.release()
+            for k in sorted(buffer):  # pragma: no cover - indices are contiguous
+                yield buffer[k]
+        finally:
+            self._reorder_room = None
 
     async def rank(self, items: Iterable[Item | InputError]) -> list[PromptResult]:
         return [r async for r in self.run_ordered(items)]
@@ -277,7 +337,9 @@ class Scheduler:
     async def _feed(self, items: Iterable[Item | InputError]) -> None:
         index = 0
         try:
-            for item in items:
+            for item in self._claimed_ahead(items):
+                if self._reorder_room is not None:  # in-order output: bound what waits to be yielded
+                    await self._reorder_room.acquire()
                 if isinstance(item, InputError):  # a bad row keeps its own id and fields where readable
                     self._emit(PromptResult.failed(index, getattr(item, "id", str(index)), str(item),
                                                    getattr(item, "extra", None)))
@@ -287,10 +349,44 @@ class Scheduler:
                 await self._room.acquire()
                 self._pending_prompts += 1
                 self._start(item)
+                if self.cache is not None:
+                    self.cache.started(item)  # the hold of prefetch: the prompt's tasks hold its claim now
                 await asyncio.sleep(0)  # let workers run while a long input is read
         finally:
             self._all_fed = True
             self._maybe_end()
+
+    def _claimed_ahead(self, items: Iterable[Item | InputError]) -> Iterator[Item | InputError]:
+        """``items``, read ``CLAIM_LOOKAHEAD`` ahead when there is a store: the claim on each
+        item's prompt is asked for as it is read, so it is granted by the time the item starts
+        (a claim costs the store's writer a transaction: asked at start, every first match of a
+        prompt would wait for it). An error reading the input surfaces after the items before it."""
+        if self.cache is None:
+            yield from items
+            return
+        ahead: deque[Item | InputError] = deque()
+        failure: BaseException | None = None
+        source = iter(items)
+        while True:
+            while failure is None and len(ahead) < CLAIM_LOOKAHEAD:
+                try:
+                    item = next(source)
+                except StopIteration:
+                    break
+                except Exception as exc:  # an unreadable input: the items read before it still run
+                    failure = exc
+                    break
+                if isinstance(item, Item):
+                    # merged here, not only in _start: the claim's holders and the cache's digests
+                    # are per item object, so prefetch, the tasks and done must see the same one
+                    item = item.merged()
+                    self.cache.prefetch(item)
+                ahead.append(item)
+            if not ahead:
+                break
+            yield ahead.popleft()
+        if failure is not None:
+            raise failure
 
     def _maybe_end(self) -> None:
         if self._all_fed and self._pending_prompts == 0:
@@ -349,14 +445,41 @@ class Scheduler:
     def _over_budget(self, state: _PromptState) -> bool:
         if self.max_comparisons is not None and state.comparisons >= self.max_comparisons:
             return True
-        if self.token_budget is not None and self.stats.tokens.total >= self.token_budget:
-            return True
-        return False
+        return bool(self.token_budget is not None and self.stats.tokens.total >= self.token_budget)
 
     def _enqueue(self, task: _Task) -> None:
+        if self.cache is not None:  # claim its samples first: it reaches a worker with the claim in hand
+            try:
+                lease = self.cache.try_acquire(self._match(task), task.state.item)
+            except StoreError as exc:  # an unreadable store: stop rather than pay for everything again
+                self._abort(exc)
+                return
+            if lease is None:  # the prompt's claim, or a sample another task judges: wait off the workers
+                claim = asyncio.ensure_future(self._claim(task))
+                self._claiming.add(claim)
+                claim.add_done_callback(self._claiming.discard)
+                return
+            self._leases[id(task)] = lease
+        self._queue_task(task)
+
+    def _queue_task(self, task: _Task) -> None:
         # priority affects timing only, never results (see the module docstring)
         self._seq += 1
         self._queue.put_nowait((len(task.state.results), task.state.item.index, self._seq, task))
+
+    async def _claim(self, task: _Task) -> None:
+        """Get a task's stored samples and a claim on the others from the cache, then queue the
+        task. Claims are taken here, before a worker, so the store batches many into one
+        transaction and a worker never waits for one: every task holding a claim can run, so no
+        two tasks (or two runs sharing the store) ever wait for each other."""
+        assert self.cache is not None  # (only queued here with a store)
+        if not task.state.closed and self._fatal is None:
+            try:
+                self._leases[id(task)] = await self.cache.acquire(self._match(task), task.state.item)
+            except StoreError as exc:  # an unreadable store: stop rather than pay for everything again
+                self._abort(exc)
+                return
+        self._queue_task(task)
 
     async def _worker(self) -> None:
         while True:
@@ -386,19 +509,31 @@ class Scheduler:
 
     async def _run_task(self, task: _Task) -> None:
         state = task.state
+        lease = self._leases.pop(id(task), None)  # the stored samples and a claim on the rest (_claim)
         if state.closed:  # the prompt failed meanwhile: do not pay for more judgements
+            if lease is not None and self.cache is not None:
+                self.cache.release(lease)
             state.inflight -= 1
-            return
-        match = self._match(task)
-        try:
-            stored = self.cache.lookup(match, state.item) if self.cache is not None else {}
-        except StoreError as exc:  # an unreadable store: stop rather than pay for everything again
-            self._abort(exc)
-            return
-        if task.saved:  # samples this task saved before a retry are not reuse
-            stored_reused = len(set(stored) - task.saved)
+        elif self.cache is None:
+            await self._judge_task(task, self._match(task), {})
         else:
-            stored_reused = len(stored)
+            if lease is None:  # (every task is claimed in _enqueue; never judge without a claim)
+                try:
+                    lease = await self.cache.acquire(self._match(task), state.item)
+                except StoreError as exc:
+                    self._abort(exc)
+                    return
+            try:
+                await self._judge_task(task, self._match(task), lease.stored)
+            finally:
+                self.cache.release(lease)  # what was claimed and not saved (a retry, a failure, a stop)
+        if self.cache is not None and state.closed and state.inflight == 0:
+            self.cache.done(state.item)  # the prompt is finished: its claim may go (after its judgements)
+
+    async def _judge_task(self, task: _Task, match: Match, stored: dict[int, Judgement]) -> None:
+        state = task.state
+        # samples this task saved before a retry are not reuse
+        stored_reused = len(set(stored) - task.saved) if task.saved else len(stored)
         wanted = range(match.sample_offset, match.sample_offset + match.samples)
         fresh: list[Judgement] = []
         for offset, count in _runs([s for s in wanted if s not in stored]):
@@ -630,7 +765,7 @@ def check_settings(**settings: Any) -> None:
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError(f"max_failure_rate must be a share in [0, 1] or None, got {value!r} "
                                 f"({type(value).__name__})")
-            if not 0 <= value <= 1:  # NaN fails this too
+            if not 0 <= float(value) <= 1:  # NaN fails this too
                 raise SpecError(f"max_failure_rate must be a share in [0, 1] or None, got {value!r}")
 
 

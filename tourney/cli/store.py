@@ -1,4 +1,4 @@
-"""``tourney log export`` and ``tourney store check|stats``: the judgement store from the shell."""
+"""``tourney log export`` and ``tourney store check|stats|upgrade``: the judgement store from the shell."""
 
 from __future__ import annotations
 
@@ -29,17 +29,19 @@ def add_log_parser(sub: Any) -> None:
 
 
 def add_store_parser(sub: Any) -> None:
-    """Add ``tourney store check|stats`` to the command line."""
-    st = sub.add_parser("store", help="check or summarise a judgement store",
+    """Add ``tourney store check|stats|upgrade`` to the command line."""
+    st = sub.add_parser("store", help="check, summarise or upgrade a judgement store",
                         description="'check' verifies the store (SQLite integrity, versions, every key and row hash); "
-                        "exit 1 if any problem. 'stats' prints counts as JSON.")
+                        "exit 1 if any problem. 'stats' prints counts as JSON. 'upgrade' rewrites a store of an "
+                        "older schema version (1: tourney before claims) in place, in one transaction; its "
+                        "judgements keep their keys and are reused (a writable open, such as a rank run, does it too).")
     ssub = st.add_subparsers(dest="store_command", metavar="SUBCOMMAND", required=True)
-    for name in ("check", "stats"):
+    for name in ("check", "stats", "upgrade"):
         p = ssub.add_parser(name, help=f"{name} a store")
         p.add_argument("store", help="the SQLite judgement store")
 
 
-def _open(path: str) -> Any:
+def _open(path: str, readonly: bool = True) -> Any:
     from pathlib import Path
 
     from ..errors import StoreError
@@ -47,7 +49,7 @@ def _open(path: str) -> Any:
 
     if not Path(path).is_file():
         raise StoreError(f"no judgement store at {path}")
-    return JudgementStore(path, readonly=True)
+    return JudgementStore(path, readonly=readonly)
 
 
 def cmd_log(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -67,6 +69,15 @@ def cmd_log(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_store(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    if args.store_command == "upgrade":  # a writable open upgrades an older schema in place
+        store = _open(args.store, readonly=False)
+        try:
+            stats = store.stats()
+        finally:
+            store.close()
+        print(f"tourney: store {args.store}: schema version {stats['schema_version']}, "
+              f"{stats['judgements']} judgements", file=sys.stderr)
+        return 0
     store = _open(args.store)
     try:
         if args.store_command == "stats":
