@@ -75,6 +75,7 @@ def worker(n: int, params: dict, prompts: int, seed: int) -> dict:
     fit_cpu = [0.0, 0]
     posterior = getattr(Adaptive, "_posterior", None)
     if posterior is not None:
+
         def timed(self, *a, **k):
             t0 = time.process_time()
             try:
@@ -88,8 +89,15 @@ def worker(n: int, params: dict, prompts: int, seed: int) -> dict:
     # milliseconds), a one-off cost of a run, not of a prompt
     warm = Adaptive(min(n, 16), np.random.default_rng(-1 % 2**32), None, **{**params, "budget": min(n, 16)})
     for req in warm.propose():
-        warm.observe(MatchResult(req, tuple(Judgement(outcome=Outcome.A, sample=s)
-                                            for s in range(req.sample_offset, req.sample_offset + req.samples))))
+        warm.observe(
+            MatchResult(
+                req,
+                tuple(
+                    Judgement(outcome=Outcome.A, sample=s)
+                    for s in range(req.sample_offset, req.sample_offset + req.samples)
+                ),
+            )
+        )
     warm.ranking()
     fit_cpu[0], fit_cpu[1] = 0.0, 0
     rng = np.random.default_rng(seed)
@@ -136,9 +144,21 @@ def _run_tree(tree: Path, label: str, prompts: int, seed: int, blas_threads: int
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(blas_threads)
     out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", label, "--prompts", str(prompts),
-         "--seed", str(seed)],
-        env=env, cwd=str(tree), check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            label,
+            "--prompts",
+            str(prompts),
+            "--seed",
+            str(seed),
+        ],
+        env=env,
+        cwd=str(tree),
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout)
 
@@ -149,8 +169,11 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=3, help="alternating runs per tree (default 3)")
     ap.add_argument("--against", type=Path, help="another tree to run side by side")
-    ap.add_argument("--configs", default=",".join(DEFAULT_CONFIGS),
-                    help="comma-separated labels from: " + ", ".join(c[0] for c in CONFIGS))
+    ap.add_argument(
+        "--configs",
+        default=",".join(DEFAULT_CONFIGS),
+        help="comma-separated labels from: " + ", ".join(c[0] for c in CONFIGS),
+    )
     ap.add_argument("--blas-threads", type=int, help="pin the workers' BLAS threads (default: as is)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -163,13 +186,17 @@ def main() -> int:
     labels = [s for s in args.configs.split(",") if s]
     trees = [("this", HERE)] + ([("other", args.against.resolve())] if args.against else [])
     threads = args.blas_threads or os.environ.get("OPENBLAS_NUM_THREADS", "default")
-    print(f"adaptive CPU per prompt, {args.prompts} prompts per run, {args.rounds} run(s) per tree; "
-          f"BLAS threads {threads}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
-          f"on {os.cpu_count()} CPUs")
+    print(
+        f"adaptive CPU per prompt, {args.prompts} prompts per run, {args.rounds} run(s) per tree; "
+        f"BLAS threads {threads}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
+        f"on {os.cpu_count()} CPUs"
+    )
     for name, tree in trees:
         print(f"  {name}: {tree}")
-    head = (f"{'config':<14} {'tree':<6} {'cpu ms/prompt':>13} {'fit ms/prompt':>13} {'fits':>6} {'requests':>8} "
-            f"{'rounds':>7}  digest")
+    head = (
+        f"{'config':<14} {'tree':<6} {'cpu ms/prompt':>13} {'fit ms/prompt':>13} {'fits':>6} {'requests':>8} "
+        f"{'rounds':>7}  digest"
+    )
     print(head)
     print("-" * len(head))
     for label in labels:
@@ -181,21 +208,28 @@ def main() -> int:
         for name, _ in trees:
             rs = runs[name]
             cpu = statistics.median(r["cpu_ms_per_prompt"] for r in rs)
-            fit = (statistics.median(r["fit_ms_per_prompt"] for r in rs)
-                   if rs[0]["fit_ms_per_prompt"] is not None else None)
+            fit = (
+                statistics.median(r["fit_ms_per_prompt"] for r in rs)
+                if rs[0]["fit_ms_per_prompt"] is not None
+                else None
+            )
             med[name] = (cpu, fit)
             fit_s = f"{fit:>13.2f}" if fit is not None else f"{'n/a':>13}"
             fits = f"{rs[0]['fits_per_prompt']:>6.1f}" if rs[0]["fits_per_prompt"] is not None else f"{'n/a':>6}"
             rounds = rs[0].get("rounds_per_prompt")
             rounds_s = f"{rounds:>7.1f}" if rounds is not None else f"{'n/a':>7}"
-            print(f"{label:<14} {name:<6} {cpu:>13.2f} {fit_s} {fits} {rs[0]['requests_per_prompt']:>8.1f} "
-                  f"{rounds_s}  {rs[0]['digest']}")
+            print(
+                f"{label:<14} {name:<6} {cpu:>13.2f} {fit_s} {fits} {rs[0]['requests_per_prompt']:>8.1f} "
+                f"{rounds_s}  {rs[0]['digest']}"
+            )
         if len(trees) == 2:
             (c1, f1), (c2, f2) = med["this"], med["other"]
             same = runs["this"][0]["digest"] == runs["other"][0]["digest"]
             fit_ratio = f"{f1 / f2:.2f}" if f1 is not None and f2 else "n/a"
-            print(f"{label:<14} ratio this/other: cpu {c1 / c2:.2f}, fit {fit_ratio}; "
-                  f"same decisions: {'yes' if same else 'NO'}")
+            print(
+                f"{label:<14} ratio this/other: cpu {c1 / c2:.2f}, fit {fit_ratio}; "
+                f"same decisions: {'yes' if same else 'NO'}"
+            )
     return 0
 
 

@@ -136,12 +136,17 @@ def against_rows(tree: Path, rounds: int):
         ("fit 1000 x 200,000", 1, lambda r: r.bradley_terry(1000, *big)),
         ("fit 100 x 100,000", 5, lambda r: r.bradley_terry(100, *mid)),
         ("fit 16 x 240, position, l2", 200, lambda r: r.bradley_terry(16, *small, l2=0.1, position=True)),
-        ("bootstrap 100 x 100,000, 20 rounds", 1,
-         lambda r: r.bt_bootstrap(100, *mid, rounds=20, rng=np.random.default_rng(0))),
-        ("bootstrap 16 x 240, 200 rounds", 1,
-         lambda r: r.bt_bootstrap(16, *small, rounds=200, rng=np.random.default_rng(0), l2=0.1, position=True)),
-        ("posterior 16, position (adaptive)", 300,
-         lambda r: r.bt_posterior_dense(wins, losses, l2=0.1, position=True)),
+        (
+            "bootstrap 100 x 100,000, 20 rounds",
+            1,
+            lambda r: r.bt_bootstrap(100, *mid, rounds=20, rng=np.random.default_rng(0)),
+        ),
+        (
+            "bootstrap 16 x 240, 200 rounds",
+            1,
+            lambda r: r.bt_bootstrap(16, *small, rounds=200, rng=np.random.default_rng(0), l2=0.1, position=True),
+        ),
+        ("posterior 16, position (adaptive)", 300, lambda r: r.bt_posterior_dense(wins, losses, l2=0.1, position=True)),
     ]
 
     def flat(o):
@@ -186,14 +191,18 @@ def main() -> int:
 
     from importlib.metadata import version
 
-    print(f"BLAS threads: OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}; "
-          f"numpy {np.__version__}; choix {version('choix')}; load average "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    print(
+        f"BLAS threads: OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}; "
+        f"numpy {np.__version__}; choix {version('choix')}; load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
+    )
     ok = True
     cases = [(1000, 200_000, 0), (100, 100_000, 1)]
     print()
-    header = (f"{'items':>5} {'comparisons':>11} {'pairs':>7} {'ours ms':>8} {'iters':>5}  "
-              f"{'choix method':<20} {'choix ms':>9} {'runs':>4} {'ratio':>7} {'max|diff|':>9}")
+    header = (
+        f"{'items':>5} {'comparisons':>11} {'pairs':>7} {'ours ms':>8} {'iters':>5}  "
+        f"{'choix method':<20} {'choix ms':>9} {'runs':>4} {'ratio':>7} {'max|diff|':>9}"
+    )
     print(header)
     print("-" * len(header))
     fit_times = {}
@@ -214,14 +223,14 @@ def main() -> int:
             ok &= agree
             results.append((t_c, name, runs_c, diff, agree))
         for k, (t_c, name, runs_c, diff, agree) in enumerate(sorted(results)):
-            lead = (f"{n:>5} {m:>11,} {pairs:>7,} {t_ours * 1e3:>8.1f} {fit.iterations:>5}"
-                    if k == 0 else " " * 41)
+            lead = f"{n:>5} {m:>11,} {pairs:>7,} {t_ours * 1e3:>8.1f} {fit.iterations:>5}" if k == 0 else " " * 41
             flag = "" if agree else "  DISAGREES"
             if name not in CHECKED:
                 flag = "  (choix default tol; not checked)"
             fastest = " (fastest)" if k == 0 else ""
-            print(f"{lead}  {name + fastest:<20} {t_c * 1e3:>9.1f} {runs_c:>4} "
-                  f"{t_c / t_ours:>6.1f}x {diff:>9.1e}{flag}")
+            print(
+                f"{lead}  {name + fastest:<20} {t_c * 1e3:>9.1f} {runs_c:>4} {t_c / t_ours:>6.1f}x {diff:>9.1e}{flag}"
+            )
     print()
     print(f"bootstrap ({args.rounds} rounds, multinomial resampling, warm-started):")
     for (n, m), (t_fit, first, second, y) in fit_times.items():
@@ -230,8 +239,10 @@ def main() -> int:
         t_boot = time.perf_counter() - t0
         finite = bool(np.all(np.isfinite(draws)))
         ok &= finite
-        print(f"  {n:>5} items x {m:>7,}: {t_boot:6.2f} s = {t_boot / t_fit:5.1f} x one fit "
-              f"({t_boot / args.rounds * 1e3:.1f} ms per round)")
+        print(
+            f"  {n:>5} items x {m:>7,}: {t_boot:6.2f} s = {t_boot / t_fit:5.1f} x one fit "
+            f"({t_boot / args.rounds * 1e3:.1f} ms per round)"
+        )
     print()
     print("peak memory (tracemalloc), 100 items: the fitting state depends on distinct pairs only")
     print(f"  {'comparisons':>11} {'pairs':>6} {'input MB':>9} {'whole fit MB':>13} {'Newton state MB':>16}")
@@ -245,8 +256,10 @@ def main() -> int:
             if t_this is None:
                 print(f"  {name:<36} {'n/a (the other tree has no bt_posterior_dense)':>40}")
                 continue
-            print(f"  {name:<36} {t_this * 1e3:>9.3f} {t_other * 1e3:>9.3f} {t_this / t_other:>10.2f}  "
-                  f"{'yes' if same else 'no'}")
+            print(
+                f"  {name:<36} {t_this * 1e3:>9.3f} {t_other * 1e3:>9.3f} {t_this / t_other:>10.2f}  "
+                f"{'yes' if same else 'no'}"
+            )
     print()
     print("agreement within 1e-6 after centring:", "OK" if ok else "FAILED")
     return 0 if ok else 1

@@ -63,8 +63,10 @@ def main() -> None:
                    for k in range(args.processes))  # fmt: skip
     print(f"{args.prompts} prompts x N = {args.n}, knockout, judge {judge}")
     print(f"one run alone: paid {alone} judgements in {single_s:.1f} s")
-    print(f"{args.processes} runs on one store: paid {each} = {sum(each)} judgements; "
-          f"{sum(each) / alone:.3f}x one run (target <= 1.05); outputs identical to the single run's: {same}")
+    print(
+        f"{args.processes} runs on one store: paid {each} = {sum(each)} judgements; "
+        f"{sum(each) / alone:.3f}x one run (target <= 1.05); outputs identical to the single run's: {same}"
+    )
     print(f"  wall times {', '.join(f'{w:.1f}' for w in walls)} s (one run alone: {single_s:.1f} s)")
 
 

@@ -34,8 +34,25 @@ BUDGETS = "15,30,60,120,240"
 
 
 def run(tree: Path, trials: int, workers: int, strategies: str | None) -> dict:
-    cmd = [sys.executable, "-m", "tourney", "simulate", "--n", "16", "--trials", str(trials), "--seed", "0",
-           "--budgets", BUDGETS, "--workers", str(workers), "--format", "json", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tourney",
+        "simulate",
+        "--n",
+        "16",
+        "--trials",
+        str(trials),
+        "--seed",
+        "0",
+        "--budgets",
+        BUDGETS,
+        "--workers",
+        str(workers),
+        "--format",
+        "json",
+        "-q",
+    ]
     if strategies:
         cmd += ["--strategies", strategies]
     env = dict(os.environ, PYTHONPATH=str(tree))
@@ -61,8 +78,10 @@ def main() -> int:
     trees = [("this", HERE, OLD_DEFAULT)] + ([("other", args.against.resolve(), OLD_DEFAULT)] if args.against else [])
     if args.new_default:
         trees.append(("this, its default list", HERE, None))
-    print(f"tourney simulate --n 16 --trials {args.trials} --budgets {BUDGETS} --workers {args.workers}; "
-          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    print(
+        f"tourney simulate --n 16 --trials {args.trials} --budgets {BUDGETS} --workers {args.workers}; "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
+    )
     runs: dict[str, list[dict]] = {name: [] for name, _, _ in trees}
     for _ in range(args.repeats):
         for name, tree, strategies in trees:
@@ -71,13 +90,16 @@ def main() -> int:
             print(f"  {name}: {tree}: wall {r['wall_s']:.1f} s, cpu {r['cpu_s']:.1f} s", flush=True)
     print(f"{'tree':<24} {'wall s (median)':>15} {'cpu s (median)':>15}")
     for name, _, _ in trees:
-        print(f"{name:<24} {statistics.median(r['wall_s'] for r in runs[name]):>15.1f} "
-              f"{statistics.median(r['cpu_s'] for r in runs[name]):>15.1f}")
+        print(
+            f"{name:<24} {statistics.median(r['wall_s'] for r in runs[name]):>15.1f} "
+            f"{statistics.median(r['cpu_s'] for r in runs[name]):>15.1f}"
+        )
     print("\ntop-1 per strategy and budget (first run of each tree):")
     keys = list(runs[trees[0][0]][0]["top1"])
     for key in keys:
-        cells = "  ".join(f"{name}: {runs[name][0]['top1'].get(key)}" for name, _, _ in trees
-                          if key in runs[name][0]["top1"])
+        cells = "  ".join(
+            f"{name}: {runs[name][0]['top1'].get(key)}" for name, _, _ in trees if key in runs[name][0]["top1"]
+        )
         print(f"  {key[0]:<28} {key[1]!s:>4}  {cells}")
     return 0
 

@@ -69,25 +69,39 @@ MODEL = "judge"
 
 def response_body(reasoning_chars: int = 3000) -> bytes:
     """A realistic chat completion of a reasoning judge (vLLM ``--reasoning-parser``)."""
-    sentence = ("Assistant 1 computes the sum step by step and checks the carry; Assistant 2 "
-                "skips the check and its final digit is off by one, so the first answer is right. ")
+    sentence = (
+        "Assistant 1 computes the sum step by step and checks the carry; Assistant 2 "
+        "skips the check and its final digit is off by one, so the first answer is right. "
+    )
     reasoning = (sentence * (reasoning_chars // len(sentence) + 1))[:reasoning_chars]
-    return json.dumps({
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "created": 1764547200,
-        "model": MODEL,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "reasoning": reasoning, "content": "\n\n\\boxed{Assistant 1}",
-                        "tool_calls": []},
-            "logprobs": None,
-            "finish_reason": "stop",
-            "stop_reason": None,
-        }],
-        "usage": {"prompt_tokens": 412, "completion_tokens": 731, "total_tokens": 1143,
-                  "prompt_tokens_details": {"cached_tokens": 384}},
-    }).encode()
+    return json.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 1764547200,
+            "model": MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "reasoning": reasoning,
+                        "content": "\n\n\\boxed{Assistant 1}",
+                        "tool_calls": [],
+                    },
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                    "stop_reason": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 412,
+                "completion_tokens": 731,
+                "total_tokens": 1143,
+                "prompt_tokens_details": {"cached_tokens": 384},
+            },
+        }
+    ).encode()
 
 
 def serve(port_file: str, delay_s: float) -> None:
@@ -99,11 +113,19 @@ def serve(port_file: str, delay_s: float) -> None:
     except ImportError:
         pass
     body = response_body()
-    ok = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-          + str(len(body)).encode() + b"\r\n\r\n" + body)
+    ok = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
     models = json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]}).encode()
-    models_resp = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                   + str(len(models)).encode() + b"\r\n\r\n" + models)
+    models_resp = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(models)).encode()
+        + b"\r\n\r\n"
+        + models
+    )
     counter = {"requests": 0}
 
     class Proto(asyncio.Protocol):
@@ -125,12 +147,13 @@ def serve(port_file: str, delay_s: float) -> None:
                         length = int(value)
                 if len(self.buf) < end + 4 + length:
                     return
-                self.buf = self.buf[end + 4 + length:]
+                self.buf = self.buf[end + 4 + length :]
                 path = head.split(b" ", 2)[1]
                 if path.endswith(b"/_stats"):
                     stats = json.dumps({"cpu_s": time.process_time(), **counter}).encode()
-                    self.t.write(b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(stats)).encode()
-                                 + b"\r\n\r\n" + stats)
+                    self.t.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(stats)).encode() + b"\r\n\r\n" + stats
+                    )
                 elif path.endswith(b"/models"):
                     self.t.write(models_resp)
                 else:
@@ -192,11 +215,15 @@ def server_stats(base_url: str) -> dict[str, float]:
 def _match() -> Any:
     from tourney.types import Match
 
-    return Match(prompt="What is 1234 + 5678? Show your working.",
-                 first_text="1234 + 5678 = 6912. Units: 4 + 8 = 12, carry 1; tens 3 + 7 + 1 = 11, carry 1; "
-                            "hundreds 2 + 6 + 1 = 9; thousands 1 + 5 = 6.",
-                 second_text="1234 + 5678 = 6812, adding column by column from the left.",
-                 prompt_id="bench", first=0, second=1)
+    return Match(
+        prompt="What is 1234 + 5678? Show your working.",
+        first_text="1234 + 5678 = 6912. Units: 4 + 8 = 12, carry 1; tens 3 + 7 + 1 = 11, carry 1; "
+        "hundreds 2 + 6 + 1 = 9; thousands 1 + 5 = 6.",
+        second_text="1234 + 5678 = 6812, adding column by column from the left.",
+        prompt_id="bench",
+        first=0,
+        second=1,
+    )
 
 
 def request_body() -> dict[str, Any]:
@@ -228,8 +255,11 @@ async def _trial(client: str, base_url: str, inflight: int, requests: int) -> di
     close: Any
     if client in ("httpx", "httpx2"):
         mod = __import__(client)
-        http = mod.AsyncClient(timeout=mod.Timeout(600.0), headers=headers,
-                               limits=mod.Limits(max_connections=inflight, max_keepalive_connections=inflight))
+        http = mod.AsyncClient(
+            timeout=mod.Timeout(600.0),
+            headers=headers,
+            limits=mod.Limits(max_connections=inflight, max_keepalive_connections=inflight),
+        )
 
         async def call() -> None:
             resp = await http.post(url, content=json.dumps(body).encode())
@@ -240,8 +270,11 @@ async def _trial(client: str, base_url: str, inflight: int, requests: int) -> di
         import aiohttp
 
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=inflight), headers=headers,
-            timeout=aiohttp.ClientTimeout(total=600.0), cookie_jar=aiohttp.DummyCookieJar())
+            connector=aiohttp.TCPConnector(limit=inflight),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=600.0),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
 
         async def call() -> None:
             async with session.post(url, data=json.dumps(body).encode()) as resp:
@@ -289,11 +322,18 @@ async def _trial(client: str, base_url: str, inflight: int, requests: int) -> di
 
 def run_trial(client: str, base_url: str, inflight: int, requests: int) -> dict[str, Any] | None:
     """One trial in a fresh interpreter; None when the client is not installed."""
-    code = ("import asyncio, json, sys; sys.path.insert(0, sys.argv[1]); import bench_http_client as b; "
-            "print(json.dumps(asyncio.run(b._trial(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))))")
+    code = (
+        "import asyncio, json, sys; sys.path.insert(0, sys.argv[1]); import bench_http_client as b; "
+        "print(json.dumps(asyncio.run(b._trial(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))))"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), client, base_url, str(inflight),
-                          str(requests)], capture_output=True, text=True, env=env, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).parent), client, base_url, str(inflight), str(requests)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     if out.returncode != 0:
         if "ModuleNotFoundError" in out.stderr:
             return None
@@ -311,7 +351,7 @@ def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
         trials: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for rep in range(args.repeats):
             for inflight in args.inflight:
-                order = clients[rep % len(clients):] + clients[:rep % len(clients)]  # rotate the order
+                order = clients[rep % len(clients) :] + clients[: rep % len(clients)]  # rotate the order
                 for client in order:
                     if client in missing:
                         continue
@@ -322,24 +362,29 @@ def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
                         print(f"# {client}: not installed, skipped", file=sys.stderr)
                         continue
                     trials.setdefault((client, inflight), []).append(res)
-                    print(f"# repeat {rep + 1} {client:8s} x{inflight:<4d} {res['client_cpu_ms']:.3f} ms CPU/req "
-                          f"{res['rps']:8.0f} req/s", file=sys.stderr)
+                    print(
+                        f"# repeat {rep + 1} {client:8s} x{inflight:<4d} {res['client_cpu_ms']:.3f} ms CPU/req "
+                        f"{res['rps']:8.0f} req/s",
+                        file=sys.stderr,
+                    )
         for inflight in args.inflight:
             for client in clients:
                 runs = trials.get((client, inflight))
                 if not runs:
                     continue
-                rows.append({
-                    "client": client,
-                    "inflight": inflight,
-                    "repeats": len(runs),
-                    "requests": runs[0]["requests"],
-                    "client_cpu_ms": statistics.median(r["client_cpu_ms"] for r in runs),
-                    "rps": statistics.median(r["rps"] for r in runs),
-                    "ceiling_rps": inflight / (args.delay_ms / 1000),
-                    "server_cpu_ms": statistics.median(r["server_cpu_ms"] for r in runs),
-                    "client_core": statistics.median(r["client_core"] for r in runs),
-                })
+                rows.append(
+                    {
+                        "client": client,
+                        "inflight": inflight,
+                        "repeats": len(runs),
+                        "requests": runs[0]["requests"],
+                        "client_cpu_ms": statistics.median(r["client_cpu_ms"] for r in runs),
+                        "rps": statistics.median(r["rps"] for r in runs),
+                        "ceiling_rps": inflight / (args.delay_ms / 1000),
+                        "server_cpu_ms": statistics.median(r["server_cpu_ms"] for r in runs),
+                        "client_core": statistics.median(r["client_core"] for r in runs),
+                    }
+                )
     finally:
         server.stop()
     return rows
@@ -354,15 +399,22 @@ def print_table(rows: list[dict[str, Any]], delay_ms: float) -> None:
             versions[mod] = version(mod)
         except Exception:
             versions[mod] = "missing"
-    print(f"stub server delay {delay_ms:g} ms; " + ", ".join(f"{k} {v}" for k, v in versions.items())
-          + f"; Python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
+    print(
+        f"stub server delay {delay_ms:g} ms; "
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + f"; Python {sys.version.split()[0]}; {os.cpu_count()} CPUs"
+    )
     print()
-    print("| client | in flight | client CPU / request (ms) | client limit on one core (req/s) | requests/s "
-          "| server limit: in flight / delay (req/s) | client busy (CPU s / wall s) | stub server CPU / request (ms) |")
+    print(
+        "| client | in flight | client CPU / request (ms) | client limit on one core (req/s) | requests/s "
+        "| server limit: in flight / delay (req/s) | client busy (CPU s / wall s) | stub server CPU / request (ms) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['client']} | {r['inflight']} | {r['client_cpu_ms']:.3f} | {1000 / r['client_cpu_ms']:.0f} "
-              f"| {r['rps']:.0f} | {r['ceiling_rps']:.0f} | {100 * r['client_core']:.0f}% | {r['server_cpu_ms']:.3f} |")
+        print(
+            f"| {r['client']} | {r['inflight']} | {r['client_cpu_ms']:.3f} | {1000 / r['client_cpu_ms']:.0f} "
+            f"| {r['rps']:.0f} | {r['ceiling_rps']:.0f} | {100 * r['client_core']:.0f}% | {r['server_cpu_ms']:.3f} |"
+        )
 
 
 # ------------------------------------------------------------------------------------------
@@ -389,10 +441,17 @@ def real_server() -> None:
     server = ServerProcess(model, log)
     try:
         print(f"vLLM server healthy after {server.wait_healthy():.1f} s at {server.base_url}")
-        judge = OpenAIJudge(Spec("openai", server.base_url, {
-            "model": server.served_name, "format": "rrm", "structured": True, "max_tokens": 128, "seed": 1}))
-        items = [Item(i, f"q{i}", f"Question {i}: what is {i} + {i}?",
-                      tuple(f"{i} + {i} = {2 * i + d}" for d in range(4))) for i in range(3)]
+        judge = OpenAIJudge(
+            Spec(
+                "openai",
+                server.base_url,
+                {"model": server.served_name, "format": "rrm", "structured": True, "max_tokens": 128, "seed": 1},
+            )
+        )
+        items = [
+            Item(i, f"q{i}", f"Question {i}: what is {i} + {i}?", tuple(f"{i} + {i} = {2 * i + d}" for d in range(4)))
+            for i in range(3)
+        ]
         sched = Scheduler(judge, build_strategy("knockout"), concurrency=256, seed=0)
 
         async def go() -> list[Any]:
@@ -403,8 +462,10 @@ def real_server() -> None:
 
         t0 = time.perf_counter()
         results = asyncio.run(go())
-        print(f"{len(results)} prompts ranked in {time.perf_counter() - t0:.1f} s; statuses "
-              f"{[r.status for r in results]}; best {[r.best for r in results]}")
+        print(
+            f"{len(results)} prompts ranked in {time.perf_counter() - t0:.1f} s; statuses "
+            f"{[r.status for r in results]}; best {[r.best for r in results]}"
+        )
         print(f"judge stats {judge.stats}; run stats {json.dumps(sched.stats.to_json())}")
         wrong = OpenAIJudge(Spec("openai", server.base_url, {"model": "nope", "format": "rrm"}))
 

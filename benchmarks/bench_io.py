@@ -34,10 +34,14 @@ print(json.dumps({"code": code, "seconds": time.perf_counter() - t0,
 
 def make_input(path: Path, prompts: int, n: int, fmt: str) -> None:
     """``prompts`` rows of ``n`` responses of about 60 characters, plus one pass-through field."""
+
     def row(i: int) -> dict:
-        return {"id": f"p{i}", "prompt": f"Question {i}: explain why the sky looks blue at noon.",
-                "responses": [f"Answer {i}.{k}: scattering of sunlight by air molecules, variant {k}." for k in range(n)],
-                "source": "bench"}
+        return {
+            "id": f"p{i}",
+            "prompt": f"Question {i}: explain why the sky looks blue at noon.",
+            "responses": [f"Answer {i}.{k}: scattering of sunlight by air molecules, variant {k}." for k in range(n)],
+            "source": "bench",
+        }
 
     if fmt == "jsonl":
         with path.open("w", encoding="utf-8") as fh:
@@ -60,8 +64,22 @@ def make_input(path: Path, prompts: int, n: int, fmt: str) -> None:
 
 
 def run(inp: Path, out: Path) -> dict:
-    cmd = [sys.executable, "-c", CHILD, "rank", str(inp), "--out", str(out), "--no-store", "--no-progress",
-           "--quiet", "--strategy", "knockout", "--judge", "simulated"]
+    cmd = [
+        sys.executable,
+        "-c",
+        CHILD,
+        "rank",
+        str(inp),
+        "--out",
+        str(out),
+        "--no-store",
+        "--no-progress",
+        "--quiet",
+        "--strategy",
+        "knockout",
+        "--judge",
+        "simulated",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise SystemExit(f"run failed ({res.returncode}): {res.stderr[-2000:]}")
@@ -76,8 +94,10 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     formats = args.formats.split(",")
-    print(f"peak RSS of 'tourney rank' (instant simulated judge, knockout, N = {args.n}, --no-store), one fresh "
-          "process per cell")
+    print(
+        f"peak RSS of 'tourney rank' (instant simulated judge, knockout, N = {args.n}, --no-store), one fresh "
+        "process per cell"
+    )
     print(f"{'format':8} {'prompts':>9} {'peak RSS MB':>12} {'seconds':>8} {'comparisons/s':>14}")
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in formats:
@@ -91,8 +111,11 @@ def main() -> None:
                 assert r["code"] == 0, r
                 peaks.append(r["maxrss_mb"])
                 rate = size * (args.n - 1) / r["seconds"]
-                print(f"{fmt:8} {size:>9,} {r['maxrss_mb']:>12.1f} {r['seconds']:>8.1f} {rate:>14,.0f}"
-                      f"   (input {inp.stat().st_size / 2**20:.0f} MB, made in {made:.0f}s)", flush=True)
+                print(
+                    f"{fmt:8} {size:>9,} {r['maxrss_mb']:>12.1f} {r['seconds']:>8.1f} {rate:>14,.0f}"
+                    f"   (input {inp.stat().st_size / 2**20:.0f} MB, made in {made:.0f}s)",
+                    flush=True,
+                )
                 inp.unlink()
             print(f"{fmt:8} peak at {sizes[-1]:,} / peak at {sizes[0]:,}: {peaks[-1] / peaks[0]:.2f}x")
 

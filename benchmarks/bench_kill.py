@@ -29,7 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-CHILD = textwrap.dedent('''
+CHILD = textwrap.dedent("""
     import asyncio, sys, time
     from tourney.cache import StoreCache
     from tourney.items import Item
@@ -60,7 +60,7 @@ CHILD = textwrap.dedent('''
     print("ready", flush=True)
     asyncio.run(sched.rank(items))
     store.close()
-''')
+""")
 
 
 def one_kill(tmp: Path, spec: str, n: int, after_s: float, tree: Path = REPO) -> dict:

@@ -49,8 +49,7 @@ def _eval_unit() -> str:
         "<quote_A>Step 3: polish with a dual-action polisher at low speed.</quote_A>\n"
         "<summary_B>Chatbot B skips polishing entirely.</summary_B>\n"
         + "Chatbot A is more thorough here: it names the tool, the speed and the order of the steps, "
-        "which is what a first-time detailer needs, while Chatbot B leaves the reader to guess. " * 2
-        + "\n"
+        "which is what a first-time detailer needs, while Chatbot B leaves the reader to guess. " * 2 + "\n"
     )
 
 
@@ -58,15 +57,19 @@ def _eval_unit() -> str:
 SHAPES: dict[str, tuple[tuple[str, ...], Callable[[int], str]]] = {
     "realistic: huge thinking": (
         ("rrm", "rm_r1"),
-        lambda n: ("Let me compare both answers step by step; the first is exact. " * (n // 62))
-        + "</think>\n\nAssistant 1 is correct.\n\n\\boxed{Assistant 1}\n<answer>[[A]]</answer>",
+        lambda n: (
+            ("Let me compare both answers step by step; the first is exact. " * (n // 62))
+            + "</think>\n\nAssistant 1 is correct.\n\n\\boxed{Assistant 1}\n<answer>[[A]]</answer>"
+        ),
     ),
     "realistic: long eval": (
         ("rm_r1_instruct",),
-        lambda n: "<type>Chat</type>\n\n<rubric>\n1. Accuracy (60%)\n<justify>Facts first.</justify>\n</rubric>\n\n"
-        + "<eval>\n"
-        + _eval_unit() * (n // len(_eval_unit()))
-        + "</eval>\n\n<answer>[[A]]</answer>",
+        lambda n: (
+            "<type>Chat</type>\n\n<rubric>\n1. Accuracy (60%)\n<justify>Facts first.</justify>\n</rubric>\n\n"
+            + "<eval>\n"
+            + _eval_unit() * (n // len(_eval_unit()))
+            + "</eval>\n\n<answer>[[A]]</answer>"
+        ),
     ),
     "many </think>": (("rrm", "rm_r1", "rm_r1_instruct"), lambda n: "</think>" * (n // 8)),
     "many <answer> opens": (("rm_r1", "rm_r1_instruct"), lambda n: "</think>" + "<answer>" * (n // 8)),
@@ -206,8 +209,10 @@ def main() -> int:
                 print(f"| {fmt} | {shape} | " + " | ".join(cells) + f" | {growth:.1f} | {outcome} |", flush=True)
 
         total, held_old, held_new = adversarial_holds(new, old)
-        print(f"\nadversarial outputs (tests/test_formats.py ADVERSARIAL): {total}; "
-              f"held by {args.ref}: {held_old}; held by this tree: {held_new}")
+        print(
+            f"\nadversarial outputs (tests/test_formats.py ADVERSARIAL): {total}; "
+            f"held by {args.ref}: {held_old}; held by this tree: {held_new}"
+        )
     return 0
 
 

@@ -130,8 +130,8 @@ def variable(n_prompts: int, replicas: int, inflight: int, prefetch: int | None)
     ok_sync = sync_rankings == rankings(ray_lines)
     return {
         "workload": f"{n_prompts} prompts x N=16 knockout ({st.comparisons} matches), lognormal latency "
-                    f"median 50 ms sigma 1.0, {replicas} replicas x {inflight} in flight "
-                    f"(+{pool.prefetch_per_replica} prefetched)",
+        f"median 50 ms sigma 1.0, {replicas} replicas x {inflight} in flight "
+        f"(+{pool.prefetch_per_replica} prefetched)",
         "lower_bound_s": round(bound, 3),
         "critical_path_s": round(cp, 3),
         "work_over_slots_s": round(work, 3),
@@ -153,8 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smaller workloads (a smoke run)")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     ap.add_argument("--only", choices=("a", "b"), default=None, help="run one part only")
-    ap.add_argument("--prefetch", type=int, default=None,
-                    help="matches prefetched per replica in (b) (default: the pool's, max(1, 8 // 4) = 2)")
+    ap.add_argument(
+        "--prefetch",
+        type=int,
+        default=None,
+        help="matches prefetched per replica in (b) (default: the pool's, max(1, 8 // 4) = 2)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     import ray

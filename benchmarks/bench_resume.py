@@ -30,15 +30,17 @@ from tourney.strategy import build_strategy
 
 
 def items() -> list[Item]:
-    return [Item(i, f"p{i}", f"question {i} " * 20, tuple(f"answer {i}.{k} " * 60 for k in range(16)))
-            for i in range(100)]
+    return [
+        Item(i, f"p{i}", f"question {i} " * 20, tuple(f"answer {i}.{k} " * 60 for k in range(16))) for i in range(100)
+    ]
 
 
 def run(spec: str, store_path: Path | None) -> tuple[float, int]:
     judge = build_judge(spec)
     store = JudgementStore(store_path) if store_path else None
-    sched = Scheduler(judge, build_strategy("knockout"), seed=1, concurrency=32,
-                      cache=StoreCache(store, judge) if store else None)
+    sched = Scheduler(
+        judge, build_strategy("knockout"), seed=1, concurrency=32, cache=StoreCache(store, judge) if store else None
+    )
     t0 = time.perf_counter()
     res = asyncio.run(sched.rank(items()))
     if store:
@@ -52,8 +54,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    for label, spec in (("latency judge (median 20 ms)", "simulated:latency_median_s=0.02"),
-                        ("instant judge", "simulated")):
+    for label, spec in (
+        ("latency judge (median 20 ms)", "simulated:latency_median_s=0.02"),
+        ("instant judge", "simulated"),
+    ):
         plain, stored, reused = [], [], []
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory() as tmp:
@@ -66,9 +70,11 @@ def main() -> None:
                 assert n == 1500
                 reused.append(dt)
         p, s, r = (statistics.median(x) for x in (plain, stored, reused))
-        print(f"{label}: no store {p:.3f}s, with store {s:.3f}s (overhead ratio {s / p:.3f}), "
-              f"second run on the filled store {r:.3f}s (reuse ratio {r / s:.3f}, i.e. {s / r:.1f}x faster); "
-              f"median of {args.repeats}")
+        print(
+            f"{label}: no store {p:.3f}s, with store {s:.3f}s (overhead ratio {s / p:.3f}), "
+            f"second run on the filled store {r:.3f}s (reuse ratio {r / s:.3f}, i.e. {s / r:.1f}x faster); "
+            f"median of {args.repeats}"
+        )
 
 
 if __name__ == "__main__":

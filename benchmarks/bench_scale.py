@@ -76,8 +76,11 @@ def main() -> None:
                 r = run(inp, tmp / "out.jsonl", tmp / "s.sqlite" if on else None)
                 results[(size, on)] = r
                 bpj = f"{r['bytes_per_judgement']:.0f}" if on else "-"
-                print(f"{size:>8} {'on' if on else 'off':>5} {r['wall_s']:>8.1f} {r['judgements'] / r['wall_s']:>13.0f} "
-                      f"{r['rss_mb']:>12.1f} {bpj:>12}", flush=True)
+                print(
+                    f"{size:>8} {'on' if on else 'off':>5} {r['wall_s']:>8.1f} {r['judgements'] / r['wall_s']:>13.0f} "
+                    f"{r['rss_mb']:>12.1f} {bpj:>12}",
+                    flush=True,
+                )
             inp.unlink()
     lo, hi = sizes[0], sizes[-1]
     for on in (True, False):

@@ -43,8 +43,10 @@ from tourney.types import Judgement, Match, MatchResult, Outcome
 
 
 def make_items(n_prompts: int, n: int, tag: int) -> list[Item]:
-    return [Item(i, f"b{tag}-{i}", f"question {tag}-{i}", tuple(f"answer {tag}-{i}-{k}" for k in range(n)))
-            for i in range(n_prompts)]
+    return [
+        Item(i, f"b{tag}-{i}", f"question {tag}-{i}", tuple(f"answer {tag}-{i}-{k}" for k in range(n)))
+        for i in range(n_prompts)
+    ]
 
 
 class Timed(Judge):
@@ -128,14 +130,28 @@ async def round_synchronous(
     proposed only when all of them have finished. ``concurrency`` caps calls in flight (None:
     the judge bounds it, e.g. a Ray pool). Returns (makespan, each prompt's ranking)."""
     factory = build_strategy("knockout")
-    strats = [factory.create(it.n, np.random.default_rng(stable_seed(seed, "strategy", it.id)),
-                             [response_key(r) for r in it.responses]) for it in items]
+    strats = [
+        factory.create(
+            it.n, np.random.default_rng(stable_seed(seed, "strategy", it.id)), [response_key(r) for r in it.responses]
+        )
+        for it in items
+    ]
     sem = asyncio.Semaphore(concurrency) if concurrency else contextlib.nullcontext()
 
     async def one(it, s, req):
         async with sem:
-            js = await judge.judge(Match(it.prompt, it.responses[req.first], it.responses[req.second],
-                                         it.id, req.first, req.second, req.samples, req.sample_offset))
+            js = await judge.judge(
+                Match(
+                    it.prompt,
+                    it.responses[req.first],
+                    it.responses[req.second],
+                    it.id,
+                    req.first,
+                    req.second,
+                    req.samples,
+                    req.sample_offset,
+                )
+            )
         s.observe(MatchResult(req, tuple(js)))
 
     t0 = time.perf_counter()

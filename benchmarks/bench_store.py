@@ -42,7 +42,33 @@ JUDGE = {
     "arg": "Qwen/Qwen3-8B",
     "options": {"format": "pandalm", "temperature": 0.6, "top_p": 0.95, "max_tokens": 4096},
 }
-WORDS = ["the", "a", "of", "to", "and", "in", "is", "that", "it", "for", "on", "with", "as", "was", "be", "by", "this", "are", "or", "an", "at", "from", "which", "not", "have"]
+WORDS = [
+    "the",
+    "a",
+    "of",
+    "to",
+    "and",
+    "in",
+    "is",
+    "that",
+    "it",
+    "for",
+    "on",
+    "with",
+    "as",
+    "was",
+    "be",
+    "by",
+    "this",
+    "are",
+    "or",
+    "an",
+    "at",
+    "from",
+    "which",
+    "not",
+    "have",
+]
 
 
 def text(rng: random.Random, n_chars: int) -> str:
@@ -237,7 +263,9 @@ def real_texts(reasoning_chars: int, seed: int = 0) -> tuple[list[tuple[str, lis
     for line in path.read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
         prompts.append((rec["instruction"], [c["output"] for c in rec["candidates"]]))
-    corpus = "\n".join(p.read_text(encoding="utf-8") for p in sorted((REPO / "tests/fixtures/judge_outputs").glob("*.txt")))
+    corpus = "\n".join(
+        p.read_text(encoding="utf-8") for p in sorted((REPO / "tests/fixtures/judge_outputs").glob("*.txt"))
+    )
     rng = random.Random(seed)
     reasons = []
     for _ in range(200):
@@ -281,7 +309,10 @@ def bench_size(path: Path, n: int, reasoning_chars: int, compress: bool) -> None
     total = path.stat().st_size
     compressing = compress and hasattr(ts, "_COMPRESS_MIN_CHARS")
     label = f"schema {getattr(ts, 'SCHEMA_VERSION', '?')}, {'compressed' if compressing else 'not compressed'}"
-    row(f"{judgements} judgements on real texts ({label})", f"{total / 1e6:7.1f} MB = {total / judgements:6.0f} B/judgement")
+    row(
+        f"{judgements} judgements on real texts ({label})",
+        f"{total / 1e6:7.1f} MB = {total / judgements:6.0f} B/judgement",
+    )
     for name, size in rows:
         if size / judgements >= 1:
             row(f"  {name}", f"{size / judgements:6.0f} B/judgement")
@@ -291,14 +322,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=100_000, help="judgements for the bulk benchmark")
     ap.add_argument("--size-n", type=int, default=20_000, help="judgements for the size benchmark")
-    ap.add_argument("--reasoning", type=int, default=2000, help="characters of reasoning per judgement (size benchmark)")
+    ap.add_argument(
+        "--reasoning", type=int, default=2000, help="characters of reasoning per judgement (size benchmark)"
+    )
     ap.add_argument("--against", default=None, metavar="TREE", help="also run the size benchmark with TREE's store")
     ap.add_argument("--size-only", action="store_true", help="only the size benchmark")
     args = ap.parse_args()
     print(f"tourney store benchmark: python {sys.version.split()[0]}, sqlite {__import__('sqlite3').sqlite_version}")
     with tempfile.TemporaryDirectory(prefix="bench_store_", dir=os.environ.get("BENCH_DIR")) as d:
         tmp = Path(d)
-        print(f"\nsize: {args.size_n} judgements, AlpacaEval responses, {args.reasoning} characters of real judge reasoning")
+        print(
+            f"\nsize: {args.size_n} judgements, AlpacaEval responses, {args.reasoning} characters of real judge reasoning"
+        )
         for compress in (True, False):
             bench_size(tmp / f"size{compress}.sqlite", args.size_n, args.reasoning, compress)
             if not hasattr(__import__("tourney.store").store, "_COMPRESS_MIN_CHARS"):

@@ -79,12 +79,18 @@ def _large_child(spec: str, n: int, mode: str) -> dict:
 
     q = np.random.default_rng(0).normal(size=n)
     if mode == "engine":
-        items = [{"id": "large", "prompt": "p", "responses": [f"r{i}" for i in range(n)],
-                  "scores": [float(v) for v in q]}]
+        items = [
+            {"id": "large", "prompt": "p", "responses": [f"r{i}" for i in range(n)], "scores": [float(v) for v in q]}
+        ]
         t0 = time.perf_counter()
         res = Tournament("simulated", spec, seed=0).rank(items)[0]
-        return {"wall_s": time.perf_counter() - t0, "comparisons": res.comparisons, "status": res.status,
-                "rounds": res.rounds, "best": res.best == int(np.argmax(q))}
+        return {
+            "wall_s": time.perf_counter() - t0,
+            "comparisons": res.comparisons,
+            "status": res.status,
+            "rounds": res.rounds,
+            "best": res.best == int(np.argmax(q)),
+        }
     s = build_strategy(spec).create(n, np.random.default_rng(0), [f"k{i:07d}" for i in range(n)])
     t0 = time.perf_counter()
     reqs = 0
@@ -110,8 +116,7 @@ def _large_run(spec: str, n: int, mode: str, timeout: float, mem_gib: float, tre
 
     cmd = [sys.executable, str(tree / "benchmarks" / "bench_strategies.py"), "--large-child", spec, str(n), mode]
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=limit,
-                            env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=limit, env=env)
     t0 = time.monotonic()
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -135,8 +140,10 @@ def large(specs: list[str], sizes: list[int] | None, timeout: float, mem_gib: fl
     print(f"large N, one prompt, instant simulated judge; caps {mem_gib:g} GiB, {timeout:g} s per run")
     names = {t: t.name for t in trees}
     width = max(len(v) for v in names.values()) if len(trees) > 1 else 0
-    print(f"{'strategy':14s} {'N':>6s} {'tree':{width}s} {'comparisons':>11s} {'wall s':>10s} "
-          f"{'strategy s':>10s} {'peak RSS MiB':>12s} {'best':>5s} {'rounds':>6s}")
+    print(
+        f"{'strategy':14s} {'N':>6s} {'tree':{width}s} {'comparisons':>11s} {'wall s':>10s} "
+        f"{'strategy s':>10s} {'peak RSS MiB':>12s} {'best':>5s} {'rounds':>6s}"
+    )
     for spec in specs:
         for n in sizes or SIZES_OF.get(spec.split(":")[0], LARGE_SIZES):
             for tree in trees:
@@ -147,8 +154,11 @@ def large(specs: list[str], sizes: list[int] | None, timeout: float, mem_gib: fl
                 if "error" in eng:
                     print(f"{head} {'':>11s} {eng['error']:>10s} {own_s:>10s} {eng['rss_mib']:12.0f}", flush=True)
                     continue
-                print(f"{head} {eng['comparisons']:11d} {eng['wall_s']:10.2f} {own_s:>10s} "
-                      f"{eng['rss_mib']:12.0f} {eng['best']!s:>5s} {eng.get('rounds', ''):>6}", flush=True)
+                print(
+                    f"{head} {eng['comparisons']:11d} {eng['wall_s']:10.2f} {own_s:>10s} "
+                    f"{eng['rss_mib']:12.0f} {eng['best']!s:>5s} {eng.get('rounds', ''):>6}",
+                    flush=True,
+                )
 
 
 def kendall_tau(order: list[int], truth: np.ndarray) -> float:
@@ -170,13 +180,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--judge", default="simulated", help="judge spec (default: simulated)")
     ap.add_argument("--large", action="store_true", help="measure one prompt at large N instead (see the docstring)")
-    ap.add_argument("--sizes", default=None,
-                    help="--large: candidate counts (default 1000,10000; adaptive: 128,1000,10000)")
+    ap.add_argument(
+        "--sizes", default=None, help="--large: candidate counts (default 1000,10000; adaptive: 128,1000,10000)"
+    )
     ap.add_argument("--strategies", default=",".join(LARGE_SPECS), help="--large: ';'-separated specs")
     ap.add_argument("--timeout", type=float, default=300.0, help="--large: seconds per run (default 300)")
     ap.add_argument("--mem-gib", type=float, default=6.0, help="--large: address-space cap per run (default 6)")
-    ap.add_argument("--trees", default=None,
-                    help="--large: comma-separated checkout roots to measure side by side (default: this one)")
+    ap.add_argument(
+        "--trees",
+        default=None,
+        help="--large: comma-separated checkout roots to measure side by side (default: this one)",
+    )
     ap.add_argument("--large-child", nargs=3, metavar=("SPEC", "N", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.large_child:
@@ -187,19 +201,31 @@ def main() -> None:
         sep = ";" if ";" in args.strategies else ","
         root = Path(__file__).resolve().parents[1]
         trees = [Path(t).resolve() for t in args.trees.split(",")] if args.trees else [root]
-        large([s for s in args.strategies.split(sep) if s],
-              [int(v) for v in args.sizes.split(",")] if args.sizes else None,
-              args.timeout, args.mem_gib, trees)
+        large(
+            [s for s in args.strategies.split(sep) if s],
+            [int(v) for v in args.sizes.split(",")] if args.sizes else None,
+            args.timeout,
+            args.mem_gib,
+            trees,
+        )
         return
     rng = np.random.default_rng(args.seed)
     items = []
     for k in range(args.prompts):
         q = rng.normal(size=args.n)
-        items.append({"id": str(k), "prompt": f"prompt {k}", "responses": [f"r{k}-{i}" for i in range(args.n)],
-                      "scores": [float(v) for v in q]})
+        items.append(
+            {
+                "id": str(k),
+                "prompt": f"prompt {k}",
+                "responses": [f"r{k}-{i}" for i in range(args.n)],
+                "scores": [float(v) for v in q],
+            }
+        )
     truth = [np.asarray(it["scores"]) for it in items]
     print(f"n={args.n}, {args.prompts} prompts, judge {args.judge}, seed {args.seed}")
-    print(f"{'strategy':34s} {'top-1':>6s} {'regret':>7s} {'tau':>6s} {'comparisons':>12s} {'samples':>8s} {'ms/prompt':>10s}")
+    print(
+        f"{'strategy':34s} {'top-1':>6s} {'regret':>7s} {'tau':>6s} {'comparisons':>12s} {'samples':>8s} {'ms/prompt':>10s}"
+    )
     for spec in SPECS:
         t0 = time.perf_counter()
         res = Tournament(args.judge, spec, seed=args.seed).rank(items)

@@ -53,8 +53,13 @@ async def voting(judge: Any, k: int) -> dict[str, Any]:
     from tourney.types import Match
 
     engine = judge.engine
-    m = Match(prompt="Which response answers better? " + _text(99, 20), first_text=_text(1, 300),
-              second_text=_text(2, 250), prompt_id="vote", samples=k)
+    m = Match(
+        prompt="Which response answers better? " + _text(99, 20),
+        first_text=_text(1, 300),
+        second_text=_text(2, 250),
+        prompt_id="vote",
+        samples=k,
+    )
     await engine.reset_prefix_cache()
     t0 = time.perf_counter()
     shared = await judge.judge(m)
@@ -63,8 +68,14 @@ async def voting(judge: Any, k: int) -> dict[str, Any]:
     t_sep = 0.0
     for i in range(k):
         await engine.reset_prefix_cache()  # no shared prefix: every request prefills it all
-        one = Match(prompt=m.prompt, first_text=m.first_text, second_text=m.second_text, prompt_id="vote",
-                    samples=1, sample_offset=i)
+        one = Match(
+            prompt=m.prompt,
+            first_text=m.first_text,
+            second_text=m.second_text,
+            prompt_id="vote",
+            samples=1,
+            sample_offset=i,
+        )
         t0 = time.perf_counter()
         separate += await judge.judge(one)
         t_sep += time.perf_counter() - t0
@@ -96,19 +107,36 @@ async def throughput(judge: Any, n_matches: int, samples: int, repeats: int) -> 
     engine = judge.engine
     s = judge.settings
     matches = [
-        Match(prompt=f"Question {i}: " + _text(i, 15), first_text=_text(3 * i + 1, 120 + i % 40),
-              second_text=_text(3 * i + 2, 100 + i % 30), prompt_id=f"q{i}", first=0, second=1, samples=samples)
+        Match(
+            prompt=f"Question {i}: " + _text(i, 15),
+            first_text=_text(3 * i + 1, 120 + i % 40),
+            second_text=_text(3 * i + 2, 100 + i % 30),
+            prompt_id=f"q{i}",
+            first=0,
+            second=1,
+            samples=samples,
+        )
         for i in range(n_matches)
     ]
     # the direct path gets the same prompts, rendered beforehand with the same chat template
     tok = engine.get_tokenizer()
-    prompts = [tok.apply_chat_template(judge.format.messages(m.prompt, m.first_text, m.second_text),
-                                       add_generation_prompt=True, tokenize=False) for m in matches]
+    prompts = [
+        tok.apply_chat_template(
+            judge.format.messages(m.prompt, m.first_text, m.second_text), add_generation_prompt=True, tokenize=False
+        )
+        for m in matches
+    ]
     ids = [tok.encode(p, add_special_tokens=False) for p in prompts]
 
     def params(m: Match) -> Any:
-        return SamplingParams(n=m.samples, seed=match_seed(m, s.seed) + m.sample_offset, temperature=s.temperature,
-                              top_p=s.top_p, max_tokens=s.max_tokens, output_kind=RequestOutputKind.FINAL_ONLY)
+        return SamplingParams(
+            n=m.samples,
+            seed=match_seed(m, s.seed) + m.sample_offset,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_tokens=s.max_tokens,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
 
     async def direct_one(i: int) -> int:
         final = None
@@ -163,10 +191,19 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     from tourney.judges.vllm_judge import VLLMJudge
     from tourney.registry import Spec
 
-    judge = VLLMJudge(Spec("vllm", str(args.model), {
-        "format": "rrm", "max_tokens": args.max_tokens, "max_model_len": 2048, "dtype": "float32",
-        "enforce_eager": True,
-    }))
+    judge = VLLMJudge(
+        Spec(
+            "vllm",
+            str(args.model),
+            {
+                "format": "rrm",
+                "max_tokens": args.max_tokens,
+                "max_model_len": 2048,
+                "dtype": "float32",
+                "enforce_eager": True,
+            },
+        )
+    )
     t0 = time.perf_counter()
     await judge.start()
     startup = time.perf_counter() - t0

@@ -128,8 +128,10 @@ def check(path: Path) -> list[str]:
         if cell.get("execution_count") is None:
             problems.append(f"{where} was not executed (no execution_count): regenerate")
         elif cell.execution_count != expected:
-            problems.append(f"{where} has execution_count {cell.execution_count}, expected {expected} "
-                            "(executed out of order or partly): regenerate")
+            problems.append(
+                f"{where} has execution_count {cell.execution_count}, expected {expected} "
+                "(executed out of order or partly): regenerate"
+            )
         expected += 1
         stored = cell.metadata.get("tourney", {}).get("source_sha256")
         if stored != source_sha256(cell.source):
@@ -158,9 +160,15 @@ def _kernel_dir() -> tempfile.TemporaryDirectory[str]:
     tmp = tempfile.TemporaryDirectory(prefix="tourney-nb-")
     spec = Path(tmp.name) / "kernels" / "tourney-regenerate"
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "tourney regenerate", "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "tourney regenerate",
+                "language": "python",
+            }
+        )
+    )
     return tmp
 
 
@@ -187,8 +195,12 @@ def execute(path: Path, settings: str | None = None, timeout: int = CELL_TIMEOUT
         os.environ["PYTHONHASHSEED"] = "0"
         try:
             t0 = time.perf_counter()
-            client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="tourney-regenerate",
-                                             resources={"metadata": {"path": str(path.parent)}})
+            client = nbclient.NotebookClient(
+                nb,
+                timeout=timeout,
+                kernel_name="tourney-regenerate",
+                resources={"metadata": {"path": str(path.parent)}},
+            )
             client.execute()
             seconds = time.perf_counter() - t0
         finally:
@@ -213,14 +225,23 @@ def execute(path: Path, settings: str | None = None, timeout: int = CELL_TIMEOUT
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="notebooks/regenerate.py",
-                                 description="Execute the notebooks in place (stored with outputs), or --check them.")
+    ap = argparse.ArgumentParser(
+        prog="notebooks/regenerate.py",
+        description="Execute the notebooks in place (stored with outputs), or --check them.",
+    )
     ap.add_argument("notebooks", nargs="*", help="notebook files (default: every notebooks/*.ipynb)")
-    ap.add_argument("--check", action="store_true",
-                    help="verify the stored outputs (every code cell executed in order, unedited since, "
-                         "no error, a PNG plot, under 1 MB, no absolute paths); runs no kernel")
-    ap.add_argument("--settings", choices=SETTINGS, default=None,
-                    help="override the notebook's stored settings (metadata.tourney.settings)")
+    ap.add_argument(
+        "--check",
+        action="store_true",
+        help="verify the stored outputs (every code cell executed in order, unedited since, "
+        "no error, a PNG plot, under 1 MB, no absolute paths); runs no kernel",
+    )
+    ap.add_argument(
+        "--settings",
+        choices=SETTINGS,
+        default=None,
+        help="override the notebook's stored settings (metadata.tourney.settings)",
+    )
     ap.add_argument("--timeout", type=int, default=CELL_TIMEOUT, help="seconds one cell may take")
     args = ap.parse_args(argv)
     try:
@@ -235,8 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
         if not args.check:
             settings, seconds = execute(path, args.settings, args.timeout)
-            print(f"{rel}: executed at {settings} settings in {seconds:.0f} s, "
-                  f"{path.stat().st_size / 1000:.0f} kB", flush=True)
+            print(
+                f"{rel}: executed at {settings} settings in {seconds:.0f} s, {path.stat().st_size / 1000:.0f} kB",
+                flush=True,
+            )
         problems = check(path)
         for p in problems:
             print(f"{rel}: {p}", file=sys.stderr)

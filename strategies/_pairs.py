@@ -239,7 +239,9 @@ def bt_scores(
         info["connected"] = n <= 1
         return Ranking(order=s.order_by([0.0] * n), scores=(0.0,) * n, scale=BT_SCALE, info=info)
     # ties is checked by the solver (and by the strategies' options before it)
-    fit = rating.bradley_terry(n, first, second, y, weights=w, ties=cast(Literal["half", "drop"], ties), l2=l2, position=position)
+    fit = rating.bradley_terry(
+        n, first, second, y, weights=w, ties=cast(Literal["half", "drop"], ties), l2=l2, position=position
+    )
     strengths = [float(v) for v in fit.strengths]
     se = [float(v) for v in fit.se]
     info["elo"] = [float(v) for v in fit.elo]
@@ -250,8 +252,16 @@ def bt_scores(
         info["position"] = {"coef": _finite(fit.position_coef), "se": _finite(fit.position_se)}
     if bootstrap:
         boot = rating.bt_bootstrap(
-            n, first, second, y, weights=w, rounds=bootstrap, rng=np.random.default_rng(bootstrap_seed),
-            ties=ties, l2=l2, position=position,
+            n,
+            first,
+            second,
+            y,
+            weights=w,
+            rounds=bootstrap,
+            rng=np.random.default_rng(bootstrap_seed),
+            ties=ties,
+            l2=l2,
+            position=position,
         )
         lo, hi = np.nanpercentile(boot, [2.5, 97.5], axis=0)
         info["bootstrap"] = {"rounds": bootstrap, "ci95": [[float(a), float(b)] for a, b in zip(lo, hi)]}
@@ -318,8 +328,16 @@ def elo_scores(
         r = [
             float(v)
             for v in rating.elo(
-                n, first, second, y, k=k, scale=scale, base=base, initial=initial,
-                rng=np.random.default_rng(order_seed), n_orders=n_orders,
+                n,
+                first,
+                second,
+                y,
+                k=k,
+                scale=scale,
+                base=base,
+                initial=initial,
+                rng=np.random.default_rng(order_seed),
+                n_orders=n_orders,
             )
         ]
     return Ranking(

@@ -228,16 +228,16 @@ class Adaptive(Strategy):
     options: ClassVar[dict[str, str]] = {
         "budget": "most requests of the whole run (each one judge sample); None: n (n - 1), a both-orders round robin",
         "rounds": "most sequential rounds (a round is judged in parallel); None: as many as the threshold and "
-                  "budget need",
+        "budget need",
         "threshold": "stop when the posterior probability that the pick is best (top_k: that the top-k set is right) "
-                     "reaches this",
+        "reaches this",
         "top_k": "identify the best k candidates instead of the single best",
         "batch": "requests per round (None: ceil(n / 2), growing with `growth`; with rounds: a cap)",
         "growth": "without rounds or batch, a round asks at least this share of the requests made so far",
         "close": "a decisive pair with P(i beats j) within [close, 1 - close] earns double credit (its "
-                 "position-balanced votes come sooner); 0 treats every pair alike",
+        "position-balanced votes come sooner); 0 treats every pair alike",
         "first_pass": "auto (knockout below 2 (n - 1) comparisons, else spread), spread (a perfect matching first), "
-                      "cycle (one random ring), knockout or knockout_both (a bracket, ceil(log2 n) rounds)",
+        "cycle (one random ring), knockout or knockout_both (a bracket, ceil(log2 n) rounds)",
         "l2": "prior precision of the log-strengths (a N(0, 1/l2) prior)",
         "position_l2": "prior precision of the first-position advantage h",
         "position": "fit the first-position advantage h jointly with the strengths",
@@ -278,8 +278,9 @@ class Adaptive(Strategy):
         self.batch = None if batch is None else check_int("batch", batch, 1)
         self.growth = check_float("growth", growth, 0.0)
         self.close = check_float("close", close, 0.0, 0.5)
-        self.first_pass = check_choice("first_pass", first_pass,
-                                       ("auto", "spread", "cycle", "knockout", "knockout_both"))
+        self.first_pass = check_choice(
+            "first_pass", first_pass, ("auto", "spread", "cycle", "knockout", "knockout_both")
+        )
         self.l2 = check_float("l2", l2, 0.0)
         self.position_l2 = check_float("position_l2", position_l2, 0.0)
         if self.l2 <= 0 or self.position_l2 <= 0:
@@ -459,8 +460,15 @@ class Adaptive(Strategy):
     # -- the posterior --------------------------------------------------------------------------
     def _posterior(self, theta0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(theta, posterior means of the strengths, covariance) of every vote so far."""
-        post = bt_posterior_dense(self._wins, self._losses, l2=self.l2, position=self.position,
-                                  position_l2=self.position_l2, init=theta0, tol=_TOL)
+        post = bt_posterior_dense(
+            self._wins,
+            self._losses,
+            l2=self.l2,
+            position=self.position,
+            position_l2=self.position_l2,
+            init=theta0,
+            tol=_TOL,
+        )
         return post.theta, post.strengths, post.cov
 
     def _current(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -488,8 +496,9 @@ class Adaptive(Strategy):
         keep.update(int(i) for i in np.flatnonzero(zscore >= _PLAUSIBLE_Z))
         return sorted(keep)
 
-    def _estimate(self, mean: np.ndarray, cov: np.ndarray, order: list[int], k: int
-                  ) -> tuple[list[int], np.ndarray | None, float, np.ndarray | None]:
+    def _estimate(
+        self, mean: np.ndarray, cov: np.ndarray, order: list[int], k: int
+    ) -> tuple[list[int], np.ndarray | None, float, np.ndarray | None]:
         """(contenders, draws over them or None when there are more than ``pool``, p_set,
         P(in top k) per contender)."""
         cont = self._contenders(mean, cov, order, k)
@@ -542,8 +551,9 @@ class Adaptive(Strategy):
         self._rounds += 1
         self._queue_pairs(pairs, self._batches)
 
-    def _decisive_round(self, mean: np.ndarray, cov: np.ndarray, cont: list[int], draws: np.ndarray, k: int,
-                        size: int) -> list[tuple[int, int]]:
+    def _decisive_round(
+        self, mean: np.ndarray, cov: np.ndarray, cont: list[int], draws: np.ndarray, k: int, size: int
+    ) -> list[tuple[int, int]]:
         """The round's requests shared over the decisive pairs of the draws (module docstring)."""
         m = len(cont)
         if m < 2:
@@ -635,9 +645,13 @@ class Adaptive(Strategy):
         n = self.n
         cand = self._cand
         if n == 1:
-            return Ranking(order=(0,), scores=(0.0,), scale=SCALE, uncertainty=(0.0,),
-                           info={"p_best": 1.0, "p_best_all": [1.0], "stopped": self._stopped, "requests": 0,
-                                 "rounds": 0})
+            return Ranking(
+                order=(0,),
+                scores=(0.0,),
+                scale=SCALE,
+                uncertainty=(0.0,),
+                info={"p_best": 1.0, "p_best_all": [1.0], "stopped": self._stopped, "requests": 0, "rounds": 0},
+            )
         theta, mean, cov = self._current()
         k = min(self.top_k, n)
         order = self._pick(mean)
@@ -691,4 +705,3 @@ class Adaptive(Strategy):
             budget_limited=self._stopped in ("budget", "rounds"),
             info=info,
         )
-

@@ -46,12 +46,12 @@ class BradleyTerry(PairDesign):
     options: ClassVar[dict[str, str]] = {
         "votes": "judge samples per request",
         "both_orders": "judge each pair in both presentation orders (the design that estimates the position bias "
-                       "cleanly); false: one seeded order per pair",
+        "cleanly); false: one seeded order per pair",
         "cycles": "instead of every pair, c random Hamiltonian cycles over the candidates (c n pairs, O(n) for large "
-                  "n); None: the full round robin",
+        "n); None: the full round robin",
         "ties": "half (a tie is half a win each way) or drop",
         "l2": "ridge penalty l2/2 * sum(s^2) (a N(0, 1/l2) prior); 0 is the plain MLE, which fails for an unbeaten "
-              "candidate",
+        "candidate",
         "position": "fit the first-shown advantage h: true, false, or auto (= both_orders)",
         "bootstrap": "R seeded resamples for percentile 95% intervals in info['bootstrap'] (0: none)",
     }
@@ -80,13 +80,16 @@ class BradleyTerry(PairDesign):
         self._boot_seed = sub_seed(self.rng)
 
     @classmethod
-    def expected_comparisons(
-        cls, n: int, *, both_orders: bool = True, cycles: int | None = None, **params: Any
-    ) -> int:
+    def expected_comparisons(cls, n: int, *, both_orders: bool = True, cycles: int | None = None, **params: Any) -> int:
         return cls.design_size(n, both_orders, cycles)
 
     def ranking(self) -> Ranking:
         return bt_scores(
-            self, self.observed(), ties=self.ties, l2=self.l2, position=self.position,
-            bootstrap=self.bootstrap, bootstrap_seed=self._boot_seed,
+            self,
+            self.observed(),
+            ties=self.ties,
+            l2=self.l2,
+            position=self.position,
+            bootstrap=self.bootstrap,
+            bootstrap_seed=self._boot_seed,
         )

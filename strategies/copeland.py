@@ -63,7 +63,8 @@ class Copeland(PairDesign):
         return Ranking(
             order=order,
             scores=tuple(primary),
-            scale="Copeland points (pairs won, 1/2 per even pair)" if self.method == "copeland"
+            scale="Copeland points (pairs won, 1/2 per even pair)"
+            if self.method == "copeland"
             else "Borda count (votes won, ties 1/2)",
             info={"copeland": cope, "borda": bord, "samples": sample_counts(results)},
         )

@@ -46,7 +46,7 @@ class Elo(PairDesign):
         "base": "odds base of the scale (400 points = 10:1 odds by default)",
         "initial": "every candidate's starting rating",
         "n_orders": "average the ratings over this many seeded random replay orders (reduces Elo's order dependence; "
-                    "info['order_sd'] reports what remains)",
+        "info['order_sd'] reports what remains)",
     }
 
     def __init__(
@@ -80,14 +80,29 @@ class Elo(PairDesign):
     def ranking(self) -> Ranking:
         results = self.observed()
         r = elo_scores(
-            self, results, k=self.k, scale=self.scale, base=self.base, initial=self.initial,
-            n_orders=self.n_orders, order_seed=self._order_seed,
+            self,
+            results,
+            k=self.k,
+            scale=self.scale,
+            base=self.base,
+            initial=self.initial,
+            n_orders=self.n_orders,
+            order_seed=self._order_seed,
         )
         if self.n_orders > 1:  # how much the single-order ratings disagree
             runs = [
-                elo_scores(self, results, k=self.k, scale=self.scale, base=self.base, initial=self.initial,
-                           order_seed=self._order_seed + 1 + t).scores
+                elo_scores(
+                    self,
+                    results,
+                    k=self.k,
+                    scale=self.scale,
+                    base=self.base,
+                    initial=self.initial,
+                    order_seed=self._order_seed + 1 + t,
+                ).scores
                 for t in range(min(self.n_orders, 16))
             ]
-            r = dataclasses.replace(r, info={**r.info, "order_sd": [float(v) for v in np.std(np.asarray(runs), axis=0)]})
+            r = dataclasses.replace(
+                r, info={**r.info, "order_sd": [float(v) for v in np.std(np.asarray(runs), axis=0)]}
+            )
         return r

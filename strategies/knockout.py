@@ -54,9 +54,9 @@ class Knockout(Strategy):
     #: option -> meaning, shown in full by ``tourney strategies`` (defaults come from ``__init__``)
     options: ClassVar[dict[str, str]] = {
         "votes": "judge samples per match (per order with both_orders); the majority of valid votes wins, a split or "
-                 "empty vote is a seeded coin (counted in info['coin_flips'])",
+        "empty vote is a seeded coin (counted in info['coin_flips'])",
         "both_orders": "judge every match in both presentation orders (position-balanced; twice the requests) instead "
-                       "of one seeded order",
+        "of one seeded order",
     }
 
     def __init__(

@@ -110,8 +110,9 @@ class League(Batched):
         return m
 
     @classmethod
-    def expected_comparisons(cls, n: int, *, opponents: int = 4, votes: int = 1, budget: int | None = None,
-                             **params: Any) -> int:
+    def expected_comparisons(
+        cls, n: int, *, opponents: int = 4, votes: int = 1, budget: int | None = None, **params: Any
+    ) -> int:
         return n * cls.effective_opponents(n, opponents, votes, budget) if n >= 2 else 0
 
     def next_batch(self, last: list[MatchResult]) -> list[Request]:
@@ -128,8 +129,7 @@ class League(Batched):
             start = int(self.rng.random() < 0.5)
             for k, opp in enumerate(opps):
                 first, second = (focal, opp) if (k + start) % 2 == 0 else (opp, focal)
-                out.append(Request(first, second, self.votes, ledger.take(first, second, self.votes),
-                                   tag=(focal, k)))
+                out.append(Request(first, second, self.votes, ledger.take(first, second, self.votes), tag=(focal, k)))
         return out
 
     def ranking(self) -> Ranking:
@@ -140,9 +140,16 @@ class League(Batched):
             wa, ca = win_mass(self.n, results)
             secondary = [wa[i] / ca[i] if ca[i] else 0.0 for i in range(self.n)]
         return win_rate_ranking(
-            self, w, c, self._rank, results,
+            self,
+            w,
+            c,
+            self._rank,
+            results,
             scale="mean vote share over the candidate's matches (win 1, tie 1/2; 0 without a valid match)",
-            info={"opponents": self.m, "schedule": {str(k): v for k, v in sorted(self.schedule.items())},
-                  "rounds": 1 if self.n >= 2 else 0},
+            info={
+                "opponents": self.m,
+                "schedule": {str(k): v for k, v in sorted(self.schedule.items())},
+                "rounds": 1 if self.n >= 2 else 0,
+            },
             secondary=secondary,
         )

@@ -109,7 +109,7 @@ class MergeSort(Strategy):
         "votes": "judge samples per comparison (per order with both_orders)",
         "both_orders": "judge every comparison in both presentation orders (two requests)",
         "beam": "merge orders kept per merge: 1 follows the majority; b > 1 keeps both branches of a close verdict "
-                "(PairS-style beam search)",
+        "(PairS-style beam search)",
         "close": "a verdict is close (both branches kept, with beam > 1) when min(p, 1 - p) >= close",
     }
 
@@ -234,9 +234,7 @@ class MergeSort(Strategy):
         a_run, b_run = node.runs
         assert a_run is not None and b_run is not None
         while True:
-            needed = [
-                (a_run[st.i], b_run[st.j]) for st in node.states if not self._complete(node, st)
-            ]
+            needed = [(a_run[st.i], b_run[st.j]) for st in node.states if not self._complete(node, st)]
             if not needed:
                 break
             missing = [(a, b) for a, b in needed if not self._known(a, b)]

@@ -107,8 +107,9 @@ class Pivot(Batched):
         return k
 
     @classmethod
-    def expected_comparisons(cls, n: int, *, pivots: int = 2, votes: int = 1, budget: int | None = None,
-                             **params: Any) -> int:
+    def expected_comparisons(
+        cls, n: int, *, pivots: int = 2, votes: int = 1, budget: int | None = None, **params: Any
+    ) -> int:
         k = cls.effective_pivots(n, pivots, votes, budget)
         return cls.comparisons(n, k) * (1 if votes == 1 else 2)
 
@@ -151,7 +152,11 @@ class Pivot(Batched):
         results = self.observed()
         w, c = win_mass(self.n, results)
         return win_rate_ranking(
-            self, w, c, self._rank, results,
+            self,
+            w,
+            c,
+            self._rank,
+            results,
             scale="mean vote share per comparison (w / c: win 1, tie 1/2; 0 without a valid comparison)",
             info={
                 "k": self.k,

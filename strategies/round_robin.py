@@ -40,7 +40,7 @@ class RoundRobin(PairDesign):
         "votes": "judge samples per pair (per order with both_orders)",
         "both_orders": "judge every pair in both presentation orders: n (n - 1) requests instead of n (n - 1) / 2",
         "scoring": "bradley_terry (maximum-likelihood fit with Fisher standard errors) or elo (online Elo over the "
-                   "votes in a seeded order)",
+        "votes in a seeded order)",
         "l2": "ridge penalty l2/2 * sum(s^2) of the Bradley-Terry fit: keeps an unbeaten candidate finite",
         "k": "Elo K-factor when scoring=elo",
     }

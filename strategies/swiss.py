@@ -142,8 +142,7 @@ class Swiss(Batched):
         return cls.comparison_bound(n, rounds=rounds, both_orders=both_orders)
 
     @classmethod
-    def comparison_bound(cls, n: int, *, rounds: int | None = None, both_orders: bool = False,
-                         **params: Any) -> int:
+    def comparison_bound(cls, n: int, *, rounds: int | None = None, both_orders: bool = False, **params: Any) -> int:
         """Requests of a run that plays every round (the most it can make)."""
         return _rounds(n, rounds) * (n // 2) * (2 if both_orders else 1)
 

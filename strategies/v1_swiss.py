@@ -147,9 +147,17 @@ class V1Swiss(Batched):
         results = self.observed()
         w, c = win_mass(self.n, results)
         return win_rate_ranking(
-            self, w, c, self._rank, results,
+            self,
+            w,
+            c,
+            self._rank,
+            results,
             scale="mean vote share per comparison (mu: win 1, tie 1/2; 0 without a valid comparison)",
-            info={"budget": self.budget, "coverage": self.coverage, "min_degree": self.d,
-                  "rounds": self.rounds,
-                  "rounds_played": self.batches if self._finished else max(self.batches - 1, 0)},
+            info={
+                "budget": self.budget,
+                "coverage": self.coverage,
+                "min_degree": self.d,
+                "rounds": self.rounds,
+                "rounds_played": self.batches if self._finished else max(self.batches - 1, 0),
+            },
         )

@@ -88,7 +88,7 @@ class Voting(Strategy):
     options: ClassVar[dict[str, str]] = {
         "k": "samples per match of the inner strategy, position-balanced; the majority decides",
         "inner": "the strategy whose matches are voted on (a spec: knockout, round_robin, merge_sort, swiss:rounds=4, "
-                 "...)",
+        "...)",
         "early_stop": "stop a match's vote once the remaining samples cannot change the majority",
     }
 
@@ -117,16 +117,18 @@ class Voting(Strategy):
 
     # -- documented counts ---------------------------------------------------------------------
     @classmethod
-    def expected_comparisons(cls, n: int, *, k: int = 5, inner: str = "knockout", early_stop: bool = True,
-                             **params: Any) -> int | None:
+    def expected_comparisons(
+        cls, n: int, *, k: int = 5, inner: str = "knockout", early_stop: bool = True, **params: Any
+    ) -> int | None:
         if early_stop and len(_schedule(k, True)) > 1:
             return None
         m = _inner_factory(inner).expected_comparisons(n)
         return None if m is None else m * (2 if k >= 2 else 1)
 
     @classmethod
-    def comparison_bound(cls, n: int, *, k: int = 5, inner: str = "knockout", early_stop: bool = True,
-                         **params: Any) -> int | None:
+    def comparison_bound(
+        cls, n: int, *, k: int = 5, inner: str = "knockout", early_stop: bool = True, **params: Any
+    ) -> int | None:
         """Most requests a run can make: the inner count (or bound) times the requests of a
         vote that never stops early (None: the inner strategy has no bound)."""
         f = _inner_factory(inner)
@@ -207,8 +209,11 @@ class Voting(Strategy):
             out = Outcome.ABSTAIN
         vote.outcome = out
         self._active -= 1
-        j = Judgement(outcome=out, verdict=f"voting@{self.k}: {a}-{b} ({t} ties, {ab} abstained, {err} errors)",
-                      extra={"votes": list(vote.votes)})
+        j = Judgement(
+            outcome=out,
+            verdict=f"voting@{self.k}: {a}-{b} ({t} ties, {ab} abstained, {err} errors)",
+            extra={"votes": list(vote.votes)},
+        )
         self._inner.observe(MatchResult(vote.inner, (j,)))
 
     # -- protocol ------------------------------------------------------------------------------

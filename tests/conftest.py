@@ -56,9 +56,34 @@ from .strategy_driver import (
 
 #: what test modules import from here (``from .conftest import ...``)
 __all__ = [
-    "MAX_STEPS", "MISSING", "Oracle", "ROOT", "Run", "SCORE_TOL", "SHARED", "SHARED_DATA", "STRICT", "_u", "abstain_when_wins", "by_rounds",
-    "chaos", "check_ranking", "constant", "drive", "keys_for", "make", "missing", "noiseless", "noisy", "quality",
-    "read_jsonl", "require", "run", "signature", "simulated_top1", "write_jsonl",
+    "MAX_STEPS",
+    "MISSING",
+    "Oracle",
+    "ROOT",
+    "Run",
+    "SCORE_TOL",
+    "SHARED",
+    "SHARED_DATA",
+    "STRICT",
+    "_u",
+    "abstain_when_wins",
+    "by_rounds",
+    "chaos",
+    "check_ranking",
+    "constant",
+    "drive",
+    "keys_for",
+    "make",
+    "missing",
+    "noiseless",
+    "noisy",
+    "quality",
+    "read_jsonl",
+    "require",
+    "run",
+    "signature",
+    "simulated_top1",
+    "write_jsonl",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,8 +195,12 @@ class _OutcomeReport:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("w", encoding="utf-8") as fh:
             for nodeid, (outcome, reason) in sorted(self.outcomes.items()):
-                rec = {"nodeid": nodeid, "outcome": outcome, "reason": reason,
-                       "duration_s": round(self.durations.get(nodeid, 0.0), 3)}
+                rec = {
+                    "nodeid": nodeid,
+                    "outcome": outcome,
+                    "reason": reason,
+                    "duration_s": round(self.durations.get(nodeid, 0.0), 3),
+                }
                 fh.write(json.dumps(rec) + "\n")
 
 

@@ -127,8 +127,10 @@ def by_rounds(strategy: Strategy, oracle: Oracle, keys: list[str], max_rounds: i
         rounds.append(batch)
         assert len(rounds) <= max_rounds, "strategy does not terminate"
         for req in batch:
-            js = tuple(Judgement(outcome=oracle(keys[req.first], keys[req.second], s), sample=s)
-                       for s in range(req.sample_offset, req.sample_offset + req.samples))
+            js = tuple(
+                Judgement(outcome=oracle(keys[req.first], keys[req.second], s), sample=s)
+                for s in range(req.sample_offset, req.sample_offset + req.samples)
+            )
             strategy.observe(MatchResult(req, js))
 
 
@@ -136,8 +138,15 @@ def simulated_top1(spec: str, n: int, prompts: int, seed: int = 0) -> float:
     """Top-1 accuracy of ``spec`` through the real scheduler on the default simulated judge,
     ``prompts`` prompts of ``n`` candidates with latent qualities N(0, 1)."""
     rng = np.random.default_rng(seed)
-    items = [{"id": str(k), "prompt": f"p{k}", "responses": [f"r{k}-{i}" for i in range(n)],
-              "scores": [float(v) for v in rng.normal(size=n)]} for k in range(prompts)]
+    items = [
+        {
+            "id": str(k),
+            "prompt": f"p{k}",
+            "responses": [f"r{k}-{i}" for i in range(n)],
+            "scores": [float(v) for v in rng.normal(size=n)],
+        }
+        for k in range(prompts)
+    ]
     res = Tournament("simulated", spec, seed=seed).rank(items)
     assert all(r.status == "ok" for r in res)
     return float(np.mean([r.best == int(np.argmax(it["scores"])) for r, it in zip(res, items)]))

@@ -52,7 +52,8 @@ def test_p_best_matches_numerical_integration():
     def exact(i: int) -> float:
         def density(x: float) -> float:  # i is at x and every other is below it
             return stats.norm.pdf(x, mean[i], sd[i]) * np.prod(
-                [stats.norm.cdf(x, mean[j], sd[j]) for j in range(4) if j != i])
+                [stats.norm.cdf(x, mean[j], sd[j]) for j in range(4) if j != i]
+            )
 
         return integrate.quad(density, -12, 12)[0]
 
@@ -76,8 +77,9 @@ def test_budget_is_never_exceeded_and_a_cut_first_pass_is_order_free():
         for d in range(3):  # the cut (budget 3 or 5 < n - 1 = 7) must not depend on arrival order
             other = _run({"budget": budget, "threshold": 1.0}, 8, delivery_seed=d)
             assert other.ranking.order == ref.ranking.order
-            assert sorted((r.first, r.second, r.sample_offset) for r in other.requests) == \
-                sorted((r.first, r.second, r.sample_offset) for r in ref.requests)
+            assert sorted((r.first, r.second, r.sample_offset) for r in other.requests) == sorted(
+                (r.first, r.second, r.sample_offset) for r in ref.requests
+            )
 
 
 def test_stops_at_the_threshold_and_reports_p_best():
@@ -158,8 +160,9 @@ def test_p_best_is_not_overconfident():
 
 
 def test_through_the_scheduler_with_its_budget():
-    items = [{"id": "a", "prompt": "p", "responses": [f"r{i}" for i in range(9)],
-              "scores": [0.1 * i for i in range(9)]}]
+    items = [
+        {"id": "a", "prompt": "p", "responses": [f"r{i}" for i in range(9)], "scores": [0.1 * i for i in range(9)]}
+    ]
     (cut,) = Tournament("simulated", "adaptive", seed=1, max_comparisons=5).rank(items)
     assert cut.status == "ok" and cut.budget_limited and cut.comparisons == 5
     (own,) = Tournament("simulated", "adaptive:budget=12", seed=1).rank(items)
@@ -236,8 +239,15 @@ def test_a_round_limit_spreads_the_budget():
 
 
 def test_rounds_through_the_scheduler():
-    items = [{"id": str(k), "prompt": f"p{k}", "responses": [f"r{k}-{i}" for i in range(12)],
-              "scores": [float(x) for x in np.random.default_rng(k).normal(size=12)]} for k in range(6)]
+    items = [
+        {
+            "id": str(k),
+            "prompt": f"p{k}",
+            "responses": [f"r{k}-{i}" for i in range(12)],
+            "scores": [float(x) for x in np.random.default_rng(k).normal(size=12)],
+        }
+        for k in range(6)
+    ]
     res = Tournament("simulated:abstain_rate=0.05", "adaptive:rounds=5,budget=36", seed=2, max_rounds=5).rank(items)
     for r in res:
         assert r.status == "ok" and r.rounds <= 5 and r.comparisons <= 36
@@ -254,7 +264,8 @@ def test_bad_rounds_are_refused_clearly():
     with pytest.raises(ValueError, match="takes 3 rounds for 8 candidates"):
         build_strategy("adaptive:first_pass=knockout,rounds=2").create(8, np.random.default_rng(0), None)
     (res,) = Tournament("simulated", "adaptive:first_pass=knockout,rounds=2", seed=0).rank(
-        [{"prompt": "p", "responses": [f"r{i}" for i in range(8)]}])
+        [{"prompt": "p", "responses": [f"r{i}" for i in range(8)]}]
+    )
     assert res.status == "failed" and "use first_pass=spread" in res.messages[0]
     build_strategy("adaptive:first_pass=knockout,rounds=3").create(8, np.random.default_rng(0), None)
 
@@ -296,8 +307,13 @@ def test_decisive_pairs_get_the_round():
 
 #: round-limited settings, run through the conformance suite's own checks (its VARIANTS list is
 #: not this module's: these are the rounds settings the harness hands adaptive)
-ROUND_VARIANTS = [{"rounds": 1}, {"rounds": 3, "budget": 20}, {"rounds": 2, "top_k": 2, "threshold": 0.9},
-                  {"rounds": 4, "first_pass": "cycle"}, {"rounds": 5, "first_pass": "knockout_both"}]
+ROUND_VARIANTS = [
+    {"rounds": 1},
+    {"rounds": 3, "budget": 20},
+    {"rounds": 2, "top_k": 2, "threshold": 0.9},
+    {"rounds": 4, "first_pass": "cycle"},
+    {"rounds": 5, "first_pass": "knockout_both"},
+]
 
 
 @pytest.mark.parametrize("params", ROUND_VARIANTS, ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()))

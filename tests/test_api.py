@@ -52,21 +52,24 @@ def test_judge_and_strategy_must_be_specs_or_built_objects():
         Tournament(judge="no_such_judge")
 
 
-@pytest.mark.parametrize("option, value, error, text", [
-    ("max_comparisons", -1, ValueError, "max_comparisons must be a positive integer or None, got -1"),
-    ("max_comparisons", 0, ValueError, "max_comparisons must be a positive integer or None, got 0"),
-    ("max_comparisons", 2.5, TypeError, r"max_comparisons must be an integer >= 1 or None, got 2.5 \(float\)"),
-    ("max_comparisons", "3", TypeError, r"got '3' \(str\)"),
-    ("token_budget", 0, ValueError, "token_budget must be a positive integer or None, got 0"),
-    ("concurrency", 0, ValueError, "concurrency must be a positive integer, got 0"),
-    ("concurrency", True, TypeError, r"concurrency must be an integer >= 1, got True \(bool\)"),
-    ("retries", -1, ValueError, "retries must be an integer >= 0, got -1"),
-    ("resample_abstentions", -2, ValueError, "resample_abstentions must be an integer >= 0, got -2"),
-    ("max_active_prompts", 0, ValueError, "max_active_prompts must be a positive integer or None, got 0"),
-    ("backoff_s", -0.5, ValueError, "backoff_s must be a finite number of seconds >= 0, got -0.5"),
-    ("backoff_s", float("inf"), ValueError, "backoff_s must be a finite number of seconds >= 0, got inf"),
-    ("max_backoff_s", "1s", TypeError, "max_backoff_s must be a number of seconds >= 0, got '1s'"),
-])
+@pytest.mark.parametrize(
+    "option, value, error, text",
+    [
+        ("max_comparisons", -1, ValueError, "max_comparisons must be a positive integer or None, got -1"),
+        ("max_comparisons", 0, ValueError, "max_comparisons must be a positive integer or None, got 0"),
+        ("max_comparisons", 2.5, TypeError, r"max_comparisons must be an integer >= 1 or None, got 2.5 \(float\)"),
+        ("max_comparisons", "3", TypeError, r"got '3' \(str\)"),
+        ("token_budget", 0, ValueError, "token_budget must be a positive integer or None, got 0"),
+        ("concurrency", 0, ValueError, "concurrency must be a positive integer, got 0"),
+        ("concurrency", True, TypeError, r"concurrency must be an integer >= 1, got True \(bool\)"),
+        ("retries", -1, ValueError, "retries must be an integer >= 0, got -1"),
+        ("resample_abstentions", -2, ValueError, "resample_abstentions must be an integer >= 0, got -2"),
+        ("max_active_prompts", 0, ValueError, "max_active_prompts must be a positive integer or None, got 0"),
+        ("backoff_s", -0.5, ValueError, "backoff_s must be a finite number of seconds >= 0, got -0.5"),
+        ("backoff_s", float("inf"), ValueError, "backoff_s must be a finite number of seconds >= 0, got inf"),
+        ("max_backoff_s", "1s", TypeError, "max_backoff_s must be a number of seconds >= 0, got '1s'"),
+    ],
+)
 def test_budgets_and_limits_are_checked_with_what_was_given(option, value, error, text):
     with pytest.raises(error, match=text):
         select_best("q", ["a", "b"], **{option: value})
@@ -75,8 +78,16 @@ def test_budgets_and_limits_are_checked_with_what_was_given(option, value, error
 
 
 def test_valid_budgets_still_run():
-    res = select_best("q", ["a", "b", "c", "d"], strategy="round_robin", max_comparisons=2, retries=0,
-                      token_budget=10**9, concurrency=1, backoff_s=0)
+    res = select_best(
+        "q",
+        ["a", "b", "c", "d"],
+        strategy="round_robin",
+        max_comparisons=2,
+        retries=0,
+        token_budget=10**9,
+        concurrency=1,
+        backoff_s=0,
+    )
     assert res.comparisons == 2 and res.budget_limited
     # numpy integers are integers
     assert select_best("q", ["a", "b"], max_comparisons=np.int64(1), seed=np.int64(3)).comparisons == 1
@@ -147,8 +158,16 @@ def test_an_item_passed_in_keeps_its_pass_through_fields_and_duplicates():
     pass-through fields ``extra`` reach the result and its output line)."""
     from tourney import Item, parse_item
 
-    given = parse_item({"id": "q", "prompt": "2 + 2 = ?", "responses": ["4", "5", "4"], "source": "gsm",
-                        "meta": {"split": "test", "n": 3}}, 7)
+    given = parse_item(
+        {
+            "id": "q",
+            "prompt": "2 + 2 = ?",
+            "responses": ["4", "5", "4"],
+            "source": "gsm",
+            "meta": {"split": "test", "n": 3},
+        },
+        7,
+    )
     assert given.extra == {"source": "gsm", "meta": {"split": "test", "n": 3}}
     plain = Item(3, "p", "Name a prime.", ("7", "8"), extra={"difficulty": 2})
     with Tournament(seed=0) as t:
@@ -169,8 +188,10 @@ def test_results_to_pandas_and_datasets_are_exported_at_the_top_level_and_import
 
     for name in ("to_pandas", "to_dataset", "read_results"):
         assert name in tourney.__all__ and getattr(tourney, name) is getattr(tourney.outputs, name)
-    code = ("import sys, tourney; f = tourney.to_pandas, tourney.to_dataset, tourney.read_results;"
-            "print(','.join(m for m in ('pandas', 'pyarrow', 'datasets') if m in sys.modules))")
+    code = (
+        "import sys, tourney; f = tourney.to_pandas, tourney.to_dataset, tourney.read_results;"
+        "print(','.join(m for m in ('pandas', 'pyarrow', 'datasets') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""  # import tourney (and reaching the helpers) loads none of them
     require("pandas", "the data extra: to_pandas converts results")

@@ -21,8 +21,14 @@ def _documented_key(judge: dict, prompt, first: str, second: str, sample: int) -
     def canonical(value) -> str:
         return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
-    payload = {"first_sha256": h(first), "judge": judge, "key_version": KEY_VERSION,
-               "prompt_sha256": h(canonical(prompt)), "sample": sample, "second_sha256": h(second)}
+    payload = {
+        "first_sha256": h(first),
+        "judge": judge,
+        "key_version": KEY_VERSION,
+        "prompt_sha256": h(canonical(prompt)),
+        "sample": sample,
+        "second_sha256": h(second),
+    }
     return h(canonical(payload))
 
 
@@ -44,7 +50,9 @@ def test_keys_cover_the_judge_the_texts_in_order_and_the_pairs_input_scores(tmp_
         assert set(cache.lookup(m, scored)) == {4, 5}
         # the same texts without scores, or with other scores, are other matches
         assert cache.lookup(m, plain) == {}
-        assert cache.lookup(m, Item(index=0, id="q", prompt="p", responses=("a", "b", "c"), scores=(2.0, -1.0, 0.5))) == {}
+        assert (
+            cache.lookup(m, Item(index=0, id="q", prompt="p", responses=("a", "b", "c"), scores=(2.0, -1.0, 0.5))) == {}
+        )
         cache.save(m, [Judgement(Outcome.B, sample=4), Judgement(Outcome.B, sample=5)], plain)
         store.flush()
         assert store.get(_documented_key(identity, "p", "c", "a", 4)).outcome is Outcome.B
@@ -72,7 +80,9 @@ def test_a_judges_per_match_identity_extends_that_matchs_key_only(tmp_path):
         cache.save(plain, [Judgement(Outcome.A)])
         cache.save(marked, [Judgement(Outcome.B)])
         store.flush()
-        keys = {row[0].hex() for row in sqlite3.connect(tmp_path / "s.sqlite").execute("SELECT key FROM judgements")}  # 32-byte BLOBs
+        keys = {
+            row[0].hex() for row in sqlite3.connect(tmp_path / "s.sqlite").execute("SELECT key FROM judgements")
+        }  # 32-byte BLOBs
     assert keys == {
         _documented_key(identity, "p", "a", "b", 0),
         _documented_key({**identity, "candidate_defence": {"version": 1}}, "p", "a </think>", "b", 0),

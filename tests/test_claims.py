@@ -50,8 +50,17 @@ def prompt_hash(prompt=PROMPT) -> str:
 
 def put(store: JudgementStore, first: str, second: str, outcome=Outcome.A, sample: int = 0) -> str:
     key = store.key(JUDGE, PROMPT, first, second, sample)
-    store.put(key, Judgement(outcome, sample=sample), prompt_id="q", prompt=PROMPT, first=0, second=1,
-              first_text=first, second_text=second, judge_identity=JUDGE)
+    store.put(
+        key,
+        Judgement(outcome, sample=sample),
+        prompt_id="q",
+        prompt=PROMPT,
+        first=0,
+        second=1,
+        first_text=first,
+        second_text=second,
+        judge_identity=JUDGE,
+    )
     return key
 
 
@@ -105,8 +114,13 @@ def test_a_claim_held_by_another_owner_is_waited_for_and_then_sees_its_judgement
 def test_a_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path):
     path = tmp_path / "s.sqlite"
     code = "from tourney.store import _new_owner; print(_new_owner())"
-    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+    )
     dead_owner = child.stdout.strip()  # its process has exited
     with JudgementStore(path) as store:
         insert_claim(path, claim_key(2), dead_owner, time.time() + 3600)  # a long lease, not expired
@@ -134,7 +148,7 @@ def test_a_held_claim_is_renewed_while_its_store_is_open(tmp_path):
         waiting = b.claim(claim_key(5))
         time.sleep(1.5)  # several lease lengths: a renews it every lease_s / 4
         assert not waiting.done()
-        (_, owner, expires), = claims_rows(path)
+        ((_, owner, expires),) = claims_rows(path)
         assert owner == a.owner and expires > time.time()
         a.close()  # gives it back
         assert waiting.result(DEADLINE_S) == frozenset()
@@ -205,15 +219,24 @@ def test_items_with_identical_responses_hold_and_give_back_their_claims_with_a_s
     with JudgementStore(tmp_path / "s.sqlite") as store:
         for _ in range(2):
             cache = StoreCache(store, judge)
-            sched = Scheduler(judge, build_strategy("round_robin"), seed=1, concurrency=8, max_active_prompts=4,
-                              cache=cache)
+            sched = Scheduler(
+                judge, build_strategy("round_robin"), seed=1, concurrency=8, max_active_prompts=4, cache=cache
+            )
             runs.append((asyncio.run(sched.rank(items)), sched.stats))
             assert not cache._claims and not cache._inflight and not cache._digests  # nothing outlives the run
     with sqlite3.connect(tmp_path / "s.sqlite") as raw:
         assert raw.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0  # every claim given back
     (first, s1), (second, s2) = runs
+
     def view(r):
-        return r.status, r.best, list(r.ranking), list(r.scores), [(m["first"], m["second"], m["outcome"]) for m in r.matches]
+        return (
+            r.status,
+            r.best,
+            list(r.ranking),
+            list(r.scores),
+            [(m["first"], m["second"], m["outcome"]) for m in r.matches],
+        )
+
     assert [view(r) for r in first] == [view(r) for r in second]
     assert all(r.status == "ok" and sorted(r.ranking) == [0, 1, 2, 3, 4] for r in first)  # copies put back
     assert s1.samples == 12 * 3 and s2.reused == s2.samples == 12 * 3  # 3 distinct responses: 3 pairs each
@@ -226,13 +249,31 @@ LATENCY_JUDGE = "simulated:latency_median_s=0.05,latency_sigma=0.3"
 
 
 def rows(n=24, k=8):
-    return [{"id": f"p{i}", "prompt": f"question {i}", "responses": [f"answer {i}.{j}" for j in range(k)]}
-            for i in range(n)]
+    return [
+        {"id": f"p{i}", "prompt": f"question {i}", "responses": [f"answer {i}.{j}" for j in range(k)]} for i in range(n)
+    ]
 
 
 def rank_cmd(inp, out, store, *extra, judge=LATENCY_JUDGE):
-    return [sys.executable, "-m", "tourney", "rank", str(inp), "--out", str(out), "--store", str(store),
-            "--judge", judge, "--no-progress", "--concurrency", "8", "--seed", "3", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "tourney",
+        "rank",
+        str(inp),
+        "--out",
+        str(out),
+        "--store",
+        str(store),
+        "--judge",
+        judge,
+        "--no-progress",
+        "--concurrency",
+        "8",
+        "--seed",
+        "3",
+        *extra,
+    ]
 
 
 def env():
@@ -245,8 +286,9 @@ def stats(out: Path) -> dict:
 
 def test_three_processes_on_the_same_input_pay_once_and_write_what_one_run_writes(tmp_path):
     inp = write_jsonl(tmp_path / "in.jsonl", rows())
-    single = subprocess.run(rank_cmd(inp, tmp_path / "single.jsonl", tmp_path / "single.sqlite"), env=env(),
-                            capture_output=True, text=True)
+    single = subprocess.run(
+        rank_cmd(inp, tmp_path / "single.jsonl", tmp_path / "single.sqlite"), env=env(), capture_output=True, text=True
+    )
     assert single.returncode == 0, single.stderr
     paid_alone = stats(tmp_path / "single.jsonl")["new"]
     assert paid_alone == 24 * 7
@@ -269,8 +311,9 @@ def test_three_processes_on_the_same_input_pay_once_and_write_what_one_run_write
 def test_sigkill_leaves_claims_that_a_resumed_run_takes_over(tmp_path):
     inp = write_jsonl(tmp_path / "in.jsonl", rows(40, 8))
     total = 40 * 7
-    ref = subprocess.run(rank_cmd(inp, tmp_path / "ref.jsonl", tmp_path / "ref.sqlite"), env=env(),
-                         capture_output=True, text=True)
+    ref = subprocess.run(
+        rank_cmd(inp, tmp_path / "ref.jsonl", tmp_path / "ref.sqlite"), env=env(), capture_output=True, text=True
+    )
     assert ref.returncode == 0, ref.stderr
     store = tmp_path / "run.sqlite"
     proc = subprocess.Popen(rank_cmd(inp, tmp_path / "run.jsonl", store), env=env(), stderr=subprocess.PIPE, text=True)

@@ -74,11 +74,16 @@ def test_missing_input_file(tmp_path, capsys):
 
 
 def test_replay_without_the_record_fails_that_item_only(tmp_path):
-    rep = write_jsonl(tmp_path / "rep.jsonl", [
-        {"prompt": "q1", "first": "a", "second": "b", "verdict": "B"},
-    ])
-    rows = [{"id": "ok", "prompt": "q1", "responses": ["a", "b"]},
-            {"id": "missing", "prompt": "q2", "responses": ["a", "b"]}]
+    rep = write_jsonl(
+        tmp_path / "rep.jsonl",
+        [
+            {"prompt": "q1", "first": "a", "second": "b", "verdict": "B"},
+        ],
+    )
+    rows = [
+        {"id": "ok", "prompt": "q1", "responses": ["a", "b"]},
+        {"id": "missing", "prompt": "q2", "responses": ["a", "b"]},
+    ]
     # seed chosen so that q1's single match shows "a" first, as recorded
     for seed in range(20):
         # one judgement of two fails: the run's health check (exit 3) is not what this test is about
@@ -121,7 +126,9 @@ def test_console_script_runs_the_bundled_example():
 
 
 def test_python_m_and_help():
-    out = subprocess.run([sys.executable, "-m", "tourney", "rank", "--help"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "tourney", "rank", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0 and "--judge" in out.stdout and "examples:" in out.stdout
 
 
@@ -191,8 +198,9 @@ def test_only_the_cli_package_parses_arguments_and_its_subcommands_do_not_import
         if path == ROOT / "tourney" / "__main__.py":  # `python -m tourney`: the command line's door
             continue
         assert "argparse" not in names, f"{path.relative_to(ROOT)} imports argparse"
-        assert not any(n == "tourney.cli" or n.startswith("tourney.cli.") for n in names), \
+        assert not any(n == "tourney.cli" or n.startswith("tourney.cli.") for n in names), (
             f"{path.relative_to(ROOT)} imports the command line"
+        )
 
 
 def test_the_runner_called_with_keywords_writes_what_the_command_line_writes(tmp_path):
@@ -201,12 +209,36 @@ def test_the_runner_called_with_keywords_writes_what_the_command_line_writes(tmp
     from tourney.runner import rank_file
 
     out = tmp_path / "cli.jsonl"
-    assert main(["rank", str(EXAMPLE), "--out", str(out), "--no-progress", "--quiet", "--seed", "4",
-                 "--strategy", "swiss", "--judge-opt", "noise=1.0", "--no-store"]) == 0
+    assert (
+        main(
+            [
+                "rank",
+                str(EXAMPLE),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--quiet",
+                "--seed",
+                "4",
+                "--strategy",
+                "swiss",
+                "--judge-opt",
+                "noise=1.0",
+                "--no-store",
+            ]
+        )
+        == 0
+    )
     lines: list[str] = []
-    report = rank_file(EXAMPLE, lambda item, res: lines.append(dumps(res) + "\n"),
-                       judge=Spec("simulated", None, {"noise": 1.0}), strategy=Spec("swiss"), seed=4,
-                       meta_path=tmp_path / "api.meta.json", command="from python")
+    report = rank_file(
+        EXAMPLE,
+        lambda item, res: lines.append(dumps(res) + "\n"),
+        judge=Spec("simulated", None, {"noise": 1.0}),
+        strategy=Spec("swiss"),
+        seed=4,
+        meta_path=tmp_path / "api.meta.json",
+        command="from python",
+    )
     assert "".join(lines) == out.read_text(encoding="utf-8")
     assert report.ok and report.stats["prompts"] == 6 and report.store is None
     meta = json.loads((tmp_path / "api.meta.json").read_text())
@@ -219,8 +251,19 @@ def test_ray_liveness_flags_are_checked_before_any_cluster_starts(tmp_path, caps
     assert main(["rank", str(tmp_path / "in.jsonl"), "--no-store", "--replica-timeout", "5"]) == 2
     assert "--replica-timeout needs --executor ray" in capsys.readouterr().err
     # a timeout under two heartbeats could retire a healthy replica: refused, naming both flags
-    code = main(["rank", str(tmp_path / "in.jsonl"), "--no-store", "--executor", "ray",
-                 "--heartbeat", "1", "--replica-timeout", "1"])
+    code = main(
+        [
+            "rank",
+            str(tmp_path / "in.jsonl"),
+            "--no-store",
+            "--executor",
+            "ray",
+            "--heartbeat",
+            "1",
+            "--replica-timeout",
+            "1",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "--replica-timeout (1 s) must be at least twice --heartbeat (1 s)" in err
     assert main(["rank", str(tmp_path / "in.jsonl"), "--no-store", "--executor", "ray", "--call-timeout", "-3"]) == 2

@@ -51,8 +51,22 @@ def test_identical_responses_never_make_a_pair(tmp_path, capsys, policy, fmt):
     appear twice for one prompt); the pairs left out are counted in the summary."""
     inp = write_jsonl(tmp_path / "in.jsonl", DUPS)
     ranked = tmp_path / "r.jsonl"
-    assert main(["rank", str(inp), "--out", str(ranked), "--strategy", "round_robin", "--no-store",
-                 "--no-progress", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "rank",
+                str(inp),
+                "--out",
+                str(ranked),
+                "--strategy",
+                "round_robin",
+                "--no-store",
+                "--no-progress",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     results = read_jsonl(ranked)
     assert [r["duplicates"] for r in results] == [[[0, 2, 4]], [[0, 1, 2]], [[1, 2]]]
     capsys.readouterr()
@@ -89,7 +103,10 @@ def test_kto_labels_texts_not_positions():
     assert list(mine_pairs(item, res, PairPolicy("best_worst"), counts)) == [] and counts == {"identical": 1}
     rows = list(mine_kto(item, res, PairPolicy("best_each")))
     assert [(r["completion"], r["label"], r["tourney"]["index"]) for r in rows] == [
-        ("a", True, 0), ("b", False, 1), ("c", False, 2)]  # copy 3 of "a" is never "undesirable"
+        ("a", True, 0),
+        ("b", False, 1),
+        ("c", False, 2),
+    ]  # copy 3 of "a" is never "undesirable"
     assert rows[0]["tourney"]["pairs"] == 2
     # margin: "a" is chosen (as 0) and rejected (as 3), so it is left out, as a middle candidate is
     rows = list(mine_kto(item, res, PairPolicy("margin")))
@@ -100,7 +117,9 @@ def test_kto_labels_texts_not_positions():
     res = {"status": "ok", "ranking": [0, 2, 1], "scores": [1.0, 0.0, 1.0], "matches": []}
     rows = list(mine_kto(item, res, PairPolicy("margin")))
     assert [(r["completion"], r["label"], r["tourney"]["index"], r["tourney"]["pairs"]) for r in rows] == [
-        ("x", True, 0, 2), ("y", False, 1, 2)]
+        ("x", True, 0, 2),
+        ("y", False, 1, 2),
+    ]
 
 
 # -- the pairs file: atomic -----------------------------------------------------------------------
@@ -137,13 +156,31 @@ JUDGE = "simulated:latency_median_s=0.02,latency_sigma=0.3"
 
 
 def _rows(n: int = 200, k: int = 4) -> list[dict]:
-    return [{"id": f"p{i}", "prompt": f"question {i}", "responses": [f"answer {i}.{j}" for j in range(k)]}
-            for i in range(n)]
+    return [
+        {"id": f"p{i}", "prompt": f"question {i}", "responses": [f"answer {i}.{j}" for j in range(k)]} for i in range(n)
+    ]
 
 
 def _cmd(inp: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "tourney", "mine-pairs", str(inp), "--out", str(out), "--judge", JUDGE,
-            "--policy", "best_each", "--no-progress", "--concurrency", "8", "--seed", "5", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "tourney",
+        "mine-pairs",
+        str(inp),
+        "--out",
+        str(out),
+        "--judge",
+        JUDGE,
+        "--policy",
+        "best_each",
+        "--no-progress",
+        "--concurrency",
+        "8",
+        "--seed",
+        "5",
+        *extra,
+    ]
 
 
 def _stored(store: Path) -> int:
@@ -170,15 +207,20 @@ def uninterrupted(tmp_path_factory):
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_stopped_mine_pairs_keeps_the_previous_output_and_its_pairs_so_far_then_resumes(tmp_path, sig, code,
-                                                                                          uninterrupted):
+def test_a_stopped_mine_pairs_keeps_the_previous_output_and_its_pairs_so_far_then_resumes(
+    tmp_path, sig, code, uninterrupted
+):
     inp, ref = uninterrupted
     out = tmp_path / "pairs.jsonl"
     out.write_bytes(b"the previous complete output\n")
     (tmp_path / "pairs.jsonl.meta.json").write_text('{"previous": true}\n')
     store = tmp_path / "s.sqlite"
-    proc = subprocess.Popen(_cmd(inp, out, "--store", str(store)), stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        _cmd(inp, out, "--store", str(store)),
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     partial = tmp_path / "pairs.jsonl.partial"
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:  # the first pairs reached the partial file
@@ -215,15 +257,44 @@ def test_sigterm_while_mining_a_ranked_file_keeps_the_pairs_so_far(tmp_path):
     ranked_ref = tmp_path / "r.jsonl"
     assert main(["rank", str(EXAMPLE), "--out", str(ranked_ref), "--no-store", "--no-progress", "--quiet"]) == 0
     clean = tmp_path / "clean.jsonl"
-    assert main(["mine-pairs", str(EXAMPLE), "--ranked", str(ranked_ref), "--out", str(clean), "--policy",
-                 "best_each", "--conversational"]) == 0
+    assert (
+        main(
+            [
+                "mine-pairs",
+                str(EXAMPLE),
+                "--ranked",
+                str(ranked_ref),
+                "--out",
+                str(clean),
+                "--policy",
+                "best_each",
+                "--conversational",
+            ]
+        )
+        == 0
+    )
     fifo = tmp_path / "ranked.fifo"
     os.mkfifo(fifo)
     out = tmp_path / "p.jsonl"
     out.write_text("previous\n")
-    proc = subprocess.Popen([sys.executable, "-m", "tourney", "mine-pairs", str(EXAMPLE), "--ranked", str(fifo),
-                             "--out", str(out), "--policy", "best_each", "--conversational"],
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tourney",
+            "mine-pairs",
+            str(EXAMPLE),
+            "--ranked",
+            str(fifo),
+            "--out",
+            str(out),
+            "--policy",
+            "best_each",
+            "--conversational",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines = ranked_ref.read_bytes().splitlines(keepends=True)
     with open(fifo, "wb") as w:  # returns once the process has opened the ranked file
         w.write(b"".join(lines[:3]))
@@ -253,8 +324,23 @@ def test_a_full_disk_is_a_clear_error_with_what_was_saved(tmp_path):
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full on this system")
     store = tmp_path / "s.sqlite"
-    res = subprocess.run([sys.executable, "-m", "tourney", "mine-pairs", str(EXAMPLE), "--out", "/dev/full",
-                          "--store", str(store), "--no-progress"], capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tourney",
+            "mine-pairs",
+            str(EXAMPLE),
+            "--out",
+            "/dev/full",
+            "--store",
+            str(store),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2, res.stderr
     assert "tourney: error: cannot write /dev/full: No space left on device" in res.stderr
     assert "Traceback" not in res.stderr and "pairs from" not in res.stderr and "ranked 6/6" not in res.stderr
@@ -262,8 +348,12 @@ def test_a_full_disk_is_a_clear_error_with_what_was_saved(tmp_path):
     assert f"kept in the store {store}" in res.stderr and _stored(store) > 0
     ranked = tmp_path / "r.jsonl"
     assert main(["rank", str(EXAMPLE), "--out", str(ranked), "--no-store", "--no-progress", "--quiet"]) == 0
-    res = subprocess.run([sys.executable, "-m", "tourney", "mine-pairs", str(EXAMPLE), "--ranked", str(ranked),
-                          "--out", "/dev/full"], capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "tourney", "mine-pairs", str(EXAMPLE), "--ranked", str(ranked), "--out", "/dev/full"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2 and "cannot write /dev/full: No space left on device" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
 
@@ -285,9 +375,24 @@ def test_a_folder_without_write_permission_fails_before_any_work(tmp_path):
     ro.chmod(0o555)
     store = tmp_path / "s.sqlite"
     try:
-        res = subprocess.run([sys.executable, "-m", "tourney", "mine-pairs", str(EXAMPLE), "--out", str(ro / "p.jsonl"),
-                              "--store", str(store), "--no-progress"], capture_output=True, text=True, timeout=120,
-                             preexec_fn=_without_dac_override if os.geteuid() == 0 else None)
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tourney",
+                "mine-pairs",
+                str(EXAMPLE),
+                "--out",
+                str(ro / "p.jsonl"),
+                "--store",
+                str(store),
+                "--no-progress",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            preexec_fn=_without_dac_override if os.geteuid() == 0 else None,
+        )
     finally:
         ro.chmod(0o755)
     assert res.returncode == 2, res.stderr
@@ -318,8 +423,19 @@ def test_an_io_error_mid_run_keeps_the_previous_output_and_the_whole_pairs(tmp_p
     monkeypatch.setattr(outputs.OutputFile, "_open", lambda self, path, mode: Failing(real_open(self, path, mode)))
     out = tmp_path / "p.jsonl"
     out.write_text("previous\n")
-    code = main(["mine-pairs", str(EXAMPLE), "--out", str(out), "--policy", "best_each", "--no-progress",
-                 "--store", str(tmp_path / "s.sqlite")])
+    code = main(
+        [
+            "mine-pairs",
+            str(EXAMPLE),
+            "--out",
+            str(out),
+            "--policy",
+            "best_each",
+            "--no-progress",
+            "--store",
+            str(tmp_path / "s.sqlite"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "cannot write " in err and "Input/output error" in err, err
     assert "pairs from" not in err and "ranked" not in err
@@ -333,8 +449,10 @@ def test_an_io_error_mid_run_keeps_the_previous_output_and_the_whole_pairs(tmp_p
 # -- --ranked reads every input format ---------------------------------------------------------------
 def _mapped(rows: list[dict]) -> list[dict]:
     """The rows under other column names (and one pass-through field)."""
-    return [{"qid": r["id"], "question": r["prompt"], "answers": r["responses"], "topic": f"t{k}"}
-            for k, r in enumerate(rows)]
+    return [
+        {"qid": r["id"], "question": r["prompt"], "answers": r["responses"], "topic": f"t{k}"}
+        for k, r in enumerate(rows)
+    ]
 
 
 MAPPING = ["--prompt-field", "question", "--responses-field", "answers", "--id-field", "qid"]
@@ -347,8 +465,22 @@ def test_ranked_reads_parquet_datasets_and_gzip_inputs_with_the_column_mapping(t
     plain = [r for r in read_jsonl(EXAMPLE) if isinstance(r["prompt"], str)]  # parquet: one prompt type per column
     base = write_jsonl(tmp_path / "base.jsonl", plain)
     ranked = tmp_path / "r.jsonl"
-    assert main(["rank", str(base), "--out", str(ranked), "--strategy", "knockout:both_orders=true", "--no-store",
-                 "--no-progress", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "rank",
+                str(base),
+                "--out",
+                str(ranked),
+                "--strategy",
+                "knockout:both_orders=true",
+                "--no-store",
+                "--no-progress",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     ref = tmp_path / "ref.jsonl"
     assert main(["mine-pairs", str(base), "--ranked", str(ranked), "--out", str(ref), "--policy", "best_each"]) == 0
     expected = ref.read_bytes()
@@ -359,15 +491,57 @@ def test_ranked_reads_parquet_datasets_and_gzip_inputs_with_the_column_mapping(t
     (tmp_path / "in.jsonl.gz").write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
     for src in ("in.parquet", "in_ds", "in.jsonl.gz"):
         out = tmp_path / f"p_{src}.jsonl"
-        assert main(["mine-pairs", str(tmp_path / src), "--ranked", str(ranked), "--out", str(out), "--policy",
-                     "best_each", *MAPPING]) == 0, src
+        assert (
+            main(
+                [
+                    "mine-pairs",
+                    str(tmp_path / src),
+                    "--ranked",
+                    str(ranked),
+                    "--out",
+                    str(out),
+                    "--policy",
+                    "best_each",
+                    *MAPPING,
+                ]
+            )
+            == 0
+        ), src
         assert out.read_bytes() == expected, src
     # a parquet ranked file (tourney rank --out x.parquet) mines the same pairs
-    assert main(["rank", str(base), "--out", str(tmp_path / "r.parquet"), "--strategy", "knockout:both_orders=true",
-                 "--no-store", "--no-progress", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "rank",
+                str(base),
+                "--out",
+                str(tmp_path / "r.parquet"),
+                "--strategy",
+                "knockout:both_orders=true",
+                "--no-store",
+                "--no-progress",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "p_rp.jsonl"
-    assert main(["mine-pairs", str(tmp_path / "in.parquet"), "--ranked", str(tmp_path / "r.parquet"), "--out",
-                 str(out), "--policy", "best_each", *MAPPING]) == 0
+    assert (
+        main(
+            [
+                "mine-pairs",
+                str(tmp_path / "in.parquet"),
+                "--ranked",
+                str(tmp_path / "r.parquet"),
+                "--out",
+                str(out),
+                "--policy",
+                "best_each",
+                *MAPPING,
+            ]
+        )
+        == 0
+    )
     assert out.read_bytes() == expected
 
 
@@ -389,8 +563,22 @@ def test_ranked_with_a_parquet_input_still_reports_each_bad_line_and_row(tmp_pat
     bad = write_jsonl(tmp_path / "bad.jsonl", [lines[0], json.dumps(edited), *lines[2:]])
     out = tmp_path / "p.jsonl"
     capsys.readouterr()
-    assert main(["mine-pairs", str(tmp_path / "in.parquet"), "--ranked", str(bad), "--out", str(out), "--policy",
-                 "best_each", *MAPPING]) == 1
+    assert (
+        main(
+            [
+                "mine-pairs",
+                str(tmp_path / "in.parquet"),
+                "--ranked",
+                str(bad),
+                "--out",
+                str(out),
+                "--policy",
+                "best_each",
+                *MAPPING,
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert f"{bad} line 2: 'scores' must be " in err and "line skipped" in err, err
     assert "in.parquet row 3: 'answers' must be a list of strings, got null" in err, err
@@ -404,8 +592,9 @@ def test_ranked_with_a_parquet_input_still_reports_each_bad_line_and_row(tmp_pat
     err = capsys.readouterr().err
     assert f"{short} has fewer result lines than {base} has items (they agree for the first 2)" in err
     assert out.read_text() == "previous\n"
-    assert read_jsonl(tmp_path / "p.jsonl.partial") == [p for p in read_jsonl(clean)
-                                                        if p["tourney"]["id"] in (plain[0]["id"], plain[1]["id"])]
+    assert read_jsonl(tmp_path / "p.jsonl.partial") == [
+        p for p in read_jsonl(clean) if p["tourney"]["id"] in (plain[0]["id"], plain[1]["id"])
+    ]
 
 
 def test_a_pipe_cannot_be_rewritten_so_a_mixed_input_says_so(tmp_path):
@@ -414,15 +603,28 @@ def test_a_pipe_cannot_be_rewritten_so_a_mixed_input_says_so(tmp_path):
     and names the flag that avoids it; with --conversational every row has one form."""
     ranked = tmp_path / "r.jsonl"
     assert main(["rank", str(EXAMPLE), "--out", str(ranked), "--no-store", "--no-progress", "--quiet"]) == 0
-    cmd = [sys.executable, "-m", "tourney", "mine-pairs", str(EXAMPLE), "--ranked", str(ranked), "--out", "/dev/stdout",
-           "--policy", "best_each"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tourney",
+        "mine-pairs",
+        str(EXAMPLE),
+        "--ranked",
+        str(ranked),
+        "--out",
+        "/dev/stdout",
+        "--policy",
+        "best_each",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     rows = [json.loads(x) for x in res.stdout.splitlines()]
     plain_first = next(k for k, r in enumerate(rows) if not isinstance(r["prompt"], str))
     assert plain_first > 0 and all(isinstance(r["prompt"], list) for r in rows[plain_first:])
-    assert (f"tourney: warning: the first {plain_first} rows went to /dev/stdout in the standard form before the "
-            "first chat prompt") in res.stderr and "--conversational" in res.stderr
+    assert (
+        f"tourney: warning: the first {plain_first} rows went to /dev/stdout in the standard form before the "
+        "first chat prompt"
+    ) in res.stderr and "--conversational" in res.stderr
     res = subprocess.run([*cmd, "--conversational"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "warning" not in res.stderr, res.stderr
     assert all(isinstance(json.loads(x)["prompt"], list) for x in res.stdout.splitlines())
@@ -434,8 +636,23 @@ def test_ranked_lines_decided_by_coin_flips_are_read_not_rejected(tmp_path, caps
     rows = [{"id": f"q{k}", "prompt": f"question {k}", "responses": ["a", "b", "c"]} for k in range(3)]
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
     ranked = tmp_path / "ranked.jsonl"
-    code = main(["rank", str(inp), "--out", str(ranked), "--no-store", "--quiet", "--no-progress",
-                 "--judge", "simulated:abstain_rate=1", "--fail-fast", "0", "--max-failure-rate", "1"])
+    code = main(
+        [
+            "rank",
+            str(inp),
+            "--out",
+            str(ranked),
+            "--no-store",
+            "--quiet",
+            "--no-progress",
+            "--judge",
+            "simulated:abstain_rate=1",
+            "--fail-fast",
+            "0",
+            "--max-failure-rate",
+            "1",
+        ]
+    )
     assert code == 1 and {r["status"] for r in read_jsonl(ranked)} == {"coin_flip"}
     capsys.readouterr()
     code = main(["mine-pairs", str(inp), "--ranked", str(ranked), "--out", str(tmp_path / "p.jsonl"), "--quiet"])

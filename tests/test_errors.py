@@ -14,8 +14,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_missing_extra_names_a_command_that_works_from_the_checkout():
     e = MissingExtraError("httpx", "openai", "the openai judge")
     assert isinstance(e, ImportError) and isinstance(e, TourneyError)
-    assert str(e) == ("the openai judge needs the 'httpx' package, which is not installed. "
-                      "Install it from the tourney checkout with: pip install -e '.[openai]'")
+    assert str(e) == (
+        "the openai judge needs the 'httpx' package, which is not installed. "
+        "Install it from the tourney checkout with: pip install -e '.[openai]'"
+    )
     assert "tourney-rank[" not in str(e)  # no such distribution on the package index
 
 

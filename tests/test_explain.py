@@ -69,8 +69,10 @@ def stored_reasoning(store: Path, pid: str) -> dict[tuple[int, int, int], tuple[
     """(first, second, sample) -> (outcome, verdict text, reasoning), straight from SQLite."""
     con = sqlite3.connect(store)
     try:
-        rows = con.execute("SELECT first_index, second_index, sample, outcome, verdict, reasoning FROM judgements "
-                           "WHERE prompt_id = ?", (pid,)).fetchall()
+        rows = con.execute(
+            "SELECT first_index, second_index, sample, outcome, verdict, reasoning FROM judgements WHERE prompt_id = ?",
+            (pid,),
+        ).fetchall()
     finally:
         con.close()
     return {(f, s, k): (o, v, r) for f, s, k, o, v, r in rows}
@@ -112,8 +114,11 @@ def test_no_store_and_a_match_not_in_the_store_are_said(tmp_path, capsys):
     a, b = final["players"]
     store = f"{other}.judgements.sqlite"
     con = sqlite3.connect(store)
-    con.execute("DELETE FROM judgements WHERE prompt_id = 'haiku' AND ((first_index = ? AND second_index = ?) OR "
-                "(first_index = ? AND second_index = ?))", (a, b, b, a))
+    con.execute(
+        "DELETE FROM judgements WHERE prompt_id = 'haiku' AND ((first_index = ? AND second_index = ?) OR "
+        "(first_index = ? AND second_index = ?))",
+        (a, b, b, a),
+    )
     con.commit()
     con.close()
     code, text, _ = explain(capsys, str(out), "--id", "haiku", "--match", f"{a},{b}", "--store", store)

@@ -41,9 +41,14 @@ EXCERPT = ROOT / "examples" / "prd_vicuna80"
 
 def test_parse_strategies_keeps_options_with_their_spec():
     assert parse_strategies("knockout:votes=3,both_orders=true,adaptive, bradley_terry") == [
-        "knockout:votes=3,both_orders=true", "adaptive", "bradley_terry"]
+        "knockout:votes=3,both_orders=true",
+        "adaptive",
+        "bradley_terry",
+    ]
     assert parse_strategies("voting:k=3;adaptive:threshold=0.9,batch=2") == [
-        "voting:k=3", "adaptive:threshold=0.9,batch=2"]
+        "voting:k=3",
+        "adaptive:threshold=0.9,batch=2",
+    ]
     with pytest.raises(SpecError):
         parse_strategies(" , ")
 
@@ -86,8 +91,15 @@ def test_accuracy_interval():
 def _rejudge(trial, match_record: dict, sample: int = 0) -> tuple[Outcome, float]:
     """The simulated judge's own verdict and latency for a match of the trial (asked directly)."""
     item = trial.item
-    m = Match(item.prompt, item.responses[match_record["first"]], item.responses[match_record["second"]],
-              prompt_id=item.id, first=match_record["first"], second=match_record["second"], sample_offset=sample)
+    m = Match(
+        item.prompt,
+        item.responses[match_record["first"]],
+        item.responses[match_record["second"]],
+        prompt_id=item.id,
+        first=match_record["first"],
+        second=match_record["second"],
+        sample_offset=sample,
+    )
     (j,) = asyncio.run(trial.judge.for_item(item).judge(m))
     return j.outcome, j.latency_s
 
@@ -120,16 +132,19 @@ def _as_input(trial) -> dict:
     return {"id": it.id, "prompt": it.prompt, "responses": list(it.responses), "scores": list(it.scores)}
 
 
-@pytest.mark.parametrize("spec,budget,rounds", [
-    ("knockout", None, None),
-    ("adaptive", 30, None),
-    ("adaptive", 48, 6),
-    ("bradley_terry", 40, None),
-    ("swiss", None, 3),
-    ("merge_sort:both_orders=true", 21, None),
-    ("pivot", 48, None),
-    ("v1_swiss", None, 4),
-])
+@pytest.mark.parametrize(
+    "spec,budget,rounds",
+    [
+        ("knockout", None, None),
+        ("adaptive", 30, None),
+        ("adaptive", 48, 6),
+        ("bradley_terry", 40, None),
+        ("swiss", None, 3),
+        ("merge_sort:both_orders=true", 21, None),
+        ("pivot", 48, None),
+        ("v1_swiss", None, 4),
+    ],
+)
 def test_simulate_and_rank_agree(tmp_path, spec, budget, rounds):
     """The same trial given to `tourney rank` (same seed, same item, the budget and round limit as
     the flags, the options the harness hands a strategy that plans with them) gives the same
@@ -146,8 +161,21 @@ def test_simulate_and_rank_agree(tmp_path, spec, budget, rounds):
         trial = bench.trial(t)
         res, out = run_strategy(f, trial, budget, max_rounds=rounds)
         inp = write_jsonl(tmp_path / f"in{t}.jsonl", [_as_input(trial)])
-        argv = ["rank", str(inp), "--judge", "simulated:seed=3,abstain_rate=0.1,tie_rate=0.05", "--strategy", full,
-                "--seed", "3", "--no-store", "--no-progress", "-q", "--out", str(tmp_path / f"out{t}.jsonl")]
+        argv = [
+            "rank",
+            str(inp),
+            "--judge",
+            "simulated:seed=3,abstain_rate=0.1,tie_rate=0.05",
+            "--strategy",
+            full,
+            "--seed",
+            "3",
+            "--no-store",
+            "--no-progress",
+            "-q",
+            "--out",
+            str(tmp_path / f"out{t}.jsonl"),
+        ]
         if budget is not None:
             argv += ["--max-comparisons", str(budget)]
         if rounds is not None:
@@ -169,8 +197,13 @@ def test_replay_trials_are_tourney_rank_runs():
 
     bench = ReplayBench(EXCERPT / "replay-gpt35.jsonl", 3, 0, truth="self")
     items = [{k: it[k] for k in ("id", "prompt", "responses")} for it in read_jsonl(EXCERPT / "prompts.jsonl")]
-    for spec, budget in [("knockout", None), ("adaptive:budget=6", 6), ("bradley_terry", 12),
-                         ("swiss", None), ("merge_sort:both_orders=true", 7)]:
+    for spec, budget in [
+        ("knockout", None),
+        ("adaptive:budget=6", 6),
+        ("bradley_terry", 12),
+        ("swiss", None),
+        ("merge_sort:both_orders=true", 7),
+    ]:
         judge = f"replay:{EXCERPT / 'replay-gpt35.jsonl'}"
         engine = Tournament(judge, spec, seed=0, max_comparisons=budget).rank(items)
         for t in range(3):
@@ -218,8 +251,9 @@ def test_simulate_is_deterministic_and_worker_independent():
 
 def test_cells_it_cannot_fill_are_na():
     bench = SimulatedBench(8, 5, seed=0)
-    rep = simulate(["knockout", "knockout:votes=9", "adaptive:first_pass=knockout"], bench, [3, 7, None],
-                   rounds=[2, None])
+    rep = simulate(
+        ["knockout", "knockout:votes=9", "adaptive:first_pass=knockout"], bench, [3, 7, None], rounds=[2, None]
+    )
     assert rep.row("knockout", 3).top1 is None and "n - 1" in rep.row("knockout", 3).na
     ko9 = rep.row("knockout:votes=9", 7)  # its first request alone needs 9 samples
     assert ko9.top1 is None and "first request" in ko9.na
@@ -233,8 +267,9 @@ def test_cells_it_cannot_fill_are_na():
 
 def test_one_and_two_candidates():
     for n in (1, 2):
-        rep = simulate(["knockout", "adaptive", "bradley_terry", "pivot"], SimulatedBench(n, 6, seed=2), [None],
-                       rounds=[1, None])
+        rep = simulate(
+            ["knockout", "adaptive", "bradley_terry", "pivot"], SimulatedBench(n, 6, seed=2), [None], rounds=[1, None]
+        )
         for r in rep.rows:
             assert r.failed == 0 and r.top1 is not None, r
             if n == 1:
@@ -304,11 +339,13 @@ def test_prd_truths(shared_data, tmp_path):
 
 def test_adaptive_beats_the_fixed_designs_at_small_budgets():
     """A small version of the README comparison (N=16, 60 trials; seeded, so deterministic)."""
-    rep = simulate(["knockout:both_orders=true", "bradley_terry", "adaptive"], SimulatedBench(16, 60, seed=11),
-                   [30, 60])
+    rep = simulate(
+        ["knockout:both_orders=true", "bradley_terry", "adaptive"], SimulatedBench(16, 60, seed=11), [30, 60]
+    )
     for b in (30, 60):
-        assert rep.row("adaptive", b).top1 >= max(rep.row(s, b).top1 for s in ("knockout:both_orders=true",
-                                                                               "bradley_terry"))
+        assert rep.row("adaptive", b).top1 >= max(
+            rep.row(s, b).top1 for s in ("knockout:both_orders=true", "bradley_terry")
+        )
 
 
 def test_plot_accuracy_draws_one_curve_per_strategy_and_round_limit(tmp_path):
@@ -330,13 +367,53 @@ def test_plot_accuracy_draws_one_curve_per_strategy_and_round_limit(tmp_path):
 
 
 def test_cli_table_json_and_bad_input(tmp_path, capsys):
-    assert main(["simulate", "--strategies", "knockout,adaptive", "--n", "5", "--trials", "20",
-                 "--budgets", "4,8", "--max-rounds", "2,full", "--workers", "1", "-q"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--strategies",
+                "knockout,adaptive",
+                "--n",
+                "5",
+                "--trials",
+                "20",
+                "--budgets",
+                "4,8",
+                "--max-rounds",
+                "2,full",
+                "--workers",
+                "1",
+                "-q",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "budget 4 comparisons, at most 2 rounds" in out and "budget 8 comparisons, unlimited rounds" in out
     assert "| adaptive" in out and "makespan" in out and "cpu ms" in out
-    assert main(["simulate", "--strategies", "knockout", "--n", "5", "--trials", "10", "--workers", "1",
-                 "--format", "json", "--out", str(tmp_path / "o.json"), "-q", "--position-bias", "0.3"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--strategies",
+                "knockout",
+                "--n",
+                "5",
+                "--trials",
+                "10",
+                "--workers",
+                "1",
+                "--format",
+                "json",
+                "--out",
+                str(tmp_path / "o.json"),
+                "-q",
+                "--position-bias",
+                "0.3",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc == json.loads((tmp_path / "o.json").read_text())
     (rep,) = doc["reports"]
@@ -357,7 +434,24 @@ def test_cli_table_json_and_bad_input(tmp_path, capsys):
 def test_cli_replay_folder(tmp_path, capsys):
     for name in ("prompts.jsonl", "replay-gpt35.jsonl"):
         (tmp_path / name).write_text((EXCERPT / name).read_text())
-    assert main(["simulate", "--judge", f"replay:{tmp_path}", "--truth", "self", "--strategies", "knockout,adaptive",
-                 "--trials", "6", "--workers", "1", "-q"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--judge",
+                f"replay:{tmp_path}",
+                "--truth",
+                "self",
+                "--strategies",
+                "knockout,adaptive",
+                "--trials",
+                "6",
+                "--workers",
+                "1",
+                "-q",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "replay replay-gpt35.jsonl (3 questions, N=5" in out and "truth: self" in out

@@ -43,8 +43,12 @@ from .conftest import read_jsonl, require, write_jsonl
 #: z of the 99.9% interval the measured rates of the simulated judge must fall in
 Z999 = 3.2905
 #: Newcombe (1998) Table I, method 3 (Wilson score interval without continuity correction)
-NEWCOMBE = [((81, 263), (0.2553, 0.3662)), ((15, 148), (0.0624, 0.1605)), ((0, 20), (0.0, 0.1611)),
-            ((1, 29), (0.0061, 0.1718))]
+NEWCOMBE = [
+    ((81, 263), (0.2553, 0.3662)),
+    ((15, 148), (0.0624, 0.1605)),
+    ((0, 20), (0.0, 0.1611)),
+    ((1, 29), (0.0061, 0.1718)),
+]
 #: the published values have 4 decimals
 NEWCOMBE_TOL = 5e-5
 
@@ -59,8 +63,15 @@ def _j(outcome: str, reason: str | None = None, finish: str | None = None, error
 
 
 def _items(prompts: int, n: int, equal: bool = False) -> list[dict[str, Any]]:
-    return [{"id": f"p{i}", "prompt": f"Question {i}?", "responses": [f"answer {i}.{k}" for k in range(n)],
-             **({"scores": [0.0] * n} if equal else {})} for i in range(prompts)]
+    return [
+        {
+            "id": f"p{i}",
+            "prompt": f"Question {i}?",
+            "responses": [f"answer {i}.{k}" for k in range(n)],
+            **({"scores": [0.0] * n} if equal else {}),
+        }
+        for i in range(prompts)
+    ]
 
 
 def _covers(k: int, n: int, value: float) -> bool:
@@ -83,15 +94,23 @@ def test_wilson_interval_matches_newcombes_table(counts, expected):
 
 def test_reasons_group_by_their_first_clause_and_never_carry_a_secret():
     assert reason_key("ambiguous verdict: \\boxed{3}") == "ambiguous verdict"
-    assert reason_key("output truncated at max_tokens (finish_reason=length); no verdict found") == \
-        "output truncated at max_tokens (finish_reason=length)"
+    assert (
+        reason_key("output truncated at max_tokens (finish_reason=length); no verdict found")
+        == "output truncated at max_tokens (finish_reason=length)"
+    )
     assert reason_key(formats.REASON_STOPPED_NO_CONTENT) == formats.REASON_STOPPED_NO_CONTENT  # "; " in parentheses
     assert reason_key(formats.REASON_NOT_AT_END) == formats.REASON_NOT_AT_END
-    for secret in ("Authorization: Bearer abc.def-123", "key sk-live-0123456789abcdef", "api_key=hunter2&x=1",
-                   "http://bob:pa55word@host/v1", "token: tok_99"):
+    for secret in (
+        "Authorization: Bearer abc.def-123",
+        "key sk-live-0123456789abcdef",
+        "api_key=hunter2&x=1",
+        "http://bob:pa55word@host/v1",
+        "token: tok_99",
+    ):
         text = scrub(f"HTTP 401 ({secret}) from the server")
-        assert "[REDACTED]" in text and not any(s in text for s in ("abc.def", "0123456789", "hunter2", "pa55",
-                                                                   "tok_99")), text
+        assert "[REDACTED]" in text and not any(
+            s in text for s in ("abc.def", "0123456789", "hunter2", "pa55", "tok_99")
+        ), text
     assert scrub("x" * 1000).endswith("...") and len(scrub("x" * 1000)) == REASON_CHARS
     assert scrub("max_tokens=48, completion_tokens: 30") == "max_tokens=48, completion_tokens: 30"
 
@@ -108,8 +127,14 @@ def test_reason_counts_are_bounded():
 
 def test_every_format_reason_is_classified_as_truncated_or_missing_verdict():
     truncated = [formats.REASON_TRUNCATED_NO_THINK_END, formats.REASON_TRUNCATED]
-    missing = [formats.REASON_STOPPED_NO_THINK_END, formats.REASON_STOPPED_NO_CONTENT, formats.REASON_NO_THINK_END,
-               formats.REASON_NO_VERDICT, formats.REASON_UNRECOGNISED + ": \\boxed{7}", formats.REASON_NO_OUTPUT]
+    missing = [
+        formats.REASON_STOPPED_NO_THINK_END,
+        formats.REASON_STOPPED_NO_CONTENT,
+        formats.REASON_NO_THINK_END,
+        formats.REASON_NO_VERDICT,
+        formats.REASON_UNRECOGNISED + ": \\boxed{7}",
+        formats.REASON_NO_OUTPUT,
+    ]
     judge_behaviour = [formats.REASON_AMBIGUOUS + ": x", formats.REASON_QUOTED + ": ...", formats.REASON_TRAILING]
     h = RunHealth()
     h.add([_j("abstain", r, "length") for r in truncated])
@@ -134,8 +159,10 @@ def test_the_likely_cause_is_named_from_the_reasons():
     refused = "JudgeUnavailableError: openai judge: refused the request (HTTP 401: bad)"
     auth = _diagnose([_j("error", error=refused)] * 3)
     assert auth.startswith("authentication: the server refused the key (HTTP 401/403) in 3 of 3 errors")
-    server = _diagnose([_j("error", error="gave up after 4 attempts: TransientJudgeError: HTTP 503 from x")] * 2
-                       + [_j("error", error="JudgeError: HTTP 400 from x: too long")])
+    server = _diagnose(
+        [_j("error", error="gave up after 4 attempts: TransientJudgeError: HTTP 503 from x")] * 2
+        + [_j("error", error="JudgeError: HTTP 400 from x: too long")]
+    )
     assert server.startswith("server errors: 2 of 3 errors")
     client = _diagnose([_j("error", error="JudgeError: openai judge: HTTP 400 from x: context length")])
     assert client.startswith("refused requests: 1 of 1 errors are HTTP 4xx")
@@ -161,8 +188,9 @@ def test_failure_share_stops_early_only_far_above_the_threshold():
     h.add([_j("abstain")] * (CHECK_EVERY - 1))
     assert h.early_stop() is None  # too few samples to judge
     h.add([_j("abstain")])
-    assert ("50 of the first 50 judgements abstained or failed (100%), far above --max-failure-rate 0.2"
-            in h.early_stop())
+    assert (
+        "50 of the first 50 judgements abstained or failed (100%), far above --max-failure-rate 0.2" in h.early_stop()
+    )
     # 30% failures against 0.2: above, but not beyond doubt after 50; the end-of-run check fails it
     h = RunHealth(max_failure_rate=0.2)
     h.add(([_j("abstain")] * 3 + [_j("A")] * 7) * 5)
@@ -208,10 +236,15 @@ def test_coin_flip_note_tells_missing_votes_from_a_genuine_split():
     # one order abstained, the other voted: decided by that vote, no coin
     assert coin_flip_note([_result(0, 1, "xA", samples=1), _result(1, 0, "xxx", samples=1)], {}, 2) is None
     # votes missing on a level pair: the coin stands in for the judge
-    note = coin_flip_note([_result(0, 1, "A"), _result(1, 0, "xxx", samples=1), _result(2, 3, "x", samples=1),
-                           _result(0, 2, "B")], {"coin_flips": 2}, 4)
-    assert note == ("decided by 1 coin flip: the judge left a pair level with votes missing (abstained or failed), "
-                    "so the strategy picked at random")
+    note = coin_flip_note(
+        [_result(0, 1, "A"), _result(1, 0, "xxx", samples=1), _result(2, 3, "x", samples=1), _result(0, 2, "B")],
+        {"coin_flips": 2},
+        4,
+    )
+    assert note == (
+        "decided by 1 coin flip: the judge left a pair level with votes missing (abstained or failed), "
+        "so the strategy picked at random"
+    )
     # a strategy that reports no coin flips: only "no vote at all" counts
     assert coin_flip_note([_result(0, 1, "xe", samples=2)], {}, 2).startswith("no vote")
     assert coin_flip_note([], {}, 1) is None
@@ -277,8 +310,13 @@ def test_a_stopped_api_run_raises_and_keeps_its_health():
 def test_rank_file_reports_health_and_writes_it_to_the_meta_file(tmp_path):
     inp = write_jsonl(tmp_path / "in.jsonl", _items(12, 5, equal=True))
     rows: list[PromptResult] = []
-    report = rank_file(inp, lambda item, res: rows.append(res), judge="simulated:position_bias=0.3,tie_rate=0.2",
-                       strategy="knockout", meta_path=tmp_path / "meta.json")
+    report = rank_file(
+        inp,
+        lambda item, res: rows.append(res),
+        judge="simulated:position_bias=0.3,tie_rate=0.2",
+        strategy="knockout",
+        meta_path=tmp_path / "meta.json",
+    )
     meta = json.loads((tmp_path / "meta.json").read_text())
     h = report.health
     assert meta["health"] == h.to_json(report.strategy_info) and meta["health"]["status"] == "ok"
@@ -323,11 +361,15 @@ def test_an_all_abstain_run_stops_early_exits_3_and_says_why(tmp_path, capsys):
     code, out = _cli(tmp_path, rows, "--judge", "simulated:abstain_rate=1", "--concurrency", "1")
     err = capsys.readouterr().err
     assert code == 3, err
-    assert ("tourney: error: run stopped early (run health): the judge's first 16 verdicts all failed to parse "
-            "(every one abstained); likely cause: abstentions; most often: abstained without a reason") in err
-    assert (f"5 results in order before the stop are in {tmp_path / 'out.jsonl.partial'} (partial, see "
-            f"{tmp_path / 'out.jsonl.partial.meta.json'}); every judgement made is kept in the store "
-            f"{tmp_path / 'out.jsonl.judgements.sqlite'}: the same command resumes") in err
+    assert (
+        "tourney: error: run stopped early (run health): the judge's first 16 verdicts all failed to parse "
+        "(every one abstained); likely cause: abstentions; most often: abstained without a reason"
+    ) in err
+    assert (
+        f"5 results in order before the stop are in {tmp_path / 'out.jsonl.partial'} (partial, see "
+        f"{tmp_path / 'out.jsonl.partial.meta.json'}); every judgement made is kept in the store "
+        f"{tmp_path / 'out.jsonl.judgements.sqlite'}: the same command resumes"
+    ) in err
     assert _stored(tmp_path) == {"abstain": 16} and budget > 16
     out = read_jsonl(tmp_path / "out.jsonl.partial")
     assert [r["id"] for r in out] == [f"p{i}" for i in range(5)] and {r["status"] for r in out} == {"coin_flip"}
@@ -347,21 +389,40 @@ def test_the_bundled_example_on_an_abstaining_judge_is_no_longer_a_quiet_success
     assert code == 3 and "the judge's first 16 verdicts all failed to parse" in err
     assert "no judgement store (--no-store): the same command judges everything again" in err
     # without the health rules, the run completes and every status says what happened
-    code, out = _cli(tmp_path, None, "--judge", "simulated:abstain_rate=1", "--no-store", "--fail-fast", "0",
-                     "--max-failure-rate", "1")
+    code, out = _cli(
+        tmp_path,
+        None,
+        "--judge",
+        "simulated:abstain_rate=1",
+        "--no-store",
+        "--fail-fast",
+        "0",
+        "--max-failure-rate",
+        "1",
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert [r["status"] for r in out] == ["coin_flip"] * 4 + ["ok", "coin_flip"]  # "single" has one response
     assert out[0]["error"].startswith("no vote: every judgement of this prompt abstained or failed")
     assert "tourney: coin_flip: item capital-au: no vote" in err
-    assert "judge health: 57 judgements, verdict parsed 0%, abstained 100%, ties 0%, errors 0%; 19 coin flips " \
-           "(5 prompts decided by coin)" in err
+    assert (
+        "judge health: 57 judgements, verdict parsed 0%, abstained 100%, ties 0%, errors 0%; 19 coin flips "
+        "(5 prompts decided by coin)" in err
+    )
     assert "run health check failed" not in err and "stopped early" not in err
 
 
 def test_a_failure_share_above_the_threshold_fails_at_the_end_with_complete_output(tmp_path, capsys):
-    code, out = _cli(tmp_path, _items(6, 4), "--judge", "simulated:abstain_rate=0.4,seed=2",
-                     "--resample-abstentions", "0", "--fail-fast", "0")
+    code, out = _cli(
+        tmp_path,
+        _items(6, 4),
+        "--judge",
+        "simulated:abstain_rate=0.4,seed=2",
+        "--resample-abstentions",
+        "0",
+        "--fail-fast",
+        "0",
+    )
     err = capsys.readouterr().err
     meta = json.loads((tmp_path / "out.jsonl.meta.json").read_text())
     assert len(out) == 6 and meta["health"]["samples"] == 18 and "stopped" not in meta
@@ -369,18 +430,31 @@ def test_a_failure_share_above_the_threshold_fails_at_the_end_with_complete_outp
     assert share > 0.2 and meta["health"]["status"] == "failed" and code == 3
     assert "above --max-failure-rate 0.2" in meta["health"]["problem"] and "run health check failed" in err
     # the same run with a looser threshold passes its health check
-    code, out = _cli(tmp_path, _items(6, 4), "--judge", "simulated:abstain_rate=0.4,seed=2",
-                     "--resample-abstentions", "0", "--fail-fast", "0", "--max-failure-rate", str(share))
+    code, out = _cli(
+        tmp_path,
+        _items(6, 4),
+        "--judge",
+        "simulated:abstain_rate=0.4,seed=2",
+        "--resample-abstentions",
+        "0",
+        "--fail-fast",
+        "0",
+        "--max-failure-rate",
+        str(share),
+    )
     assert code in (0, 1) and json.loads((tmp_path / "out.jsonl.meta.json").read_text())["health"]["status"] == "ok"
 
 
 def test_judge_errors_far_above_the_threshold_stop_the_run(tmp_path, capsys):
-    code, _out = _cli(tmp_path, _items(40, 8), "--judge", "simulated:error_rate=1", "--retries", "0",
-                     "--concurrency", "4")
+    code, _out = _cli(
+        tmp_path, _items(40, 8), "--judge", "simulated:error_rate=1", "--retries", "0", "--concurrency", "4"
+    )
     err = capsys.readouterr().err
     assert code == 3, err
-    assert "judgements abstained or failed (100%), far above --max-failure-rate 0.2; likely cause: judge errors; " \
-           "most often: gave up after 1 attempt: TransientJudgeError: simulated judge error" in err
+    assert (
+        "judgements abstained or failed (100%), far above --max-failure-rate 0.2; likely cause: judge errors; "
+        "most often: gave up after 1 attempt: TransientJudgeError: simulated judge error" in err
+    )
     assert CHECK_EVERY <= sum(_stored(tmp_path).values()) < CHECK_EVERY + 8 < 40 * 7
 
 
@@ -451,10 +525,18 @@ class _Handler(BaseHTTPRequestHandler):
         finish = "length" if scenario == "length" else "stop"
         text = "Let me think about both answers step by step and" if finish == "length" else RRM_ANSWER
         n = req.get("n", 1)
-        self._send(200, {"id": "x", "object": "chat.completion",
-                         "choices": [{"index": i, "message": {"role": "assistant", "content": text},
-                                      "finish_reason": finish} for i in range(n)],
-                         "usage": {"prompt_tokens": 50, "completion_tokens": 12 * n}})
+        self._send(
+            200,
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "choices": [
+                    {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+                    for i in range(n)
+                ],
+                "usage": {"prompt_tokens": 50, "completion_tokens": 12 * n},
+            },
+        )
 
 
 class _Server(ThreadingHTTPServer):
@@ -495,9 +577,11 @@ def test_a_wrong_format_stops_early_and_is_named(server, tmp_path, capsys, monke
     code, out = _cli(tmp_path, SERVER_ITEMS, *_openai(server, "rrmstyle", "rm_r1"), "--concurrency", "2")
     err = capsys.readouterr().err
     assert code == 3, err
-    assert "the judge's first 16 verdicts all failed to parse (every one abstained); likely cause: wrong --format? " \
-           "16 of 16 abstentions stopped normally without a verdict the format reads (most often: no verdict " \
-           "found); check that --format matches the judge model" in err
+    assert (
+        "the judge's first 16 verdicts all failed to parse (every one abstained); likely cause: wrong --format? "
+        "16 of 16 abstentions stopped normally without a verdict the format reads (most often: no verdict "
+        "found); check that --format matches the judge model" in err
+    )
     assert _Handler.posts["rrmstyle"] <= 16 + 2 < SERVER_BUDGET
     assert "the same command resumes without paying for them again" in err
     # the same answers in the right format: every verdict parses
@@ -510,8 +594,10 @@ def test_truncation_at_max_tokens_is_named_with_the_fix(server, tmp_path, capsys
     code, _ = _cli(tmp_path, SERVER_ITEMS, *_openai(server, "length", "rrm"), "--concurrency", "2")
     err = capsys.readouterr().err
     assert code == 3, err
-    assert "likely cause: truncation at max_tokens: 16 of 16 abstentions were cut at max_tokens before a verdict; " \
-           "raise the judge's max_tokens (--judge-opt max_tokens=N)" in err
+    assert (
+        "likely cause: truncation at max_tokens: 16 of 16 abstentions were cut at max_tokens before a verdict; "
+        "raise the judge's max_tokens (--judge-opt max_tokens=N)" in err
+    )
     # the call in flight when the run stopped may still be counted: 16 or 17 judgements
     assert re.search(r"abstentions: 1[67] truncated at max_tokens before </think> \(finish_reason=length\)", err), err
     assert _Handler.posts["length"] <= 16 + 2
@@ -535,8 +621,13 @@ def test_a_refused_key_stops_before_any_match_and_says_why(server, tmp_path, cap
 def test_a_key_refused_mid_run_stops_the_run_at_once(server, tmp_path, capsys, monkeypatch):
     """A server whose /models needs no key (the preflight passes) and refuses every request."""
     monkeypatch.setenv("TOURNEY_HEALTH_KEY", "sk-wrong-key-for-the-test")
-    code, _ = _cli(tmp_path, SERVER_ITEMS, *_openai(server, "badkeylater", "rrm", "api_key_env=TOURNEY_HEALTH_KEY"),
-                   "--concurrency", "4")
+    code, _ = _cli(
+        tmp_path,
+        SERVER_ITEMS,
+        *_openai(server, "badkeylater", "rrm", "api_key_env=TOURNEY_HEALTH_KEY"),
+        "--concurrency",
+        "4",
+    )
     err = capsys.readouterr().err
     assert code == 2, err
     assert "run stopped early (the judge cannot be used)" in err and "HTTP 401" in err and "TOURNEY_HEALTH_KEY" in err
@@ -545,23 +636,42 @@ def test_a_key_refused_mid_run_stops_the_run_at_once(server, tmp_path, capsys, m
 
 def test_a_judge_cap_below_concurrency_is_said_at_the_start(server, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    code, _ = _cli(tmp_path, SERVER_ITEMS[:1], *_openai(server, "rrmstyle", "rrm", "concurrency=4"), "-q",
-                   "--concurrency", "32")
+    code, _ = _cli(
+        tmp_path, SERVER_ITEMS[:1], *_openai(server, "rrmstyle", "rrm", "concurrency=4"), "-q", "--concurrency", "32"
+    )
     err = capsys.readouterr().err
     assert code == 0, err
-    assert err.startswith("tourney: note: the openai judge keeps at most 4 requests in flight (its option "
-                          "concurrency=4), fewer than --concurrency 32: 4 is the real limit")
+    assert err.startswith(
+        "tourney: note: the openai judge keeps at most 4 requests in flight (its option "
+        "concurrency=4), fewer than --concurrency 32: 4 is the real limit"
+    )
 
 
 def test_a_judge_that_cannot_be_built_leaves_no_empty_store(tmp_path, capsys):
-    code, _ = _cli(tmp_path, [{"prompt": "q", "responses": ["a", "b"]}], "--judge",
-                   "openai:http://127.0.0.1:9/v1?api_key=sk-in-the-url", "--model", "judge", "--format", "rrm")
+    code, _ = _cli(
+        tmp_path,
+        [{"prompt": "q", "responses": ["a", "b"]}],
+        "--judge",
+        "openai:http://127.0.0.1:9/v1?api_key=sk-in-the-url",
+        "--model",
+        "judge",
+        "--format",
+        "rrm",
+    )
     assert code == 2 and "sk-in-the-url" not in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
     # an existing store is never removed
     from tourney.store import JudgementStore
 
     JudgementStore(tmp_path / "out.jsonl.judgements.sqlite").close()
-    code, _ = _cli(tmp_path, [{"prompt": "q", "responses": ["a", "b"]}], "--judge",
-                   "openai:http://127.0.0.1:9/v1?api_key=sk-in-the-url", "--model", "judge", "--format", "rrm")
+    code, _ = _cli(
+        tmp_path,
+        [{"prompt": "q", "responses": ["a", "b"]}],
+        "--judge",
+        "openai:http://127.0.0.1:9/v1?api_key=sk-in-the-url",
+        "--model",
+        "judge",
+        "--format",
+        "rrm",
+    )
     assert code == 2 and (tmp_path / "out.jsonl.judgements.sqlite").exists()

@@ -38,5 +38,12 @@ def test_judges_share_plumbing_through_one_private_module():
 
     for name in _common.__all__:
         assert getattr(vllm_judge, name) is getattr(_common, name)
-    for name in ("SamplingSettings", "build_judgement", "match_seed", "render_messages", "request_id", "resolve_format"):
+    for name in (
+        "SamplingSettings",
+        "build_judgement",
+        "match_seed",
+        "render_messages",
+        "request_id",
+        "resolve_format",
+    ):
         assert getattr(openai_judge, name) is getattr(_common, name)

@@ -55,8 +55,12 @@ def _build_tiny_model(path: Path) -> Path:
 # score_groups
 # ---------------------------------------------------------------------------------------------
 
-PROMPTS = ["Name a prime.", "Capital of France?", [{"role": "system", "content": "Be brief."},
-                                                    {"role": "user", "content": "2 + 2 = ?"}], "Say hi."]
+PROMPTS = [
+    "Name a prime.",
+    "Capital of France?",
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2 + 2 = ?"}],
+    "Say hi.",
+]
 COMPLETIONS = [["2", "4", "9", "7", "15"], ["Paris", "Lyon", "Paris.", "Nice"], ["4", "5", "four", "4"], ["hi"]]
 
 
@@ -127,14 +131,14 @@ def test_a_failing_judge_gives_none_or_the_neutral_value_and_is_reported(caplog)
     # partial results (some judge errors) only when asked for
     flaky = "simulated:error_rate=0.5"
     strict = score_groups(["q"] * 6, [["a", "b", "c", "d"]] * 6, judge=flaky, retries=0, seed=1)
-    lenient = score_groups(["q"] * 6, [["a", "b", "c", "d"]] * 6, judge=flaky, retries=0, seed=1,
-                           accept_partial=True)
+    lenient = score_groups(["q"] * 6, [["a", "b", "c", "d"]] * 6, judge=flaky, retries=0, seed=1, accept_partial=True)
     assert any(r[0] is None for r in strict) and all(r[0] is not None for r in lenient)
 
 
 def test_bad_input_fails_its_group_only():
-    out = score_groups(["ok", [{"role": "assistant", "content": "no user turn"}], "   "],
-                       [["a", "b"], ["a", "b"], ["a", "b"]])
+    out = score_groups(
+        ["ok", [{"role": "assistant", "content": "no user turn"}], "   "], [["a", "b"], ["a", "b"], ["a", "b"]]
+    )
     assert out[0][0] is not None and out[1] == [None, None] and out[2] == [None, None]
     with pytest.raises(InputError, match="2 of 3 groups could not be scored: group 1: a chat prompt must end"):
         score_groups(["ok", [{"role": "assistant", "content": "x"}], "   "], [["a", "b"]] * 3, on_failure="raise")
@@ -182,11 +186,18 @@ def test_store_flat_and_async_forms(tmp_path):
 
 
 def test_import_stays_light():
-    code = ("import sys, tourney, tourney.integrations.trl; "
-            "bad = [m for m in ('torch', 'trl', 'transformers', 'datasets', 'vllm', 'ray') if m in sys.modules]; "
-            "print(bad)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import sys, tourney, tourney.integrations.trl; "
+        "bad = [m for m in ('torch', 'trl', 'transformers', 'datasets', 'vllm', 'ray') if m in sys.modules]; "
+        "print(bad)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert out.stdout.strip() == "[]"
     assert "score_groups" in tourney.__all__ and "GroupScorer" in tourney.__all__
 
@@ -195,13 +206,31 @@ def test_import_stays_light():
 # TourneyReward: TRL's calling convention
 # ---------------------------------------------------------------------------------------------
 
+
 def test_completion_text():
     assert completion_text("plain") == "plain"
     assert completion_text([{"role": "assistant", "content": "hi"}]) == "hi"
-    assert completion_text([{"role": "assistant", "content": "call"}, {"role": "tool", "content": "42"},
-                            {"role": "assistant", "content": "It is 42."}]) == "It is 42."
-    assert completion_text([{"role": "assistant", "content": [{"type": "text", "text": "a"},
-                                                              {"type": "image"}, {"type": "text", "text": "b"}]}]) == "ab"
+    assert (
+        completion_text(
+            [
+                {"role": "assistant", "content": "call"},
+                {"role": "tool", "content": "42"},
+                {"role": "assistant", "content": "It is 42."},
+            ]
+        )
+        == "It is 42."
+    )
+    assert (
+        completion_text(
+            [
+                {
+                    "role": "assistant",
+                    "content": [{"type": "text", "text": "a"}, {"type": "image"}, {"type": "text", "text": "b"}],
+                }
+            ]
+        )
+        == "ab"
+    )
     assert completion_text([{"role": "assistant", "content": None, "tool_calls": []}]) is None
     assert completion_text(None) is None
 
@@ -215,18 +244,34 @@ def test_reward_function_follows_trls_calling_convention(caplog):
     metrics: dict[str, float] = {}
     reward = TourneyReward(judge="simulated", strategy="knockout", seed=0)
     try:
-        got = reward(prompts=prompts, completions=completions, completion_ids=[[1]] * 6, trainer_state=None,
-                     log_extra=lambda *a: None, log_metric=lambda k, v: metrics.__setitem__(k, v), answer=["x"] * 6)
+        got = reward(
+            prompts=prompts,
+            completions=completions,
+            completion_ids=[[1]] * 6,
+            trainer_state=None,
+            log_extra=lambda *a: None,
+            log_metric=lambda k, v: metrics.__setitem__(k, v),
+            answer=["x"] * 6,
+        )
         expected = score_groups([chat, "Name a colour."], [["4", "5", "4"], ["red", "blue", "green"]], seed=0)
         assert got == expected[0] + expected[1]
-        assert metrics == {"tourney/failed_groups": 0.0, "tourney/comparisons": 3.0,
-                           "tourney/distinct_completions": 5.0, "tourney/unreadable_completions": 0.0}
+        assert metrics == {
+            "tourney/failed_groups": 0.0,
+            "tourney/comparisons": 3.0,
+            "tourney/distinct_completions": 5.0,
+            "tourney/unreadable_completions": 0.0,
+        }
         assert reward.__name__ == "tourney" and [g.status for g in reward.last] == ["ok", "ok"]
         # a completion with no text (a bare tool call) is not judged: None, reported
         with caplog.at_level(logging.WARNING, logger="tourney"):
-            odd = reward(prompts=["q"] * 3, completions=[[{"role": "assistant", "content": None}],
-                                                         [{"role": "assistant", "content": "a"}],
-                                                         [{"role": "assistant", "content": "b"}]])
+            odd = reward(
+                prompts=["q"] * 3,
+                completions=[
+                    [{"role": "assistant", "content": None}],
+                    [{"role": "assistant", "content": "a"}],
+                    [{"role": "assistant", "content": "b"}],
+                ],
+            )
         assert odd[0] is None and None not in odd[1:] and "1 of 3 completions have no text" in caplog.text
         # a pickled copy carries the settings, builds its own judge, gives the same rewards
         clone = pickle.loads(pickle.dumps(reward))
@@ -260,11 +305,16 @@ def test_trl_sees_the_async_form_as_async():
 # Real trainers on a tiny local model (CPU)
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tiny_policy(tmp_path_factory):
     """A tiny random Qwen2 causal LM with a chat template (2 layers, hidden 64), built locally."""
-    for module, why in (("torch", "the policy model"), ("transformers", "the policy model"),
-                        ("datasets", "TRL's datasets"), ("trl", "the trainer under test")):
+    for module, why in (
+        ("torch", "the policy model"),
+        ("transformers", "the policy model"),
+        ("datasets", "TRL's datasets"),
+        ("trl", "the trainer under test"),
+    ):
         require(module, why)
     return _build_tiny_model(tmp_path_factory.mktemp("tiny-policy") / "model")
 
@@ -276,8 +326,16 @@ def _load(path: Path):
 
 
 def _common_args(tmp_path: Path) -> dict:
-    return dict(output_dir=str(tmp_path / "out"), max_steps=1, report_to=[], use_cpu=True, logging_steps=1,
-                save_strategy="no", seed=0, disable_tqdm=True)
+    return dict(
+        output_dir=str(tmp_path / "out"),
+        max_steps=1,
+        report_to=[],
+        use_cpu=True,
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+        disable_tqdm=True,
+    )
 
 
 class _Recording(TourneyReward):
@@ -312,10 +370,13 @@ def test_grpo_step_with_tournament_rewards(tiny_policy, tmp_path, kind, num_gene
     cls.seen = []
     reward = cls(judge="simulated", strategy="round_robin", seed=7)
     try:
-        args = trl.GRPOConfig(**_common_args(tmp_path), per_device_train_batch_size=2 * num_generations,
-                              num_generations=num_generations, max_completion_length=8)
-        trainer = trl.GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=ds,
-                                  processing_class=tok)
+        args = trl.GRPOConfig(
+            **_common_args(tmp_path),
+            per_device_train_batch_size=2 * num_generations,
+            num_generations=num_generations,
+            max_completion_length=8,
+        )
+        trainer = trl.GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=ds, processing_class=tok)
         trainer.train()
     finally:
         reward.close()
@@ -323,11 +384,18 @@ def test_grpo_step_with_tournament_rewards(tiny_policy, tmp_path, kind, num_gene
     (call,) = cls.seen
     seen_prompts, seen_completions, kwargs, rewards = call
     assert {"completion_ids", "trainer_state", "log_metric"} <= set(kwargs)
-    assert len(rewards) == 2 * num_generations and sorted(map(len, group_by_prompt(seen_prompts))) == [num_generations] * 2
+    assert (
+        len(rewards) == 2 * num_generations and sorted(map(len, group_by_prompt(seen_prompts))) == [num_generations] * 2
+    )
     # what score_groups gives for the same completions
     groups = group_by_prompt(seen_prompts)
-    expected = score_groups([seen_prompts[g[0]] for g in groups], [[seen_completions[i] for i in g] for g in groups],
-                            judge="simulated", strategy="round_robin", seed=7)
+    expected = score_groups(
+        [seen_prompts[g[0]] for g in groups],
+        [[seen_completions[i] for i in g] for g in groups],
+        judge="simulated",
+        strategy="round_robin",
+        seed=7,
+    )
     flat = [None] * len(rewards)
     for g, rs in zip(groups, expected):
         for i, r in zip(g, rs):
@@ -348,8 +416,24 @@ def mined_mixed(tmp_path_factory):
     """mine-pairs on the bundled example (4 plain prompts, 1 chat, 1 single response), DPO and KTO."""
     d = tmp_path_factory.mktemp("mined")
     for fmt in ("dpo", "kto"):
-        assert main(["mine-pairs", str(EXAMPLE), "--out", str(d / f"{fmt}.jsonl"), "--policy", "best_each",
-                     "--trl-format", fmt, "--no-store", "--no-progress", "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "mine-pairs",
+                    str(EXAMPLE),
+                    "--out",
+                    str(d / f"{fmt}.jsonl"),
+                    "--policy",
+                    "best_each",
+                    "--trl-format",
+                    fmt,
+                    "--no-store",
+                    "--no-progress",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
     prompts = [r["prompt"] for r in read_jsonl(EXAMPLE)]
     assert any(isinstance(p, str) for p in prompts) and any(isinstance(p, list) for p in prompts)  # mixed
     return d
@@ -383,14 +467,22 @@ def test_mined_kto_rows_of_a_mixed_input_train_in_trl(tiny_policy, mined_mixed, 
     _trained_one_step(trl.KTOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok))
 
 
-
 def test_a_group_decided_by_coin_flips_is_a_failure_not_a_number():
     """Every vote abstains: the group's order would be coins, so its rewards are the failure value."""
     from tourney import score_groups
 
-    rewards = score_groups(["Which is better?"], [["first answer", "second answer", "third answer"]],
-                           judge="simulated:abstain_rate=1", seed=0)
+    rewards = score_groups(
+        ["Which is better?"],
+        [["first answer", "second answer", "third answer"]],
+        judge="simulated:abstain_rate=1",
+        seed=0,
+    )
     assert rewards == [[None, None, None]]
-    kept = score_groups(["Which is better?"], [["first answer", "second answer", "third answer"]],
-                        judge="simulated:abstain_rate=1", seed=0, accept_partial=True)
+    kept = score_groups(
+        ["Which is better?"],
+        [["first answer", "second answer", "third answer"]],
+        judge="simulated:abstain_rate=1",
+        seed=0,
+        accept_partial=True,
+    )
     assert all(isinstance(r, float) for r in kept[0])

@@ -30,10 +30,21 @@ pa = pytest.importorskip("pyarrow") if os.environ.get("CI") != "true" else __imp
 import pyarrow.parquet as pq
 
 ROWS = [
-    {"id": "q1", "prompt": "What is 2 + 2?", "responses": ["4", "5", "22"], "scores": [2.0, -1.0, 0.0], "source": "a",
-     "difficulty": 1},
-    {"id": "q2", "prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}],
-     "responses": ["Paris.", "Lyon.", "Paris, on the Seine.", "Marseille."], "source": "b", "difficulty": 3},
+    {
+        "id": "q1",
+        "prompt": "What is 2 + 2?",
+        "responses": ["4", "5", "22"],
+        "scores": [2.0, -1.0, 0.0],
+        "source": "a",
+        "difficulty": 1,
+    },
+    {
+        "id": "q2",
+        "prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}],
+        "responses": ["Paris.", "Lyon.", "Paris, on the Seine.", "Marseille."],
+        "source": "b",
+        "difficulty": 3,
+    },
     {"id": "q3", "prompt": "Name a prime.", "responses": ["7"], "source": "c", "difficulty": 2},
 ]
 
@@ -70,8 +81,13 @@ def test_every_input_form_ranks_exactly_like_jsonl(tmp_path):
         "in.jsonl.zst": lambda p: p.write_bytes(zstandard.ZstdCompressor().compress(text.encode())),
         "in.json": lambda p: p.write_text(json.dumps(ROWS, indent=2)),
         "in.json.gz": lambda p: p.write_bytes(gzip.compress(json.dumps(ROWS).encode())),
-        "in.parquet": lambda p: write_parquet(p, [{**r, "prompt": json.dumps(r["prompt"]) if not isinstance(
-            r["prompt"], str) else r["prompt"]} for r in ROWS]),
+        "in.parquet": lambda p: write_parquet(
+            p,
+            [
+                {**r, "prompt": json.dumps(r["prompt"]) if not isinstance(r["prompt"], str) else r["prompt"]}
+                for r in ROWS
+            ],
+        ),
         "in.txt": lambda p: p.write_text(text),  # a name that says nothing: JSON lines
         "bom.jsonl": lambda p: p.write_bytes(b"\xef\xbb\xbf" + text.encode()),
         "bom.json": lambda p: p.write_bytes(b"\xef\xbb\xbf" + json.dumps(ROWS).encode()),
@@ -89,8 +105,10 @@ def test_every_input_form_ranks_exactly_like_jsonl(tmp_path):
 
 def test_parquet_and_datasets_inputs_with_chat_prompts_keep_their_types(tmp_path):
     rows = [{**r, "scores": r.get("scores")} for r in ROWS]
-    chat = [{**r, "prompt": r["prompt"] if not isinstance(r["prompt"], str) else [{"role": "user", "content": r["prompt"]}]}
-            for r in rows]
+    chat = [
+        {**r, "prompt": r["prompt"] if not isinstance(r["prompt"], str) else [{"role": "user", "content": r["prompt"]}]}
+        for r in rows
+    ]
     ref_in = write_jsonl(tmp_path / "chat.jsonl", chat)
     ref = tmp_path / "ref.jsonl"
     assert cli("rank", str(ref_in), "--out", str(ref)) == 0
@@ -111,15 +129,55 @@ def test_parquet_and_datasets_inputs_with_chat_prompts_keep_their_types(tmp_path
 
 
 def test_column_mapping_single_list_column_several_columns_and_dotted_paths(tmp_path):
-    rows = [{"question": f"q{i}", "answers": [f"a{i}", f"b{i}", f"c{i}"], "uid": 100 + i, "truth": [1.0, 0.0, -1.0],
-             "m1": {"text": f"a{i}"}, "m2": {"text": f"b{i}"}, "m3": {"text": f"c{i}"}} for i in range(4)]
+    rows = [
+        {
+            "question": f"q{i}",
+            "answers": [f"a{i}", f"b{i}", f"c{i}"],
+            "uid": 100 + i,
+            "truth": [1.0, 0.0, -1.0],
+            "m1": {"text": f"a{i}"},
+            "m2": {"text": f"b{i}"},
+            "m3": {"text": f"c{i}"},
+        }
+        for i in range(4)
+    ]
     src = write_parquet(tmp_path / "m.parquet", rows)
     one = tmp_path / "one.jsonl"
-    assert cli("rank", str(src), "--out", str(one), "--prompt-field", "question", "--responses-field", "answers",
-               "--id-field", "uid", "--scores-field", "truth") == 0
+    assert (
+        cli(
+            "rank",
+            str(src),
+            "--out",
+            str(one),
+            "--prompt-field",
+            "question",
+            "--responses-field",
+            "answers",
+            "--id-field",
+            "uid",
+            "--scores-field",
+            "truth",
+        )
+        == 0
+    )
     several = tmp_path / "several.jsonl"
-    assert cli("rank", str(src), "--out", str(several), "--prompt-field", "question",
-               "--responses-field", "m1.text,m2.text,m3.text", "--id-field", "uid", "--scores-field", "truth") == 0
+    assert (
+        cli(
+            "rank",
+            str(src),
+            "--out",
+            str(several),
+            "--prompt-field",
+            "question",
+            "--responses-field",
+            "m1.text,m2.text,m3.text",
+            "--id-field",
+            "uid",
+            "--scores-field",
+            "truth",
+        )
+        == 0
+    )
     a, b = read_jsonl(one), read_jsonl(several)
     assert [r["id"] for r in a] == ["100", "101", "102", "103"]
     for x, y in zip(a, b):  # the same candidates in the same order: the same tournament
@@ -132,9 +190,18 @@ def test_parquet_output_round_trips_and_loads_in_pandas_pyarrow_and_datasets(tmp
     import datasets
     import pandas as pd
 
-    rows = [*ROWS, {"id": "bad", "prompt": "", "responses": ["x"], "source": "d", "difficulty": 0},
-            {"id": "dup", "prompt": "q", "responses": ["same", "other", "same"], "source": "e", "difficulty": 5,
-             "status": "draft"}]
+    rows = [
+        *ROWS,
+        {"id": "bad", "prompt": "", "responses": ["x"], "source": "d", "difficulty": 0},
+        {
+            "id": "dup",
+            "prompt": "q",
+            "responses": ["same", "other", "same"],
+            "source": "e",
+            "difficulty": 5,
+            "status": "draft",
+        },
+    ]
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
     for strategy in ("knockout", "knockout:both_orders=true", "bradley_terry"):
         j, p = tmp_path / "out.jsonl", tmp_path / "out.parquet"
@@ -142,18 +209,21 @@ def test_parquet_output_round_trips_and_loads_in_pandas_pyarrow_and_datasets(tmp
         assert cli("rank", str(inp), "--out", str(p), "--strategy", strategy) == 1
         assert list(read_results(p)) == read_jsonl(j), strategy
         table = pq.read_table(p)
-        assert table.schema.field("strategy").type == pa.struct([("name", pa.string()), ("arg", pa.string()),
-                                                                  ("options", pa.string())])
+        assert table.schema.field("strategy").type == pa.struct(
+            [("name", pa.string()), ("arg", pa.string()), ("options", pa.string())]
+        )
         assert table.column("difficulty").type == pa.int64() and table.column("input").to_pylist()[-1] == {
-            "status": "draft"}
+            "status": "draft"
+        }
         df = pd.read_parquet(p)
         assert list(df["id"]) == ["q1", "q2", "q3", "bad", "dup"] and df["status"].iloc[3] == "failed"
         ds = datasets.load_dataset("parquet", data_files=str(p), split="train", cache_dir=str(tmp_path / "hf"))
         assert ds.num_rows == 5 and ds[4]["duplicates"] == [[0, 2]]
         # the JSONL output loads too and exports to parquet (no struct without fields)
         pd.read_json(j, lines=True).to_parquet(tmp_path / "via_pandas.parquet")
-        datasets.load_dataset("json", data_files=str(j), split="train",
-                              cache_dir=str(tmp_path / "hf")).to_parquet(str(tmp_path / "via_datasets.parquet"))
+        datasets.load_dataset("json", data_files=str(j), split="train", cache_dir=str(tmp_path / "hf")).to_parquet(
+            str(tmp_path / "via_datasets.parquet")
+        )
     assert read_jsonl(j)[4]["input"] == {"status": "draft"}  # an input field named like a result field
 
 
@@ -217,28 +287,38 @@ def test_bad_rows_are_named_and_the_rest_is_written(tmp_path):
     assert [x["id"] for x in r] == ["s", "m", "n", "ok"] and r[3]["status"] == "ok"
     assert "line 1: 'responses' is a string, not a list of strings (responses in several fields" in r[0]["error"]
     assert "line 2: 'scores' must be a list of 2 finite numbers, got list of number/string" in r[1]["error"]
-    assert "line 3: prompt message 0 must be an object with string 'role' and 'content', got list of string" in r[2][
-        "error"]
+    assert (
+        "line 3: prompt message 0 must be an object with string 'role' and 'content', got list of string"
+        in r[2]["error"]
+    )
     # parquet: a string responses column and nested prompts, named by row
     src = write_parquet(tmp_path / "s.parquet", [{"prompt": "q", "responses": "x"}])
     assert cli("rank", str(src), "--out", str(out)) == 1
     assert "s.parquet row 0: 'responses' is a string" in read_jsonl(out)[0]["error"]
-    nested = [{"prompt": [[{"role": "user", "content": "hi"}]], "responses": ["a", "b"]},
-              {"prompt": [[{"role": "user", "content": "ho"}]], "responses": ["c", "d"]}]
+    nested = [
+        {"prompt": [[{"role": "user", "content": "hi"}]], "responses": ["a", "b"]},
+        {"prompt": [[{"role": "user", "content": "ho"}]], "responses": ["c", "d"]},
+    ]
     assert cli("rank", str(write_parquet(tmp_path / "n.parquet", nested)), "--out", str(out)) == 1
     assert [x["error"] for x in read_jsonl(out)] == [
         f"n.parquet row {k}: prompt message 0 must be an object with string 'role' and 'content', got list of object"
-        for k in (0, 1)]
+        for k in (0, 1)
+    ]
 
 
-@pytest.mark.parametrize("name, make", [
-    ("empty.jsonl", lambda p: p.write_text("\n  \n")),
-    ("empty.json", lambda p: p.write_text("[]")),
-    ("empty.jsonl.gz", lambda p: p.write_bytes(gzip.compress(b""))),
-    ("empty.parquet", lambda p: write_parquet(p, [], pa.schema([("prompt", pa.string()),
-                                                                 ("responses", pa.list_(pa.string()))]))),
-    ("empty_ds", lambda p: write_datasets(p, [])),
-])
+@pytest.mark.parametrize(
+    "name, make",
+    [
+        ("empty.jsonl", lambda p: p.write_text("\n  \n")),
+        ("empty.json", lambda p: p.write_text("[]")),
+        ("empty.jsonl.gz", lambda p: p.write_bytes(gzip.compress(b""))),
+        (
+            "empty.parquet",
+            lambda p: write_parquet(p, [], pa.schema([("prompt", pa.string()), ("responses", pa.list_(pa.string()))])),
+        ),
+        ("empty_ds", lambda p: write_datasets(p, [])),
+    ],
+)
 def test_an_empty_input_is_an_error_and_leaves_no_output(tmp_path, capsys, name, make):
     p = tmp_path / name
     make(p)
@@ -251,9 +331,11 @@ def test_an_empty_input_is_an_error_and_leaves_no_output(tmp_path, capsys, name,
 
 def test_text_that_is_not_utf8_fails_its_row_by_name_and_keeps_its_id(tmp_path):
     p = tmp_path / "latin1.jsonl"
-    p.write_bytes(b'{"id": "q7", "prompt": "q", "responses": ["caf\xe9", "cafe"]}\n'
-                  b'{"prompt": "q", "responses": ["caf\xe9", "cafe"]}\n'
-                  b'{"id": "ok", "prompt": "q", "responses": ["x", "y"]}\n')
+    p.write_bytes(
+        b'{"id": "q7", "prompt": "q", "responses": ["caf\xe9", "cafe"]}\n'
+        b'{"prompt": "q", "responses": ["caf\xe9", "cafe"]}\n'
+        b'{"id": "ok", "prompt": "q", "responses": ["x", "y"]}\n'
+    )
     out = tmp_path / "o.jsonl"
     assert cli("rank", str(p), "--out", str(out)) == 1
     r = read_jsonl(out)
@@ -263,23 +345,37 @@ def test_text_that_is_not_utf8_fails_its_row_by_name_and_keeps_its_id(tmp_path):
     assert "\ufffd" not in out.read_text(encoding="utf-8")  # never silently replaced
     # a JSON array: the element fails alone
     arr = tmp_path / "latin1.json"
-    arr.write_bytes(b'[{"id": "a", "prompt": "q", "responses": ["caf\xe9", "b"]}, {"id": "b", "prompt": "q", '
-                    b'"responses": ["x", "y"]}]')
+    arr.write_bytes(
+        b'[{"id": "a", "prompt": "q", "responses": ["caf\xe9", "b"]}, {"id": "b", "prompt": "q", '
+        b'"responses": ["x", "y"]}]'
+    )
     assert cli("rank", str(arr), "--out", str(out)) == 1
     r = read_jsonl(out)
     assert r[0]["id"] == "a" and "latin1.json element 0: not valid UTF-8: byte E9" in r[0]["error"]
     assert r[1]["status"] == "ok"
 
 
-@pytest.mark.parametrize("name, content, args, fragment", [
-    ("data.jsonl", "parquet", [], "data.jsonl is a parquet file (it starts with PAR1), but its name (data.jsonl) chose "
-                                  "jsonl: use --input-format parquet"),
-    ("data.jsonl", "jsonl", ["--input-format", "parquet"], "is not a readable parquet file (--input-format parquet "
-                                                           "chose parquet)"),
-    ("data.jsonl.gz", "jsonl", [], "data.jsonl.gz is named .gz but is not gzip-compressed"),
-    ("data.jsonl", "array", [], "starts with '[': it is one JSON array, not JSON lines"),
-    ("data.jsonl", "utf16", [], "is UTF-16 text (byte order mark FF FE)"),
-])
+@pytest.mark.parametrize(
+    "name, content, args, fragment",
+    [
+        (
+            "data.jsonl",
+            "parquet",
+            [],
+            "data.jsonl is a parquet file (it starts with PAR1), but its name (data.jsonl) chose "
+            "jsonl: use --input-format parquet",
+        ),
+        (
+            "data.jsonl",
+            "jsonl",
+            ["--input-format", "parquet"],
+            "is not a readable parquet file (--input-format parquet chose parquet)",
+        ),
+        ("data.jsonl.gz", "jsonl", [], "data.jsonl.gz is named .gz but is not gzip-compressed"),
+        ("data.jsonl", "array", [], "starts with '[': it is one JSON array, not JSON lines"),
+        ("data.jsonl", "utf16", [], "is UTF-16 text (byte order mark FF FE)"),
+    ],
+)
 def test_a_wrong_format_guess_is_a_clear_error(tmp_path, capsys, name, content, args, fragment):
     p = tmp_path / name
     if content == "parquet":
@@ -328,17 +424,32 @@ def test_duplicates_on_the_real_gsm8k_solutions(shared_data, tmp_path):
     for x in dups:
         for group in x["duplicates"]:
             at = x["ranking"].index(group[0])
-            assert x["ranking"][at:at + len(group)] == group  # copies right after their original
+            assert x["ranking"][at : at + len(group)] == group  # copies right after their original
             assert len({x["scores"][i] for i in group}) == 1
         assert x["comparisons"] == 2  # 3 distinct solutions: a 3-player knockout
-    assert cli("rank", str(src), "--out", str(out), "--prompt-field", "question", "--responses-field", cols,
-               "--duplicates", "error") == 1
+    assert (
+        cli(
+            "rank",
+            str(src),
+            "--out",
+            str(out),
+            "--prompt-field",
+            "question",
+            "--responses-field",
+            cols,
+            "--duplicates",
+            "error",
+        )
+        == 1
+    )
     assert sum(x["status"] == "failed" for x in read_jsonl(out)) == 8
 
 
 def test_inputs_and_outputs_import_nothing_heavy():
-    code = ("import sys, tourney, tourney.cli, tourney.inputs, tourney.outputs;"
-            "print(','.join(m for m in ('pyarrow', 'pandas', 'datasets', 'zstandard') if m in sys.modules))")
+    code = (
+        "import sys, tourney, tourney.cli, tourney.inputs, tourney.outputs;"
+        "print(','.join(m for m in ('pyarrow', 'pandas', 'datasets', 'zstandard') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
@@ -348,8 +459,10 @@ def test_open_input_reads_lazily_and_counts(tmp_path):
     assert src.count() == 9 and src.format == "jsonl"
     got = list(src.items())
     assert all(isinstance(g, Item) for g in got) and [g.index for g in got] == list(range(9))
-    src = open_input(write_parquet(tmp_path / "in.parquet", [{"q": "x", "r": ["a"]}] * 600),
-                     fields=FieldMap.of(prompt="q", responses="r"))
+    src = open_input(
+        write_parquet(tmp_path / "in.parquet", [{"q": "x", "r": ["a"]}] * 600),
+        fields=FieldMap.of(prompt="q", responses="r"),
+    )
     assert src.count() == 600 and sum(1 for _ in src.items()) == 600
     with pytest.raises(InputError, match="unknown input format 'csv'"):
         open_input(tmp_path / "in.jsonl", format="csv")
@@ -362,13 +475,29 @@ JUDGE = "simulated:latency_median_s=0.02,latency_sigma=0.3"
 
 
 def _rows(n: int = 100, k: int = 4) -> list[dict]:
-    return [{"id": f"p{i}", "prompt": f"question {i}", "responses": [f"answer {i}.{j}" for j in range(k)]}
-            for i in range(n)]
+    return [
+        {"id": f"p{i}", "prompt": f"question {i}", "responses": [f"answer {i}.{j}" for j in range(k)]} for i in range(n)
+    ]
 
 
 def _cmd(inp: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "tourney", "rank", str(inp), "--out", str(out), "--judge", JUDGE, "--no-progress",
-            "--concurrency", "8", "--seed", "5", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "tourney",
+        "rank",
+        str(inp),
+        "--out",
+        str(out),
+        "--judge",
+        JUDGE,
+        "--no-progress",
+        "--concurrency",
+        "8",
+        "--seed",
+        "5",
+        *extra,
+    ]
 
 
 def _wait_for_lines(path: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -405,19 +534,31 @@ def uninterrupted(tmp_path_factory):
     return inp, refs
 
 
-@pytest.mark.parametrize("fmt, sig, code", [("jsonl", signal.SIGTERM, 143), ("jsonl", signal.SIGINT, 130),
-                                             ("jsonl", signal.SIGKILL, -9), ("parquet", signal.SIGTERM, 143),
-                                             ("parquet", signal.SIGKILL, -9)])
-def test_a_killed_run_leaves_the_previous_output_and_a_partial_one_then_resumes_identically(tmp_path, sig, code, fmt,
-                                                                                           uninterrupted):
+@pytest.mark.parametrize(
+    "fmt, sig, code",
+    [
+        ("jsonl", signal.SIGTERM, 143),
+        ("jsonl", signal.SIGINT, 130),
+        ("jsonl", signal.SIGKILL, -9),
+        ("parquet", signal.SIGTERM, 143),
+        ("parquet", signal.SIGKILL, -9),
+    ],
+)
+def test_a_killed_run_leaves_the_previous_output_and_a_partial_one_then_resumes_identically(
+    tmp_path, sig, code, fmt, uninterrupted
+):
     inp, refs = uninterrupted
     ref = refs[fmt]
     out = tmp_path / f"out.{fmt}"
     out.write_bytes(b"the previous complete output\n")
     (tmp_path / f"out.{fmt}.meta.json").write_text('{"previous": true}\n')
     store = tmp_path / "out.sqlite"
-    proc = subprocess.Popen(_cmd(inp, out, "--store", str(store)), stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        _cmd(inp, out, "--store", str(store)),
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     partial = tmp_path / f"out.{fmt}.partial"
     if fmt == "jsonl":
         _wait_for_lines(partial, 3, proc)
@@ -456,9 +597,23 @@ def test_a_full_disk_is_a_clear_error_with_what_was_saved(tmp_path):
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full on this system")
     store = tmp_path / "s.sqlite"
-    res = subprocess.run([sys.executable, "-m", "tourney", "rank", str(ROOT / "tourney" / "data" / "example.jsonl"),
-                          "--out", "/dev/full", "--store", str(store), "--no-progress"],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tourney",
+            "rank",
+            str(ROOT / "tourney" / "data" / "example.jsonl"),
+            "--out",
+            "/dev/full",
+            "--store",
+            str(store),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2, res.stderr
     assert "tourney: error: cannot write /dev/full: No space left on device" in res.stderr
     assert "Traceback" not in res.stderr and "ranked 6/6" not in res.stderr
@@ -472,7 +627,9 @@ def test_an_unwritable_folder_fails_before_any_work(tmp_path, capsys):
     ro.mkdir()
     mounted = False
     if os.geteuid() == 0:  # root writes through permission bits: a read-only mount is the real thing
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", str(ro)], capture_output=True).returncode == 0
+        mounted = (
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", str(ro)], capture_output=True).returncode == 0
+        )
         if not mounted:
             pytest.skip("running as root without the right to mount a read-only file system")
     else:

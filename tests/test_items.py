@@ -14,21 +14,29 @@ from tourney.types import PromptResult
     [
         ({"responses": ["a"]}, "missing 'prompt' (fields present: 'responses'"),
         ({"prompt": "", "responses": ["a"]}, "'prompt' is empty"),
-        ({"prompt": 3, "responses": ["a"]}, "'prompt' must be a non-empty string or a non-empty list of chat "
-                                            "messages, got number"),
+        (
+            {"prompt": 3, "responses": ["a"]},
+            "'prompt' must be a non-empty string or a non-empty list of chat messages, got number",
+        ),
         ({"prompt": "q", "responses": []}, "at least 1 response"),
         ({"prompt": "q", "responses": "abc"}, "'responses' is a string, not a list of strings"),
         ({"prompt": "q", "responses": {"a": 1}}, "'responses' must be a list of strings, got object"),
         ({"prompt": "q", "responses": ["a", 2]}, "response 1 is a int"),
-        ({"prompt": "q", "responses": ["a", "b"], "scores": [1.0]}, "'scores' must be a list of 2 finite numbers, "
-                                                                    "got list of number of length 1"),
+        (
+            {"prompt": "q", "responses": ["a", "b"], "scores": [1.0]},
+            "'scores' must be a list of 2 finite numbers, got list of number of length 1",
+        ),
         ({"prompt": "q", "responses": ["a", "b"], "scores": [1.0, "2"]}, "got list of number/string"),
         ({"prompt": "q", "responses": ["a"], "id": [1]}, "'id' must be a string or an integer, got list of number"),
         ({"prompt": [{"role": "user"}], "responses": ["a"]}, "prompt message 0"),
-        ({"prompt": [["user", "hi"]], "responses": ["a"]}, "prompt message 0 must be an object with string 'role' "
-                                                           "and 'content', got list of string"),
-        ({"prompt": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}], "responses": ["a"]},
-         "got object with content list of object"),
+        (
+            {"prompt": [["user", "hi"]], "responses": ["a"]},
+            "prompt message 0 must be an object with string 'role' and 'content', got list of string",
+        ),
+        (
+            {"prompt": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}], "responses": ["a"]},
+            "got object with content list of object",
+        ),
         ({"prompt": [{"role": "assistant", "content": "x"}], "responses": ["a"]}, "must end with a 'user'"),
         ([1, 2], "expected a JSON object"),
     ],
@@ -84,16 +92,24 @@ def test_chat_prompt_and_ids():
 
 
 def test_overflowing_numbers_and_deep_nesting_are_input_errors():
-    lines = [json.dumps({"prompt": "q", "responses": ["a", "b"], "scores": [10**400, 1]}),
-             "[" * 100000 + "]" * 100000,
-             json.dumps({"prompt": "q", "responses": ["a"]})]
+    lines = [
+        json.dumps({"prompt": "q", "responses": ["a", "b"], "scores": [10**400, 1]}),
+        "[" * 100000 + "]" * 100000,
+        json.dumps({"prompt": "q", "responses": ["a"]}),
+    ]
     got = list(read_items(lines))
     assert "finite numbers" in str(got[0]) and "nested too deeply" in str(got[1]) and isinstance(got[2], Item)
 
 
 def test_field_map_single_and_several_columns_dotted_paths_and_pass_through():
-    row = {"question": "2+2?", "a": {"solution": "4", "ok": True}, "b": {"solution": "5", "ok": False},
-           "uid": 17, "truth": [1.0, -1.0], "source": "gsm8k"}
+    row = {
+        "question": "2+2?",
+        "a": {"solution": "4", "ok": True},
+        "b": {"solution": "5", "ok": False},
+        "uid": 17,
+        "truth": [1.0, -1.0],
+        "source": "gsm8k",
+    }
     fields = FieldMap.of(prompt="question", responses="a.solution,b.solution", id="uid", scores="truth")
     it = parse_item(row, 0, fields=fields)
     assert (it.prompt, it.responses, it.id, it.scores) == ("2+2?", ("4", "5"), "17", (1.0, -1.0))
@@ -114,9 +130,17 @@ def test_merge_and_unmerge_put_copies_right_after_their_original():
     m = it.merged()
     assert m.responses == ("a", "b", "c") and m.scores == (1.0, 2.0, 3.0) and m.origin == ((0, 2), (1, 4), (3,))
     assert m.merged() is m and Item(0, "y", "q", ("a", "b")).merged().origin is None
-    res = PromptResult(index=0, id="x", status="ok", best=2, ranking=(2, 0, 1), scores=(5.0, 1.0, 7.0),
-                       uncertainty=(0.1, 0.2, 0.3), best_response="c",
-                       matches=({"first": 1, "second": 2, "outcome": "B", "votes": [0, 1, 0, 0, 0]},))
+    res = PromptResult(
+        index=0,
+        id="x",
+        status="ok",
+        best=2,
+        ranking=(2, 0, 1),
+        scores=(5.0, 1.0, 7.0),
+        uncertainty=(0.1, 0.2, 0.3),
+        best_response="c",
+        matches=({"first": 1, "second": 2, "outcome": "B", "votes": [0, 1, 0, 0, 0]},),
+    )
     out = m.unmerge(res)
     assert out.ranking == (3, 0, 2, 1, 4) and out.best == 3 and out.best_response == "c"
     assert out.scores == (5.0, 1.0, 5.0, 7.0, 1.0) and out.uncertainty == (0.1, 0.2, 0.1, 0.3, 0.2)

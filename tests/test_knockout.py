@@ -111,7 +111,8 @@ def test_bad_options(bad):
 
 
 def test_end_to_end_picks_the_best_with_a_sharp_judge():
-    items = [{"prompt": f"q{i}", "responses": [f"r{i}-{k}" for k in range(16)], "scores": list(range(16))}
-             for i in range(20)]
+    items = [
+        {"prompt": f"q{i}", "responses": [f"r{i}-{k}" for k in range(16)], "scores": list(range(16))} for i in range(20)
+    ]
     res = Tournament("simulated:noise=0.05,position_bias=0", "knockout").rank(items)
     assert all(r.best == 15 for r in res)

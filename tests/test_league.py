@@ -42,7 +42,7 @@ def test_each_candidate_meets_m_distinct_others_balanced_in_position():
         assert len(opps) == len(set(opps)) == m and int(focal) not in opps
     # request k of focal i is (i, opp_k) in some order; the focal is first in half its matches
     for i in range(n):
-        mine = reqs[i * m:(i + 1) * m]  # proposed focal by focal, in content order
+        mine = reqs[i * m : (i + 1) * m]  # proposed focal by focal, in content order
         assert [{r.first, r.second} for r in mine] == [{i, o} for o in sched[str(i)]]
         assert sum(r.first == i for r in mine) == m // 2
 
@@ -65,8 +65,9 @@ def test_opponents_are_uniform():
 def test_repeated_pairs_are_fresh_judgements():
     for n in (2, 3, 4, 6):
         res = drive(make("league", {"opponents": 5, "votes": 2}, n, 1, keys_for(n)), noisy, keys_for(n))
-        used = Counter((r.first, r.second, s) for r in res.requests
-                       for s in range(r.sample_offset, r.sample_offset + r.samples))
+        used = Counter(
+            (r.first, r.second, s) for r in res.requests for s in range(r.sample_offset, r.sample_offset + r.samples)
+        )
         assert set(used.values()) == {1}
 
 
@@ -79,7 +80,7 @@ def test_focal_win_rate_is_the_papers_estimator():
         (reqs,) = by_rounds(s, noiseless, keys)
         r = s.ranking()
         for i in range(n):
-            mine = [q for q in reqs if i in (q.first, q.second)] if shared else reqs[i * m:(i + 1) * m]
+            mine = [q for q in reqs if i in (q.first, q.second)] if shared else reqs[i * m : (i + 1) * m]
             wins = sum(max(q.first, q.second) == i for q in mine)  # noiseless: higher key wins
             assert r.scores[i] == pytest.approx(wins / len(mine))
             assert r.info["comparisons_counted"][i] == len(mine)

@@ -21,8 +21,23 @@ def _item(d, k=0):
 def test_trl_forms_one_prompt_type_per_file(tmp_path):
     """The bundled example mixes plain and chat prompts: every row is conversational (TRL reads
     one type per column); an input of plain prompts only keeps the standard (string) form."""
-    assert main(["mine-pairs", str(EXAMPLE), "--out", str(tmp_path / "p.jsonl"), "--policy", "best_each",
-                 "--strategy", "knockout:both_orders=true", "--no-progress", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "mine-pairs",
+                str(EXAMPLE),
+                "--out",
+                str(tmp_path / "p.jsonl"),
+                "--policy",
+                "best_each",
+                "--strategy",
+                "knockout:both_orders=true",
+                "--no-progress",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     pairs = read_jsonl(tmp_path / "p.jsonl")
     # 6 prompts with 5, 6, 4, 7, 1, 2 responses: best vs each other
     assert len(pairs) == 4 + 5 + 3 + 6 + 0 + 1
@@ -34,8 +49,11 @@ def test_trl_forms_one_prompt_type_per_file(tmp_path):
         assert ev["chosen_rank"] == 1 and ev["rejected_rank"] > 1 and ev["margin"] >= 0
         item = items[ev["id"]]
         # conversational form for every row, the plain prompts as one user message
-        expected_prompt = ([{"role": "user", "content": item.prompt}] if isinstance(item.prompt, str)
-                           else [dict(m) for m in item.prompt])
+        expected_prompt = (
+            [{"role": "user", "content": item.prompt}]
+            if isinstance(item.prompt, str)
+            else [dict(m) for m in item.prompt]
+        )
         assert p["prompt"] == expected_prompt
         assert p["chosen"] == [{"role": "assistant", "content": item.responses[ev["chosen_index"]]}]
         assert p["rejected"] == [{"role": "assistant", "content": item.responses[ev["rejected_index"]]}]
@@ -45,8 +63,21 @@ def test_trl_forms_one_prompt_type_per_file(tmp_path):
     assert all(sum(p["tourney"]["votes"]) == 2 for p in direct)
     # plain prompts only: the standard form, strings
     plain = write_jsonl(tmp_path / "plain.jsonl", [r for r in read_jsonl(EXAMPLE) if isinstance(r["prompt"], str)])
-    assert main(["mine-pairs", str(plain), "--out", str(tmp_path / "q.jsonl"), "--policy", "best_each",
-                 "--no-progress", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "mine-pairs",
+                str(plain),
+                "--out",
+                str(tmp_path / "q.jsonl"),
+                "--policy",
+                "best_each",
+                "--no-progress",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     rows = read_jsonl(tmp_path / "q.jsonl")
     assert len(rows) == 4 + 5 + 3 + 0 + 1
     assert all(isinstance(r[k], str) for r in rows for k in ("prompt", "chosen", "rejected"))
@@ -59,8 +90,12 @@ def _pair(prompt, k):
 @pytest.mark.parametrize("order", ["plain_first", "chat_first", "plain_only", "forced"])
 def test_pair_file_writes_one_prompt_type(tmp_path, order):
     chat = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
-    prompts = {"plain_first": ["a", "b", chat, "c"], "chat_first": [chat, "a", "b"], "plain_only": ["a", "b"],
-               "forced": ["a", "b"]}[order]
+    prompts = {
+        "plain_first": ["a", "b", chat, "c"],
+        "chat_first": [chat, "a", "b"],
+        "plain_only": ["a", "b"],
+        "forced": ["a", "b"],
+    }[order]
     f = PairFile(tmp_path / "p.jsonl", conversational=True if order == "forced" else None)
     for k, prompt in enumerate(prompts):
         f.write(_pair(prompt, k))
@@ -81,12 +116,22 @@ def test_pair_file_writes_one_prompt_type(tmp_path, order):
 
 def test_kto_rows(tmp_path):
     item = parse_item({"id": "q", "prompt": "q", "responses": ["a", "b", "c", "d"]}, 0)
-    res = {"status": "ok", "ranking": [2, 0, 3, 1], "scores": [3.0, 1.0, 4.0, 2.0],
-           "matches": [{"first": 2, "second": 0, "votes": [1, 0, 0, 0, 0]}], "strategy": None, "judge": None}
+    res = {
+        "status": "ok",
+        "ranking": [2, 0, 3, 1],
+        "scores": [3.0, 1.0, 4.0, 2.0],
+        "matches": [{"first": 2, "second": 0, "votes": [1, 0, 0, 0, 0]}],
+        "strategy": None,
+        "judge": None,
+    }
     rows = list(mine_kto(item, res, PairPolicy("best_each")))
     # the best is desirable once (not once per pair), every other candidate undesirable; best rank first
     assert [(r["completion"], r["label"], r["tourney"]["rank"]) for r in rows] == [
-        ("c", True, 1), ("a", False, 2), ("d", False, 3), ("b", False, 4)]
+        ("c", True, 1),
+        ("a", False, 2),
+        ("d", False, 3),
+        ("b", False, 4),
+    ]
     best = rows[0]["tourney"]
     assert best["pairs"] == 3 and best["index"] == 2 and best["rejected_index"] == 1  # evidence: largest margin
     assert best["margin"] == 3.0 and best["id"] == "q"
@@ -100,8 +145,23 @@ def test_kto_rows(tmp_path):
     assert set(good["tourney"]) == set(pair["tourney"]) | {"index", "rank", "pairs"}
     assert (good["label"], bad["label"]) == (True, False) and good["completion"] == pair["chosen"]
     # conversational, from the CLI on the mixed example
-    assert main(["mine-pairs", str(EXAMPLE), "--out", str(tmp_path / "k.jsonl"), "--trl-format", "kto",
-                 "--policy", "best_each", "--no-progress", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "mine-pairs",
+                str(EXAMPLE),
+                "--out",
+                str(tmp_path / "k.jsonl"),
+                "--trl-format",
+                "kto",
+                "--policy",
+                "best_each",
+                "--no-progress",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     rows = read_jsonl(tmp_path / "k.jsonl")
     assert all(set(r) == {"prompt", "completion", "label", "tourney"} for r in rows)
     assert all(r["prompt"][-1]["role"] == "user" and r["completion"][0]["role"] == "assistant" for r in rows)
@@ -111,15 +171,57 @@ def test_kto_rows(tmp_path):
 
 def test_filters_and_ranked_input(tmp_path):
     ranked = tmp_path / "r.jsonl"
-    assert main(["rank", str(EXAMPLE), "--out", str(ranked), "--strategy", "knockout:both_orders=true",
-                 "--no-progress", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "rank",
+                str(EXAMPLE),
+                "--out",
+                str(ranked),
+                "--strategy",
+                "knockout:both_orders=true",
+                "--no-progress",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "p.jsonl"
-    assert main(["mine-pairs", str(EXAMPLE), "--ranked", str(ranked), "--out", str(out), "--policy", "margin",
-                 "--require-consistent"]) == 0
+    assert (
+        main(
+            [
+                "mine-pairs",
+                str(EXAMPLE),
+                "--ranked",
+                str(ranked),
+                "--out",
+                str(out),
+                "--policy",
+                "margin",
+                "--require-consistent",
+            ]
+        )
+        == 0
+    )
     pairs = read_jsonl(out)
     assert pairs and all(p["tourney"]["orders_agree"] is True for p in pairs)
-    assert main(["mine-pairs", str(EXAMPLE), "--ranked", str(ranked), "--out", str(out), "--policy", "margin",
-                 "--min-margin", "2"]) == 0
+    assert (
+        main(
+            [
+                "mine-pairs",
+                str(EXAMPLE),
+                "--ranked",
+                str(ranked),
+                "--out",
+                str(out),
+                "--policy",
+                "margin",
+                "--min-margin",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert all(p["tourney"]["margin"] >= 2 for p in read_jsonl(out))
     # a ranked file that belongs to another input is refused
     other = write_jsonl(tmp_path / "other.jsonl", [{"id": "zz", "prompt": "q", "responses": ["a", "b"]}])
@@ -128,8 +230,13 @@ def test_filters_and_ranked_input(tmp_path):
 
 def test_confidence_from_uncertainty_and_votes():
     item = parse_item({"prompt": "q", "responses": ["a", "b", "c"]}, 0)
-    res = {"status": "ok", "ranking": [2, 0, 1], "scores": [0.0, -1.0, 1.0], "uncertainty": [0.5, 0.5, 0.5],
-           "matches": [{"first": 2, "second": 0, "votes": [3, 1, 0, 0, 0]}]}
+    res = {
+        "status": "ok",
+        "ranking": [2, 0, 1],
+        "scores": [0.0, -1.0, 1.0],
+        "uncertainty": [0.5, 0.5, 0.5],
+        "matches": [{"first": 2, "second": 0, "votes": [3, 1, 0, 0, 0]}],
+    }
     (p,) = mine_pairs(item, res, PairPolicy("best_worst"))
     assert p["tourney"]["chosen_index"] == 2 and p["tourney"]["direct"] is False
     assert p["tourney"]["confidence"] == pytest.approx(0.9976611, abs=1e-6)  # Phi(2 / sqrt(0.5))
@@ -144,7 +251,8 @@ def test_mined_pair_precision_rises_with_the_margin_filter(shared_data):
     the precision of mined pairs (chosen really preferred) as a function of the margin filter."""
     items = load_items(shared_data / "alpaca_eval" / "multi_candidate_9models.jsonl", limit=150)
     res = Tournament("simulated:noise=1.0", "knockout:both_orders=true", seed=0).rank(
-        [{k: it[k] for k in ("id", "prompt", "responses", "scores")} for it in items])
+        [{k: it[k] for k in ("id", "prompt", "responses", "scores")} for it in items]
+    )
     precision = {}
     for margin in (0, 1, 2, 3):
         hits = []
@@ -168,8 +276,22 @@ def test_loads_with_trl_when_installed(tmp_path):
     trl_utils = require("trl.data_utils", "the dpo extra: mined pairs must load as TRL expects")
     datasets = require("datasets", "the dpo extra: mined pairs must load as TRL expects")
     # one form per file (a dataset column has one type): conversational for all
-    assert main(["mine-pairs", str(EXAMPLE), "--out", str(tmp_path / "p.jsonl"), "--policy", "best_each",
-                 "--conversational", "--no-progress", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "mine-pairs",
+                str(EXAMPLE),
+                "--out",
+                str(tmp_path / "p.jsonl"),
+                "--policy",
+                "best_each",
+                "--conversational",
+                "--no-progress",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     ds = datasets.load_dataset("json", data_files=str(tmp_path / "p.jsonl"), split="train")
     assert {"prompt", "chosen", "rejected"} <= set(ds.column_names)
     for row in read_jsonl(tmp_path / "p.jsonl"):
@@ -208,8 +330,10 @@ RANKED_FAULTS = {
     "match without votes": (lambda r: r["matches"][0].pop("votes"), "match 0: 'votes' must be 5 counts"),
     "votes a string": (lambda r: r["matches"][0].update(votes="12"), "match 0: 'votes' must be 5 counts"),
     "negative votes": (lambda r: r["matches"][0].update(votes=[-1, 0, 0, 0, 0]), "match 0: 'votes'"),
-    "match against itself": (lambda r: r["matches"][0].update(second=r["matches"][0]["first"]),
-                             "match 0: 'first' and 'second' must be two different candidates"),
+    "match against itself": (
+        lambda r: r["matches"][0].update(second=r["matches"][0]["first"]),
+        "match 0: 'first' and 'second' must be two different candidates",
+    ),
     "match index out of range": (lambda r: r["matches"][0].update(first=42), "must be two different candidates"),
     "unknown status": (lambda r: r.update(status="done"), "'status' must be ok, partial, coin_flip or failed"),
     "judge not an object": (lambda r: r.update(judge="simulated"), "'judge' must be an object"),
@@ -221,10 +345,37 @@ RANKED_FAULTS = {
 def ranked_example(tmp_path_factory):
     """The bundled example ranked once, and the pairs mined from it."""
     d = tmp_path_factory.mktemp("ranked")
-    assert main(["rank", str(EXAMPLE), "--out", str(d / "r.jsonl"), "--strategy", "knockout:both_orders=true",
-                 "--no-store", "--no-progress", "--quiet"]) == 0
-    assert main(["mine-pairs", str(EXAMPLE), "--ranked", str(d / "r.jsonl"), "--out", str(d / "p.jsonl"),
-                 "--policy", "best_each"]) == 0
+    assert (
+        main(
+            [
+                "rank",
+                str(EXAMPLE),
+                "--out",
+                str(d / "r.jsonl"),
+                "--strategy",
+                "knockout:both_orders=true",
+                "--no-store",
+                "--no-progress",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "mine-pairs",
+                str(EXAMPLE),
+                "--ranked",
+                str(d / "r.jsonl"),
+                "--out",
+                str(d / "p.jsonl"),
+                "--policy",
+                "best_each",
+            ]
+        )
+        == 0
+    )
     return (d / "r.jsonl").read_text(encoding="utf-8").splitlines(), read_jsonl(d / "p.jsonl")
 
 

@@ -60,8 +60,9 @@ def test_notebook_is_stored_executed(path: Path):
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
     assert code, f"{path.name} has no code"
-    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), \
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), (
         f"{path.name}: not stored executed top to bottom; run notebooks/regenerate.py"
+    )
     pngs = 0
     for k, cell in enumerate(code, 1):
         assert "execution" not in cell.metadata, f"{path.name} cell {k}: nbclient timing metadata stored"
@@ -69,8 +70,9 @@ def test_notebook_is_stored_executed(path: Path):
             assert out.output_type != "error", f"{path.name} cell {k}: {out.get('ename')}: {out.get('evalue')}"
             text = output_text(out)
             assert "Traceback" not in text, f"{path.name} cell {k} prints a traceback"
-            assert not ABSOLUTE.search(text) and str(ROOT) not in text, \
+            assert not ABSOLUTE.search(text) and str(ROOT) not in text, (
                 f"{path.name} cell {k}: an absolute path in the output: {ABSOLUTE.search(text) or str(ROOT)}"
+            )
             if "image/png" in out.get("data", {}):
                 assert base64.b64decode(out.data["image/png"]).startswith(PNG_MAGIC)
                 pngs += 1
@@ -79,14 +81,16 @@ def test_notebook_is_stored_executed(path: Path):
     assert settings in ("full", "small"), f"{path.name}: metadata.tourney.settings is {settings!r}"
     first = next(c for c in nb.cells if c.cell_type == "markdown").source
     assert "notebooks/regenerate.py" in first, f"{path.name}: the first markdown cell names no regenerate command"
-    assert f"Stored outputs: {settings.upper()} settings" in first, \
+    assert f"Stored outputs: {settings.upper()} settings" in first, (
         f"{path.name}: the first markdown cell does not say the outputs are at {settings} settings"
+    )
 
 
 def test_regenerate_check_passes_on_the_stored_notebooks():
     require("nbformat", "the notebooks extra")
-    proc = subprocess.run([sys.executable, str(REGENERATE), "--check"], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(REGENERATE), "--check"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count(": ok (") == len(NOTEBOOKS)
 
@@ -140,9 +144,15 @@ def test_notebook_runs_and_plots(path: Path, tmp_path: Path, monkeypatch: pytest
     # a kernel spec for THIS interpreter (a plain "python3" spec may start another Python)
     spec_dir = tmp_path / "kernels" / "tourney-test"
     spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "tourney test", "language": "python"}))
+    (spec_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "tourney test",
+                "language": "python",
+            }
+        )
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
     monkeypatch.setenv("TOURNEY_NB_SMALL", "1")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
@@ -151,8 +161,9 @@ def test_notebook_runs_and_plots(path: Path, tmp_path: Path, monkeypatch: pytest
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="tourney-test",
-                                     resources={"metadata": {"path": str(path.parent)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=CELL_TIMEOUT, kernel_name="tourney-test", resources={"metadata": {"path": str(path.parent)}}
+    )
     client.execute()  # raises CellExecutionError (with the traceback) if any cell fails
     code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
     assert [c.execution_count for c in code] == list(range(1, len(code) + 1))

@@ -70,7 +70,8 @@ def test_pivots_are_the_ring_leaders_and_meet_everyone():
     assert s.ring_scores == pytest.approx(ring_score)
     pivots = s.pivot_set
     assert len(pivots) == 2 and min(ring_score[p] for p in pivots) >= max(
-        ring_score[i] for i in range(n) if i not in pivots)
+        ring_score[i] for i in range(n) if i not in pivots
+    )
     pairs = Counter(frozenset((r.first, r.second)) for r in second)
     want = {frozenset((i, p)) for i in range(n) if i not in pivots for p in pivots} | {frozenset(pivots)}
     assert set(pairs) == want and set(pairs.values()) == {1}
@@ -83,8 +84,11 @@ def test_repeats_alternate_positions_and_get_fresh_sample_indices():
     for n in (2, 3, 5, 8):
         for votes in (1, 2, 3):
             res = drive(make("pivot", {"votes": votes}, n, 1, keys_for(n)), noisy, keys_for(n))
-            used = Counter((r.first, r.second, s) for r in res.requests
-                           for s in range(r.sample_offset, r.sample_offset + r.samples))
+            used = Counter(
+                (r.first, r.second, s)
+                for r in res.requests
+                for s in range(r.sample_offset, r.sample_offset + r.samples)
+            )
             assert set(used.values()) == {1}, "a repeated request would be the store's copy, not a new judgement"
             if votes > 1:  # a comparison's two requests are proposed one after the other
                 for a, b in zip(res.requests[::2], res.requests[1::2]):
@@ -160,7 +164,6 @@ def test_chaos_judge_terminates_with_the_count():
 def test_simulated_judge_accuracy():
     top1 = simulated_top1("pivot", n=16, prompts=200)
     assert top1 >= MIN_SIMULATED_TOP1, top1
-
 
 
 @pytest.mark.parametrize("spec", ["pivot:pivots=0", "pivot:votes=0", "pivot:pivots=1.5", "pivot:votes=true"])

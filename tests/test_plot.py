@@ -108,8 +108,29 @@ def test_leaderboard_from_a_rate_board_and_from_records(tmp_path, capsys):
 
 
 def test_accuracy_curves_from_simulate(tmp_path, capsys):
-    assert main(["simulate", "--n", "6", "--trials", "8", "--seed", "0", "--budgets", "5,full", "--workers", "1",
-                 "--strategies", "knockout,round_robin", "--format", "json", "-q"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--n",
+                "6",
+                "--trials",
+                "8",
+                "--seed",
+                "0",
+                "--budgets",
+                "5,full",
+                "--workers",
+                "1",
+                "--strategies",
+                "knockout,round_robin",
+                "--format",
+                "json",
+                "-q",
+            ]
+        )
+        == 0
+    )
     report = tmp_path / "sim.json"
     report.write_text(capsys.readouterr().out, encoding="utf-8")
     check_pair(tmp_path, capsys, "acc", str(report), min_marks=10)
@@ -122,13 +143,17 @@ def test_accuracy_curves_from_simulate(tmp_path, capsys):
 def test_bad_extension_and_wrong_kind(example_run, tmp_path, capsys):
     assert main(["plot", str(example_run), "--id", "units", "--out", str(tmp_path / "a.gif")]) == 2
     assert "give a path ending in .png, .svg" in capsys.readouterr().err
-    assert main(["plot", str(example_run), "--id", "units", "--kind", "accuracy", "--out", str(tmp_path / "a.png")]) == 2
+    assert (
+        main(["plot", str(example_run), "--id", "units", "--kind", "accuracy", "--out", str(tmp_path / "a.png")]) == 2
+    )
     assert "does not look like a accuracy input" in capsys.readouterr().err
     assert not (tmp_path / "a.png").exists()
 
 
 def test_matplotlib_is_imported_only_when_plotting():
-    code = ("import sys, tourney, tourney.cli, tourney.plotting, tourney.cli.plot, tourney.cli.explain; "
-            "print('matplotlib' in sys.modules)")
+    code = (
+        "import sys, tourney, tourney.cli, tourney.plotting, tourney.cli.plot, tourney.cli.explain; "
+        "print('matplotlib' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

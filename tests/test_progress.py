@@ -26,8 +26,9 @@ SLOW = "simulated:latency_median_s=0.01,latency_sigma=0.5"
 
 
 def items(n: int, k: int = 8) -> list[dict]:
-    return [{"id": f"q{i}", "prompt": f"question {i}", "responses": [f"answer {i}.{j}" for j in range(k)]}
-            for i in range(n)]
+    return [
+        {"id": f"q{i}", "prompt": f"question {i}", "responses": [f"answer {i}.{j}" for j in range(k)]} for i in range(n)
+    ]
 
 
 class Recorder(Progress):
@@ -73,8 +74,10 @@ def test_the_eta_is_not_wildly_wrong_at_the_start(tmp_path):
         el, _, _, eta, _ = min(with_eta, key=lambda r: abs(r[0] - q * total_s))
         assert 0.5 <= (el + eta) / total_s <= 2.0, (q, el, eta, total_s)
     naive = next(r for r in rows if r[4] is not None)
-    print(f"run {total_s:.2f}s; first ETA at {first[0]:.2f}s predicts {first[0] + first[3]:.2f}s; "
-          f"naive at {naive[0]:.2f}s predicts {naive[0] + naive[4]:.2f}s")
+    print(
+        f"run {total_s:.2f}s; first ETA at {first[0]:.2f}s predicts {first[0] + first[3]:.2f}s; "
+        f"naive at {naive[0]:.2f}s predicts {naive[0] + naive[4]:.2f}s"
+    )
 
 
 def test_no_eta_before_enough_work_is_done():
@@ -109,7 +112,9 @@ def test_plain_lines_have_no_carriage_returns_and_come_periodically(tmp_path):
     assert text.endswith("\n")
     # a run shorter than the interval prints nothing
     quiet = io.StringIO()
-    rank_file(str(path), lambda item, res: None, progress=lambda total: Progress(total, quiet, interval_s=60, live=False))
+    rank_file(
+        str(path), lambda item, res: None, progress=lambda total: Progress(total, quiet, interval_s=60, live=False)
+    )
     assert quiet.getvalue() == ""
 
 
@@ -175,8 +180,13 @@ def test_without_tqdm_the_api_uses_the_line_renderer(monkeypatch):
 
 def test_import_tourney_does_not_import_tqdm():
     code = "import sys, tourney, tourney.cli, tourney.progress, tourney.cli.progress; print('tqdm' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -185,8 +195,12 @@ def test_results_file_is_the_same_with_and_without_progress(tmp_path):
     outs = []
     for progress in (None, lambda total: Progress(total, io.StringIO(), interval_s=0.0, live=False)):
         lines: list[str] = []
-        rank_file(str(path), lambda item, res: lines.append(json.dumps(res.to_json(), sort_keys=True)),
-                  judge="simulated", progress=progress)
+        rank_file(
+            str(path),
+            lambda item, res: lines.append(json.dumps(res.to_json(), sort_keys=True)),
+            judge="simulated",
+            progress=progress,
+        )
         outs.append(lines)
     assert outs[0] == outs[1]
     assert Path(path).exists()

@@ -46,8 +46,11 @@ def rate_json(capsys, *argv: str) -> tuple[int, dict, str]:
 def arrays(records):
     idx = {m: k for k, m in enumerate(NAMES)}
     y = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}
-    return (np.array([idx[r["model_a"]] for r in records]), np.array([idx[r["model_b"]] for r in records]),
-            np.array([y[r["winner"]] for r in records]))
+    return (
+        np.array([idx[r["model_a"]] for r in records]),
+        np.array([idx[r["model_b"]] for r in records]),
+        np.array([y[r["winner"]] for r in records]),
+    )
 
 
 def by_model(board: dict) -> dict[str, dict]:
@@ -126,14 +129,40 @@ def test_judgement_log_format(tmp_path, capsys):
     """The engine's own judgement log (the replay format): names from first_model/second_model
     when present, else the response text; abstentions are counted, not rated."""
     recs = [
-        {"prompt": "q", "first": "text one", "second": "text two", "verdict": "A", "first_model": "m1",
-         "second_model": "m2", "first_index": 0, "second_index": 1},
-        {"prompt": "q", "first": "text two", "second": "text one", "verdict": "B", "first_model": "m2",
-         "second_model": "m1"},
-        {"prompt": "q", "first": "text two", "second": "text one", "verdict": "A", "first_model": "m2",
-         "second_model": "m1"},
-        {"prompt": "q", "first": "text one", "second": "text two", "verdict": "abstain", "first_model": "m1",
-         "second_model": "m2"},
+        {
+            "prompt": "q",
+            "first": "text one",
+            "second": "text two",
+            "verdict": "A",
+            "first_model": "m1",
+            "second_model": "m2",
+            "first_index": 0,
+            "second_index": 1,
+        },
+        {
+            "prompt": "q",
+            "first": "text two",
+            "second": "text one",
+            "verdict": "B",
+            "first_model": "m2",
+            "second_model": "m1",
+        },
+        {
+            "prompt": "q",
+            "first": "text two",
+            "second": "text one",
+            "verdict": "A",
+            "first_model": "m2",
+            "second_model": "m1",
+        },
+        {
+            "prompt": "q",
+            "first": "text one",
+            "second": "text two",
+            "verdict": "abstain",
+            "first_model": "m1",
+            "second_model": "m2",
+        },
     ]
     code, board, _ = rate_json(capsys, write(tmp_path, recs))
     assert code == 0 and set(by_model(board)) == {"m1", "m2"}
@@ -145,10 +174,18 @@ def test_judgement_log_format(tmp_path, capsys):
 
 
 def test_bad_lines_are_reported_and_the_rest_is_rated(tmp_path, capsys):
-    lines = [json.dumps(BATTLES[0]), "{not json", json.dumps({**BATTLES[1], "winner": "gpt-4"}),
-             json.dumps(BATTLES[2]), "", json.dumps({"model_a": "x"}), json.dumps([1, 2]),
-             json.dumps({"first": "a", "second": "b"}), json.dumps({**BATTLES[3], "tstamp": "yesterday"}),
-             json.dumps(BATTLES[4])]
+    lines = [
+        json.dumps(BATTLES[0]),
+        "{not json",
+        json.dumps({**BATTLES[1], "winner": "gpt-4"}),
+        json.dumps(BATTLES[2]),
+        "",
+        json.dumps({"model_a": "x"}),
+        json.dumps([1, 2]),
+        json.dumps({"first": "a", "second": "b"}),
+        json.dumps({**BATTLES[3], "tstamp": "yesterday"}),
+        json.dumps(BATTLES[4]),
+    ]
     code, board, err = rate_json(capsys, write(tmp_path, lines), "--l2", "0.01")
     assert code == 1
     for no in (2, 3, 6, 7, 8, 9):
@@ -194,8 +231,12 @@ def test_single_model_is_an_error(tmp_path, capsys):
 
 
 def test_unbeaten_model_needs_l2(tmp_path, capsys):
-    recs = [{"model_a": "a", "model_b": "b", "winner": "model_a"}, {"model_a": "b", "model_b": "c", "winner": "model_a"},
-            {"model_a": "c", "model_b": "b", "winner": "model_b"}, {"model_a": "a", "model_b": "c", "winner": "model_a"}]
+    recs = [
+        {"model_a": "a", "model_b": "b", "winner": "model_a"},
+        {"model_a": "b", "model_b": "c", "winner": "model_a"},
+        {"model_a": "c", "model_b": "b", "winner": "model_b"},
+        {"model_a": "a", "model_b": "c", "winner": "model_a"},
+    ]
     path = write(tmp_path, recs)
     code = main(["rate", path])
     err = capsys.readouterr().err
@@ -205,9 +246,13 @@ def test_unbeaten_model_needs_l2(tmp_path, capsys):
 
 
 def test_disconnected_models_are_reported(tmp_path, capsys):
-    recs = [{"model_a": "a", "model_b": "b", "winner": "model_a"}, {"model_a": "b", "model_b": "a", "winner": "model_a"},
-            {"model_a": "c", "model_b": "d", "winner": "model_a"}, {"model_a": "d", "model_b": "c", "winner": "model_a"},
-            {"model_a": "c", "model_b": "d", "winner": "model_a"}]
+    recs = [
+        {"model_a": "a", "model_b": "b", "winner": "model_a"},
+        {"model_a": "b", "model_b": "a", "winner": "model_a"},
+        {"model_a": "c", "model_b": "d", "winner": "model_a"},
+        {"model_a": "d", "model_b": "c", "winner": "model_a"},
+        {"model_a": "c", "model_b": "d", "winner": "model_a"},
+    ]
     code, board, err = rate_json(capsys, write(tmp_path, recs))
     assert code == 0 and "2 disconnected components" in err
     comp = {r["model"]: r["component"] for r in board["leaderboard"]}
@@ -223,8 +268,14 @@ def test_table_and_csv_formats(tmp_path, capsys):
     assert "gpt-4" in table and head[5] == "comparisons"
     assert main(["rate", path, "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert [r["model"] for r in rows] and set(rows[0]) >= {"rank", "model", "rating", "ci_low", "ci_high",
-                                                             "comparisons"}
+    assert [r["model"] for r in rows] and set(rows[0]) >= {
+        "rank",
+        "model",
+        "rating",
+        "ci_low",
+        "ci_high",
+        "comparisons",
+    }
     assert {r["model"] for r in rows} == set(NAMES)
 
 
@@ -270,9 +321,11 @@ def test_the_python_api_gives_the_board_the_command_prints(tmp_path, capsys):
     """tourney.leaderboard is pure: records given as mappings, no file, the same board."""
     from tourney.leaderboard import rate
 
-    cases = [([], {}), (["--method", "elo", "--bootstrap", "20", "--seed", "4"], {"method": "elo", "bootstrap": 20,
-                                                                                  "seed": 4}),
-             (["--position", "--l2", "0.01"], {"position": True, "l2": 0.01})]
+    cases = [
+        ([], {}),
+        (["--method", "elo", "--bootstrap", "20", "--seed", "4"], {"method": "elo", "bootstrap": 20, "seed": 4}),
+        (["--position", "--l2", "0.01"], {"position": True, "l2": 0.01}),
+    ]
     for argv, options in cases:
         code, board, err = rate_json(capsys, write(tmp_path, BATTLES), *argv)
         assert code == 0, err
@@ -332,7 +385,7 @@ def independent_bt(names, first, second, y, l2=0.0):
 
     def nll(theta):
         d = theta[f] - theta[s]
-        return -(y * log_expit(d) + (1 - y) * log_expit(-d)).sum() + l2 / 2 * (theta ** 2).sum()
+        return -(y * log_expit(d) + (1 - y) * log_expit(-d)).sum() + l2 / 2 * (theta**2).sum()
 
     res = minimize(nll, np.zeros(len(names)), method="BFGS", options={"gtol": 1e-9})
     return res.x
@@ -386,8 +439,13 @@ def test_alpaca_eval_annotations(capsys):
     assert rows["gpt4_1106_preview"]["win_rate"] == 50.0
     pairs = [r for r in recs if r["generator_1"] != r["generator_2"]]
     names = ["gpt4_1106_preview", *models]
-    want = independent_bt(names, [r["generator_1"] for r in pairs], [r["generator_2"] for r in pairs],
-                          [2 - r["preference"] for r in pairs], l2=0.01)
+    want = independent_bt(
+        names,
+        [r["generator_1"] for r in pairs],
+        [r["generator_2"] for r in pairs],
+        [2 - r["preference"] for r in pairs],
+        l2=0.01,
+    )
     assert_same_differences(rows, names, want)
 
 
@@ -397,9 +455,16 @@ def alpaca_eval_array(shared_data) -> list[dict]:
     out = []
     with (shared_data / "alpaca_eval" / "weighted_gpt4turbo_preferences_compact.csv").open() as fh:
         for row in csv.DictReader(fh):
-            out.append({"instruction_idx": int(row["instruction_idx"]), "dataset": row["dataset"],
-                        "generator_1": row["generator_1"], "generator_2": row["model_dir"],
-                        "annotator": "weighted_alpaca_eval_gpt4_turbo", "preference": float(row["preference"])})
+            out.append(
+                {
+                    "instruction_idx": int(row["instruction_idx"]),
+                    "dataset": row["dataset"],
+                    "generator_1": row["generator_1"],
+                    "generator_2": row["model_dir"],
+                    "annotator": "weighted_alpaca_eval_gpt4_turbo",
+                    "preference": float(row["preference"]),
+                }
+            )
     return out
 
 
@@ -466,8 +531,20 @@ def test_arena_hard_v01_judgments_assume_the_v01_baseline(capsys):
 def test_formats_mix_and_can_be_forced(tmp_path, capsys):
     """Auto-detection is per record (one file may mix formats); --input-format forces one, and
     records of another format are then reported, not guessed."""
-    mixed = write(tmp_path, [BATTLES[0], {"prompt": "q", "first": "x", "second": "y", "verdict": "B",
-                                          "first_model": "gpt-4", "second_model": "claude-1"}])
+    mixed = write(
+        tmp_path,
+        [
+            BATTLES[0],
+            {
+                "prompt": "q",
+                "first": "x",
+                "second": "y",
+                "verdict": "B",
+                "first_model": "gpt-4",
+                "second_model": "claude-1",
+            },
+        ],
+    )
     code, board, _ = rate_json(capsys, mixed)
     assert code == 0 and board["records"] == 2 and by_model(board)["claude-1"]["wins"] == 1
     code, board, err = rate_json(capsys, mixed, "--input-format", "arena", "--l2", "0.01")
@@ -482,8 +559,18 @@ def bad_inputs(tmp_path: Path) -> tuple[str, str]:
     deep = "[" * 100_000 + "]" * 100_000
     huge = '{"model_a": "a", "model_b": "b", "winner": "model_a", "tstamp": 1' + "0" * 400 + "}"
     nested = '{"model_a": "a", "model_b": "b", "winner": "model_a", "extra": ' + deep + "}"
-    lines = [json.dumps(good[0]), huge, json.dumps(good[1]), deep, nested, '{"hello": 1}', "[1, 2]",
-             json.dumps(good[2]), '{"model_a": "a",', json.dumps(good[3])]
+    lines = [
+        json.dumps(good[0]),
+        huge,
+        json.dumps(good[1]),
+        deep,
+        nested,
+        '{"hello": 1}',
+        "[1, 2]",
+        json.dumps(good[2]),
+        '{"model_a": "a",',
+        json.dumps(good[3]),
+    ]
     jsonl = tmp_path / "bad.jsonl"
     jsonl.write_text("\n".join(lines) + "\n", encoding="utf-8")
     array = tmp_path / "bad.json"
@@ -513,10 +600,17 @@ def test_unreadable_records_are_skipped_with_file_and_line(tmp_path, capsys, kin
 def test_non_utf8_and_bom(tmp_path, capsys):
     """Bytes that are not UTF-8 are an error naming the line (never a silent replacement); a
     UTF-8 byte-order mark is accepted (issue 11 item 8)."""
-    body = [json.dumps(BATTLES[0]).encode(), json.dumps({**BATTLES[1], "model_a": "caf\u00e9"}).encode()[:-30]
-            + b"\xff" + json.dumps({**BATTLES[1], "model_a": "cafe"}).encode()[-30:], json.dumps(BATTLES[2]).encode()]
-    for name, raw in (("x.jsonl", b"\xef\xbb\xbf" + b"\n".join(body) + b"\n"),
-                      ("x.json", b"\xef\xbb\xbf[" + b",\n".join(body) + b"]")):
+    body = [
+        json.dumps(BATTLES[0]).encode(),
+        json.dumps({**BATTLES[1], "model_a": "caf\u00e9"}).encode()[:-30]
+        + b"\xff"
+        + json.dumps({**BATTLES[1], "model_a": "cafe"}).encode()[-30:],
+        json.dumps(BATTLES[2]).encode(),
+    ]
+    for name, raw in (
+        ("x.jsonl", b"\xef\xbb\xbf" + b"\n".join(body) + b"\n"),
+        ("x.json", b"\xef\xbb\xbf[" + b",\n".join(body) + b"]"),
+    ):
         p = tmp_path / name
         p.write_bytes(raw)
         code, board, err = rate_json(capsys, str(p), "--l2", "0.01")
@@ -545,8 +639,10 @@ def test_anchor_shifts_every_rating(capsys):
 
 
 def test_markdown_format(tmp_path, capsys):
-    recs = [{**r, "model_a": r["model_a"].replace("gpt-4", "gpt|4"), "model_b": r["model_b"].replace("gpt-4", "gpt|4")}
-            for r in BATTLES]
+    recs = [
+        {**r, "model_a": r["model_a"].replace("gpt-4", "gpt|4"), "model_b": r["model_b"].replace("gpt-4", "gpt|4")}
+        for r in BATTLES
+    ]
     assert main(["rate", write(tmp_path, recs), "--format", "markdown"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "| rank | model | rating | 95% CI | comparisons | W-L-T |"
@@ -602,11 +698,17 @@ def test_permutation_elo_on_the_prd_reviewer_logs_is_stable_across_seeds(tmp_pat
     assert main(["convert-prd", str(shared_data / "prd_vicuna80" / "vicuna80"), str(tmp_path)]) == 0
     capsys.readouterr()
     logs = sorted(tmp_path.glob("replay-*.jsonl"))
-    assert [p.name for p in logs] == ["replay-bard.jsonl", "replay-claude.jsonl", "replay-gpt35.jsonl",
-                                      "replay-vicuna-13b.jsonl"]
+    assert [p.name for p in logs] == [
+        "replay-bard.jsonl",
+        "replay-claude.jsonl",
+        "replay-gpt35.jsonl",
+        "replay-vicuna-13b.jsonl",
+    ]
     for log in logs:
-        boards = [rate_json(capsys, str(log), "--method", "elo", "--permutations", "10000", "--seed", str(seed))[1]
-                  for seed in (0, 1)]
+        boards = [
+            rate_json(capsys, str(log), "--method", "elo", "--permutations", "10000", "--seed", str(seed))[1]
+            for seed in (0, 1)
+        ]
         a, b = (by_model(x) for x in boards)
         assert len(a) == 5
         for m in a:

@@ -155,7 +155,7 @@ def test_baseball_home_advantage_matches_r():
     d, (names, idx, f, s, y, w) = _baseball()
     ref = _r_table(d / "baseball_coef_R_homeadv.csv")
     r0 = idx["Baltimore"]  # the level absent from R's coefficient table ("team" + name)
-    assert all(k == "at.home" or k[len("team"):] in idx for k in ref)
+    assert all(k == "at.home" or k[len("team") :] in idx for k in ref)
     assert "teamBaltimore" not in ref
     fit = bradley_terry(len(names), f, s, y, weights=w, position=True, return_cov=True)
     assert fit.position_coef == pytest.approx(0.30226, abs=1e-5)  # the published figure
@@ -164,7 +164,7 @@ def test_baseball_home_advantage_matches_r():
             assert fit.position_coef == pytest.approx(est, abs=R_ABILITY_TOL)
             assert fit.position_se == pytest.approx(se, abs=R_SE_TOL)
             continue
-        i = idx[key[len("team"):]]
+        i = idx[key[len("team") :]]
         assert fit.strengths[i] - fit.strengths[r0] == pytest.approx(est, abs=R_ABILITY_TOL)
         assert _contrast_se(fit, i, r0) == pytest.approx(se, abs=R_SE_TOL)
 
@@ -195,8 +195,7 @@ def test_icehockey_standard_bt_counts_ties_as_half_wins_like_r():
     p = 1.0 / (1.0 + np.exp(-(fit.strengths[f] - fit.strengths[s])))
     with np.errstate(divide="ignore", invalid="ignore"):
         dev = 2 * np.sum(
-            np.where(y > 0, y * np.log(y / p), 0.0)
-            + np.where(y < 1, (1 - y) * np.log((1 - y) / (1 - p)), 0.0)
+            np.where(y > 0, y * np.log(y / p), 0.0) + np.where(y < 1, (1 - y) * np.log((1 - y) / (1 - p)), 0.0)
         )
     assert dev == pytest.approx(1133.758, abs=R_DEVIANCE_TOL)
     assert len(y) - (len(names) - 1) == 1026
@@ -367,8 +366,7 @@ def test_self_pairs_and_zero_weights_are_ignored():
     f, s, y = np.array([0, 1, 2, 0, 1]), np.array([1, 2, 0, 1, 1]), np.array([1, 1, 1, 0, 1.0])
     base = bradley_terry(3, f[:4], s[:4], y[:4])
     withself = bradley_terry(3, f, s, y)
-    zero_w = bradley_terry(3, np.r_[f[:4], 2], np.r_[s[:4], 0], np.r_[y[:4], 1.0],
-                           weights=[1, 1, 1, 1, 0])
+    zero_w = bradley_terry(3, np.r_[f[:4], 2], np.r_[s[:4], 0], np.r_[y[:4], 1.0], weights=[1, 1, 1, 1, 0])
     np.testing.assert_allclose(withself.strengths, base.strengths, atol=1e-12)
     np.testing.assert_allclose(zero_w.strengths, base.strengths, atol=1e-12)
 
@@ -399,8 +397,7 @@ def test_position_effect_without_finite_estimate_is_refused():
     # The exact check says "identified" for real data with a finite estimate (baseball).
     _, (names, _idx, bf, bs, by, bw) = _baseball()
     f_, s_, y_, w_ = rating._validate(len(names), bf, bs, by, bw)
-    pb = rating._problem(len(names), *rating._pairs(len(names), f_, s_, y_, w_, "half", True),
-                         0.0, True)
+    pb = rating._problem(len(names), *rating._pairs(len(names), f_, s_, y_, w_, "half", True), 0.0, True)
     assert not rating._separated_with_position(pb)
 
 
@@ -450,16 +447,19 @@ def test_se_diag_equals_full_covariance_diag():
 def test_soft_outcomes_are_fractional_wins():
     # y=0.7 once equals 7 wins and 3 losses at a tenth of the weight each.
     fit_soft = bradley_terry(2, [0, 1], [1, 0], [0.7, 0.4])
-    fit_counts = bradley_terry(2, [0, 0, 1, 1], [1, 1, 0, 0], [1, 0, 1, 0],
-                               weights=[0.7, 0.3, 0.4, 0.6])
+    fit_counts = bradley_terry(2, [0, 0, 1, 1], [1, 1, 0, 0], [1, 0, 1, 0], weights=[0.7, 0.3, 0.4, 0.6])
     np.testing.assert_allclose(fit_soft.strengths, fit_counts.strengths, atol=1e-12)
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(first=[0, 5], second=[1, 0], y=[1, 0]), dict(first=[0, 1], second=[1, 0], y=[1, 2]),
-     dict(first=[0, 1], second=[1], y=[1, 0]), dict(first=[0.5, 1], second=[1, 0], y=[1, 0]),
-     dict(first=[0, 1], second=[1, 0], y=[1, np.nan])],
+    [
+        dict(first=[0, 5], second=[1, 0], y=[1, 0]),
+        dict(first=[0, 1], second=[1, 0], y=[1, 2]),
+        dict(first=[0, 1], second=[1], y=[1, 0]),
+        dict(first=[0.5, 1], second=[1, 0], y=[1, 0]),
+        dict(first=[0, 1], second=[1, 0], y=[1, np.nan]),
+    ],
 )
 def test_bad_input_raises_input_error(kwargs):
     with pytest.raises(InputError):
@@ -485,8 +485,7 @@ def test_empty_and_trivial_inputs():
 
 
 def test_aggregate_table():
-    t = aggregate(3, [0, 0, 1, 0, 2, 2], [1, 1, 0, 1, 2, 0], [1, 0.5, 1, 0, 1, 0.25],
-                  weights=[1, 2, 1, 1, 5, 4])
+    t = aggregate(3, [0, 0, 1, 0, 2, 2], [1, 1, 0, 1, 2, 0], [1, 0.5, 1, 0, 1, 0.25], weights=[1, 2, 1, 1, 5, 4])
     assert isinstance(t, PairTable) and t.n_pairs == 3
     assert t.first.tolist() == [0, 1, 2] and t.second.tolist() == [1, 0, 0]
     np.testing.assert_allclose(t.first_wins, [1, 1, 1])
@@ -562,8 +561,7 @@ def test_bootstrap_intervals_cover_truth_and_match_fisher_se():
 def test_bootstrap_with_regularisation_and_position():
     rng = np.random.default_rng(8)
     _, f, s, y = _simulate(rng, 6, 40, home=0.3)
-    draws = bt_bootstrap(6, f, s, y, rounds=10, rng=np.random.default_rng(0), l2=1.0,
-                         position=True)
+    draws = bt_bootstrap(6, f, s, y, rounds=10, rng=np.random.default_rng(0), l2=1.0, position=True)
     assert draws.shape == (10, 6) and np.all(np.isfinite(draws))
 
 
@@ -599,8 +597,12 @@ def _random_counts(n: int, games: int, seed: int, bias: float = 0.4) -> tuple[np
 
 def _as_rows(wins: np.ndarray, losses: np.ndarray):
     f, s = np.nonzero(wins + losses)
-    return (np.concatenate([f, f]), np.concatenate([s, s]), np.repeat([1.0, 0.0], f.shape[0]),
-            np.concatenate([wins[f, s], losses[f, s]]))
+    return (
+        np.concatenate([f, f]),
+        np.concatenate([s, s]),
+        np.repeat([1.0, 0.0], f.shape[0]),
+        np.concatenate([wins[f, s], losses[f, s]]),
+    )
 
 
 def _neg_log_posterior(theta, wins, losses, l2, pl2):
@@ -618,15 +620,26 @@ def test_posterior_matches_an_independent_optimiser():
     wins, losses = _random_counts(7, 60, seed=1)
     post = bt_posterior_dense(wins, losses, l2=0.2, position=True, position_l2=1.0)
     assert isinstance(post, BTPosterior) and post.converged
-    ref = minimize(_neg_log_posterior, np.zeros(8), args=(wins, losses, 0.2, 1.0), method="BFGS",
-                   options={"gtol": 1e-10})
+    ref = minimize(
+        _neg_log_posterior, np.zeros(8), args=(wins, losses, 0.2, 1.0), method="BFGS", options={"gtol": 1e-10}
+    )
     assert np.allclose(post.theta, ref.x, atol=MAP_TOL)
-    assert np.allclose(post.strengths, ref.x[:7], atol=MAP_TOL) and post.position_coef == pytest.approx(ref.x[7], abs=MAP_TOL)
+    assert np.allclose(post.strengths, ref.x[:7], atol=MAP_TOL) and post.position_coef == pytest.approx(
+        ref.x[7], abs=MAP_TOL
+    )
     h = 1e-5
 
     def grad(t):
-        return np.array([(_neg_log_posterior(t + h * e, wins, losses, 0.2, 1.0)
-                          - _neg_log_posterior(t - h * e, wins, losses, 0.2, 1.0)) / (2 * h) for e in np.eye(8)])
+        return np.array(
+            [
+                (
+                    _neg_log_posterior(t + h * e, wins, losses, 0.2, 1.0)
+                    - _neg_log_posterior(t - h * e, wins, losses, 0.2, 1.0)
+                )
+                / (2 * h)
+                for e in np.eye(8)
+            ]
+        )
 
     hess = np.array([(grad(post.theta + h * e) - grad(post.theta - h * e)) / (2 * h) for e in np.eye(8)])
     assert np.allclose(np.linalg.inv(hess), post.cov, atol=FD_HESSIAN_TOL)
@@ -656,8 +669,7 @@ def test_posterior_is_finite_for_an_unbeaten_candidate_and_warm_starts_agree():
     wins[0, 1] = wins[0, 2] = 5  # candidate 0 shown first and always won: strengths and h confounded
     post = bt_posterior_dense(wins, np.zeros((3, 3)), l2=0.1, position=True, position_l2=1.0)
     assert np.all(np.isfinite(post.theta)) and np.all(np.isfinite(post.cov))
-    again = bt_posterior_dense(wins, np.zeros((3, 3)), l2=0.1, position=True, position_l2=1.0,
-                               init=post.theta + 3.0)
+    again = bt_posterior_dense(wins, np.zeros((3, 3)), l2=0.1, position=True, position_l2=1.0, init=post.theta + 3.0)
     assert np.allclose(post.theta, again.theta, atol=1e-9)
     # no data at all: the prior itself
     prior = bt_posterior_dense(np.zeros((3, 3)), np.zeros((3, 3)), l2=0.25, position=True, position_l2=4.0)
@@ -694,8 +706,11 @@ def test_separate_position_prior_and_warm_start_in_bradley_terry():
 
     def negobj(x):
         eta = x[f] - x[s] + x[5]
-        return (np.sum(np.logaddexp(0, -eta) * y + np.logaddexp(0, eta) * (1 - y))
-                + 0.5 * l2 * x[:5] @ x[:5] + 0.5 * pl2 * x[5] ** 2)
+        return (
+            np.sum(np.logaddexp(0, -eta) * y + np.logaddexp(0, eta) * (1 - y))
+            + 0.5 * l2 * x[:5] @ x[:5]
+            + 0.5 * pl2 * x[5] ** 2
+        )
 
     ref = minimize(negobj, np.zeros(6), method="BFGS", options={"gtol": 1e-10}).x
     fit = bradley_terry(5, f, s, y, position=True, l2=l2, position_l2=pl2)
@@ -749,12 +764,15 @@ def test_elo_hand_computed_three_games():
     #         1 -> 1001.46950, 0 -> 998.53050.
     # Game 3: 0 and 1 draw.
     r0, r1 = 1000.0, 1000.0
-    d = 32 * (1 - _expected(r0, r1)); r0, r1 = r0 + d, r1 - d
+    d = 32 * (1 - _expected(r0, r1))
+    r0, r1 = r0 + d, r1 - d
     assert (r0, r1) == (1016.0, 984.0)
-    d = 32 * (1 - _expected(r1, r0)); r1, r0 = r1 + d, r0 - d
+    d = 32 * (1 - _expected(r1, r0))
+    r1, r0 = r1 + d, r0 - d
     assert d == pytest.approx(17.46950, abs=1e-5)
     assert (r0, r1) == pytest.approx((998.53050, 1001.46950), abs=1e-5)
-    d = 32 * (0.5 - _expected(r0, r1)); r0, r1 = r0 + d, r1 - d
+    d = 32 * (0.5 - _expected(r0, r1))
+    r0, r1 = r0 + d, r1 - d
     out = elo(2, [0, 1, 0], [1, 0, 1], [1.0, 1.0, 0.5], k=32)
     np.testing.assert_allclose(out, [r0, r1], atol=ELO_TOL)
     assert DEFAULT_ELO_K == 32.0

@@ -144,8 +144,13 @@ def cluster():
     if ray.is_initialized():
         ray.shutdown()
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    ray.init(num_cpus=4, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": path}})
+    ray.init(
+        num_cpus=4,
+        include_dashboard=False,
+        logging_level=logging.ERROR,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path}},
+    )
     _register_faulty_judge()  # here, not at import: collecting this module must not change the registry
     yield
     JUDGES.unregister("_test_faulty")
@@ -154,8 +159,15 @@ def cluster():
 
 def items(n_prompts, n):
     return [
-        parse_item({"id": f"p{i}", "prompt": f"q{i}", "responses": [f"r{i}-{k}" for k in range(n)],
-                    "scores": list(np.random.default_rng(i).normal(size=n))}, i)
+        parse_item(
+            {
+                "id": f"p{i}",
+                "prompt": f"q{i}",
+                "responses": [f"r{i}-{k}" for k in range(n)],
+                "scores": list(np.random.default_rng(i).normal(size=n)),
+            },
+            i,
+        )
         for i in range(n_prompts)
     ]
 
@@ -255,8 +267,9 @@ def test_executor_settings_build_a_pool_with_the_same_output(cluster):
     expected = rank(judge, its)[0]
     with pytest.raises(SpecError, match="--replicas, --ray-address need --executor ray"):
         build_executor_judge(Spec("simulated"), replicas=2, ray_address="auto")
-    p, concurrency = build_executor_judge(Spec("simulated", None, {"seed": 3}), executor="ray", replicas=2,
-                                          max_inflight_per_replica=4)
+    p, concurrency = build_executor_judge(
+        Spec("simulated", None, {"seed": 3}), executor="ray", replicas=2, max_inflight_per_replica=4
+    )
     try:
         assert isinstance(p, RayJudgePool) and concurrency == 2 * p.window == 2 * 2 * (4 + 1)
         assert rank(p, its, concurrency=concurrency)[0] == expected
@@ -296,6 +309,7 @@ def test_judge_that_exits_or_whose_engine_dies_is_restarted(cluster, tmp_path, m
     spec = f"_test_faulty:seed=3,latency_median_s=0.004,latency_sigma=0.5,crash_on_call=40,mode={mode},marker={marker}"
     expected = local_lines(SLOW_SIM, its)
     p = pool(spec)
+
     async def recovery(task):  # keep the loop alive until the pool has taken the replica back
         await wait_for(lambda: sum(s.failures for s in p.stats()) == 1)
         await wait_for(lambda: all(s.state == "up" for s in p.stats()))
@@ -448,8 +462,7 @@ def test_frozen_replica_is_retired_and_the_run_finishes_with_local_output(cluste
         # found after replica_timeout_s (less the few ms between its last answer and the
         # SIGSTOP), within about one heartbeat more (slack for a loaded machine)
         assert 3.0 - 0.5 <= frozen["found_after"] < 3.0 + 0.25 + 5.0, frozen
-        assert all(s.state == "up" and s.unresponsive == 0 and s.failures == 0 and s.heartbeats > 0
-                   for s in healthy)
+        assert all(s.state == "up" and s.unresponsive == 0 and s.failures == 0 and s.heartbeats > 0 for s in healthy)
         # nothing counted twice: one result per judge call, the same calls as locally
         assert counted.results == local.results and max(counted.results.values()) == 1
         assert sched.stats.judge_calls == local_sched.stats.judge_calls == delivered(p)
@@ -475,8 +488,9 @@ def test_pool_whose_only_replica_freezes_stops_the_run_clearly_in_bounded_time(c
     expected = local_lines(SLOW_SIM, its)
     p = pool(SLOW_SIM, replicas=1, **HEARTBEAT)
     frozen: dict[str, float] = {}
-    sched = Scheduler(p, build_strategy("knockout"), seed=7, concurrency=2 * p.window, backoff_s=0.01,
-                      max_active_prompts=4)
+    sched = Scheduler(
+        p, build_strategy("knockout"), seed=7, concurrency=2 * p.window, backoff_s=0.01, max_active_prompts=4
+    )
     got: list[str] = []
 
     async def freeze_the_only_replica():
@@ -500,8 +514,9 @@ def test_pool_whose_only_replica_freezes_stops_the_run_clearly_in_bounded_time(c
             asyncio.run(go())
         ended_after = time.monotonic() - frozen["at"]
         assert ended_after < 3.0 + 0.25 + 10.0, f"the run ended {ended_after:.1f} s after the freeze"
-        assert str(info.value).startswith("no Ray judge replica left in rotation, the run cannot go on "
-                                          "(replica 0: no heartbeat answer for")
+        assert str(info.value).startswith(
+            "no Ray judge replica left in rotation, the run cannot go on (replica 0: no heartbeat answer for"
+        )
         assert isinstance(info.value, JudgeUnavailableError) and isinstance(info.value, ExecutorError)
         # what finished before the freeze stands, identical to the local run; nothing after it
         assert got and len(got) < len(expected) and got == expected[: len(got)]
@@ -551,7 +566,9 @@ def test_call_deadline_restarts_a_replica_whose_call_hangs(cluster, tmp_path):
 def test_replica_that_cannot_start_is_a_clear_error_before_any_work(cluster, tmp_path):
     missing = tmp_path / "no-such-model.jsonl"
     t0 = time.monotonic()
-    with pytest.raises(ExecutorError, match=r"judge replica \d of replay:.* could not start: SpecError: cannot read replay file"):
+    with pytest.raises(
+        ExecutorError, match=r"judge replica \d of replay:.* could not start: SpecError: cannot read replay file"
+    ):
         RayJudgePool(f"replay:{missing}", replicas=2, start_timeout_s=60)
     assert time.monotonic() - t0 < 30
 
@@ -580,8 +597,9 @@ def test_unknown_judge_and_bad_settings_fail_before_any_cluster():
 
 def _python(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
 
 
 def test_no_cluster_at_the_address_is_a_clear_error_at_once():
@@ -627,16 +645,32 @@ def test_one_replica_runs_the_real_vllm_tiny_model(cluster, tiny_model_dir):
     except ImportError as exc:
         missing(f"the vLLM judge ({exc})", "the real engine in a Ray replica")
     # structured outputs: even the random tiny model emits a parseable verdict
-    opts: dict[str, Any] = {"format": "rrm", "max_tokens": 48, "structured": True, "max_thinking_chars": 16, "enforce_eager": True,
-                            "dtype": "float32", "max_model_len": 2048}
-    its = [parse_item({"id": f"v{i}", "prompt": f"Question {i}?", "responses": [f"answer {i}.{k}" for k in range(4)]}, i)
-           for i in range(4)]
+    opts: dict[str, Any] = {
+        "format": "rrm",
+        "max_tokens": 48,
+        "structured": True,
+        "max_thinking_chars": 16,
+        "enforce_eager": True,
+        "dtype": "float32",
+        "max_model_len": 2048,
+    }
+    its = [
+        parse_item({"id": f"v{i}", "prompt": f"Question {i}?", "responses": [f"answer {i}.{k}" for k in range(4)]}, i)
+        for i in range(4)
+    ]
     t0 = time.monotonic()
     # a tight heartbeat: the engine core runs in its own process, so the actor's event loop
     # keeps answering pings while the engine works
-    p = RayJudgePool(f"vllm:{tiny_model_dir}", opts, replicas=1, num_cpus_per_replica=1, start_timeout_s=300,
-                     runtime_env={"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}}, heartbeat_s=0.05,
-                     replica_timeout_s=10.0)
+    p = RayJudgePool(
+        f"vllm:{tiny_model_dir}",
+        opts,
+        replicas=1,
+        num_cpus_per_replica=1,
+        start_timeout_s=300,
+        runtime_env={"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}},
+        heartbeat_s=0.05,
+        replica_timeout_s=10.0,
+    )
     started = time.monotonic() - t0
     try:
         first, sched = rank(p, its, concurrency=p.slots)
@@ -671,8 +705,11 @@ def test_the_pool_preflights_its_judge_before_any_work(cluster):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     spec = f"openai:http://127.0.0.1:{port}/v1"
-    p = RayJudgePool(Spec("openai", f"http://127.0.0.1:{port}/v1", {"model": "judge", "format": "rrm"}),
-                     replicas=1, start_timeout_s=60)
+    p = RayJudgePool(
+        Spec("openai", f"http://127.0.0.1:{port}/v1", {"model": "judge", "format": "rrm"}),
+        replicas=1,
+        start_timeout_s=60,
+    )
     try:
         sched = Scheduler(p, build_strategy("knockout"), seed=7)
         with pytest.raises(JudgeUnavailableError, match=f"cannot reach the server at {spec[7:]}/models"):

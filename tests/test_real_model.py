@@ -120,19 +120,39 @@ class Run:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def rank_cli(judge_args: Sequence[str], items: Sequence[Mapping[str, Any]], tmp_path: Path,
-             *extra_args: str, env: Mapping[str, str] | None = None) -> Run:
+def rank_cli(
+    judge_args: Sequence[str],
+    items: Sequence[Mapping[str, Any]],
+    tmp_path: Path,
+    *extra_args: str,
+    env: Mapping[str, str] | None = None,
+) -> Run:
     """``python -m tourney rank`` on ``items`` with a store, as a user runs it; returns exit
     code, stderr, output rows, the meta file and every stored judgement (errors included)."""
     from tourney.store import JudgementStore
 
     inp = write_jsonl(tmp_path / "in.jsonl", items)
     out, store = tmp_path / "out.jsonl", tmp_path / "judgements.sqlite"
-    cmd = [sys.executable, "-m", "tourney", "rank", str(inp), "--out", str(out), "--store", str(store),
-           "--no-progress", "--seed", "0", *judge_args, *extra_args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tourney",
+        "rank",
+        str(inp),
+        "--out",
+        str(out),
+        "--store",
+        str(store),
+        "--no-progress",
+        "--seed",
+        "0",
+        *judge_args,
+        *extra_args,
+    ]
     t0 = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
-                         env={**os.environ, **(env or {})}, cwd=tmp_path)
+    res = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env={**os.environ, **(env or {})}, cwd=tmp_path
+    )
     wall = time.perf_counter() - t0
     rows = read_jsonl(out) if out.is_file() else []
     meta_path = tmp_path / "out.jsonl.meta.json"
@@ -141,8 +161,18 @@ def rank_cli(judge_args: Sequence[str], items: Sequence[Mapping[str, Any]], tmp_
     if store.is_file():
         st = JudgementStore(store, readonly=True)
         try:
-            verdicts = [_verdict(r["prompt_id"], r["first_index"], r["second_index"], r["sample"], r["outcome"],
-                                 r["extra"], r["tokens"]["completion"]) for r in st.export(include_errors=True)]
+            verdicts = [
+                _verdict(
+                    r["prompt_id"],
+                    r["first_index"],
+                    r["second_index"],
+                    r["sample"],
+                    r["outcome"],
+                    r["extra"],
+                    r["tokens"]["completion"],
+                )
+                for r in st.export(include_errors=True)
+            ]
         finally:
             st.close()
     return Run(rows=rows, verdicts=verdicts, wall_s=wall, returncode=res.returncode, stderr=res.stderr, meta=meta)
@@ -174,8 +204,15 @@ class _Recorder:
         return view
 
 
-def rank_engine(judge: Any, loop_thread: Any, items: Sequence[Mapping[str, Any]], strategy: str,
-                *, resample_abstentions: int = 0, seed: int = 0) -> Run:
+def rank_engine(
+    judge: Any,
+    loop_thread: Any,
+    items: Sequence[Mapping[str, Any]],
+    strategy: str,
+    *,
+    resample_abstentions: int = 0,
+    seed: int = 0,
+) -> Run:
     """The same tournament as ``tourney rank`` (same scheduler defaults) on a judge that shares
     the module's engine, run on the engine's event loop; returns rows (``PromptResult.to_json``),
     the scheduler's stats and every judgement."""
@@ -189,16 +226,21 @@ def rank_engine(judge: Any, loop_thread: Any, items: Sequence[Mapping[str, Any]]
     t0 = time.perf_counter()
     results = loop_thread.run(sched.rank(parsed), timeout=RUN_TIMEOUT_S)
     wall = time.perf_counter() - t0
-    verdicts = [_verdict(m.prompt_id, m.first, m.second, j.sample, j.outcome.value, j.extra, j.completion_tokens)
-                for m, j in rec.records]
-    return Run(rows=[r.to_json() for r in results], verdicts=verdicts, wall_s=wall, stats=sched.stats,
-               health=sched.health)
+    verdicts = [
+        _verdict(m.prompt_id, m.first, m.second, j.sample, j.outcome.value, j.extra, j.completion_tokens)
+        for m, j in rec.records
+    ]
+    return Run(
+        rows=[r.to_json() for r in results], verdicts=verdicts, wall_s=wall, stats=sched.stats, health=sched.health
+    )
 
 
-def _verdict(pid: str, first: int, second: int, sample: int, outcome: str, extra: Mapping[str, Any],
-             completion_tokens: int) -> Verdict:
-    return Verdict(pid, first, second, sample, outcome, extra.get("finish_reason"), extra.get("reason"),
-                   completion_tokens)
+def _verdict(
+    pid: str, first: int, second: int, sample: int, outcome: str, extra: Mapping[str, Any], completion_tokens: int
+) -> Verdict:
+    return Verdict(
+        pid, first, second, sample, outcome, extra.get("finish_reason"), extra.get("reason"), completion_tokens
+    )
 
 
 def first_position_win_rate(rows: Sequence[Mapping[str, Any]]) -> tuple[float, int]:
@@ -256,7 +298,8 @@ def check_structured(run: Run) -> float:
         assert sorted(r["ranking"]) == list(range(n))
         # the design holds every ordered pair once, so position bias is measurable
         assert sorted((m["first"], m["second"]) for m in r["matches"]) == sorted(
-            (a, b) for a in range(n) for b in range(n) if a != b)
+            (a, b) for a in range(n) for b in range(n) if a != b
+        )
     rate, decided = first_position_win_rate(run.rows)
     assert decided == STRUCTURED_MATCHES
     assert rate >= BIAS_THRESHOLD, f"first-position win rate {rate:.2f} over {decided} matches"
@@ -318,8 +361,11 @@ def test_a_folder_without_a_valid_marker_is_never_trusted(tmp_path):
     (d / "config.json").write_text("{}")
     (d / "model.safetensors").write_bytes(b"x" * 10)
     assert not smollm.is_complete(d)  # a killed conversion: files, no marker
-    info = {"recipe": smollm.SMOLLM_RECIPE, "wheel_sha256": smollm.WHEEL_SHA256,
-            "files": {"config.json": 2, "model.safetensors": 10}}
+    info = {
+        "recipe": smollm.SMOLLM_RECIPE,
+        "wheel_sha256": smollm.WHEEL_SHA256,
+        "files": {"config.json": 2, "model.safetensors": 10},
+    }
     (d / smollm.MARKER).write_text(json.dumps(info))
     assert smollm.is_complete(d)
     (d / "model.safetensors").write_bytes(b"x" * 9)  # a file cut short
@@ -399,8 +445,9 @@ def test_engine_unconstrained_every_judgement_abstains_and_says_why(smollm_judge
 @pytest.mark.vllm
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_engine_structured_tournament_completes_and_shows_position_bias(smollm_judge, loop_thread, fmt):
-    judge = smollm_judge.derive(format=fmt, structured=True, max_tokens=STRUCTURED_MAX_TOKENS,
-                                max_thinking_chars=STRUCTURED_THINKING_CHARS)
+    judge = smollm_judge.derive(
+        format=fmt, structured=True, max_tokens=STRUCTURED_MAX_TOKENS, max_thinking_chars=STRUCTURED_THINKING_CHARS
+    )
     run = rank_engine(judge, loop_thread, STRUCTURED_ITEMS, "round_robin:both_orders=true")
     rate = check_structured(run)
     print(f"engine {fmt} structured: first-position win rate {rate:.2f} over {len(run.verdicts)}, {run.wall_s:.1f} s")
@@ -432,18 +479,31 @@ _KEY_ENV = {"OPENAI_API_KEY": "sk-test-not-a-real-key"}
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_server_unconstrained_every_judgement_abstains_and_says_why(smollm_server, tmp_path, fmt):
     # --fail-fast 0: the whole (small) run, to check every judgement; its health check then fails
-    run = rank_cli(_server_args(smollm_server, fmt, f"max_tokens={UNCONSTRAINED_MAX_TOKENS}"),
-                   UNCONSTRAINED_ITEMS, tmp_path, "--strategy", "round_robin", "--resample-abstentions", "0",
-                   "--fail-fast", "0", env=_KEY_ENV)
+    run = rank_cli(
+        _server_args(smollm_server, fmt, f"max_tokens={UNCONSTRAINED_MAX_TOKENS}"),
+        UNCONSTRAINED_ITEMS,
+        tmp_path,
+        "--strategy",
+        "round_robin",
+        "--resample-abstentions",
+        "0",
+        "--fail-fast",
+        "0",
+        env=_KEY_ENV,
+    )
     assert run.rows, run.stderr[-3000:]
     by = check_unconstrained(run, UNCONSTRAINED_MAX_TOKENS, fmt)
-    print(f"server {fmt} unconstrained: {len(run.verdicts)} abstentions {dict(by)}, exit {run.returncode}, "
-          f"{run.wall_s:.1f} s")
+    print(
+        f"server {fmt} unconstrained: {len(run.verdicts)} abstentions {dict(by)}, exit {run.returncode}, "
+        f"{run.wall_s:.1f} s"
+    )
     # issue 10: this used to exit 0 with every item ok
     n = len(run.verdicts)
     assert run.returncode == 3, run.stderr[-3000:]
-    assert (f"tourney: error: run health check failed: {n} of {n} judgements abstained or failed (100%), above "
-            f"--max-failure-rate 0.2; likely cause: {expected_cause(run.verdicts)}") in run.stderr, run.stderr[-3000:]
+    assert (
+        f"tourney: error: run health check failed: {n} of {n} judgements abstained or failed (100%), above "
+        f"--max-failure-rate 0.2; likely cause: {expected_cause(run.verdicts)}"
+    ) in run.stderr, run.stderr[-3000:]
     assert {r["status"] for r in run.rows} == {"coin_flip"}
     assert run.meta is not None and run.meta["health"]["status"] == "failed"
     check_failed_health(run.meta["health"], run.verdicts)
@@ -456,15 +516,29 @@ def test_server_unconstrained_run_stops_after_the_first_verdicts_and_says_why(sm
     cause and says how to resume."""
     items = read_jsonl(EXAMPLE)
     budget = sum(len(r["responses"]) * (len(r["responses"]) - 1) // 2 for r in items)
-    run = rank_cli(_server_args(smollm_server, "rm_r1", f"max_tokens={UNCONSTRAINED_MAX_TOKENS}"), items, tmp_path,
-                   "--strategy", "round_robin", "--resample-abstentions", "0", "--concurrency", "2", env=_KEY_ENV)
-    print(f"server rm_r1 unconstrained, default rules: {len(run.verdicts)} of {budget} judged, exit "
-          f"{run.returncode}, {run.wall_s:.1f} s")
+    run = rank_cli(
+        _server_args(smollm_server, "rm_r1", f"max_tokens={UNCONSTRAINED_MAX_TOKENS}"),
+        items,
+        tmp_path,
+        "--strategy",
+        "round_robin",
+        "--resample-abstentions",
+        "0",
+        "--concurrency",
+        "2",
+        env=_KEY_ENV,
+    )
+    print(
+        f"server rm_r1 unconstrained, default rules: {len(run.verdicts)} of {budget} judged, exit "
+        f"{run.returncode}, {run.wall_s:.1f} s"
+    )
     assert run.returncode == 3, run.stderr[-3000:]
     assert all(v.outcome == "abstain" and v.reason for v in run.verdicts)
     assert 16 <= len(run.verdicts) <= 16 + 2 < budget  # at most the calls in flight when it stopped
-    assert ("tourney: error: run stopped early (run health): the judge's first 16 verdicts all failed to parse "
-            "(every one abstained); likely cause: ") in run.stderr, run.stderr[-3000:]
+    assert (
+        "tourney: error: run stopped early (run health): the judge's first 16 verdicts all failed to parse "
+        "(every one abstained); likely cause: "
+    ) in run.stderr, run.stderr[-3000:]
     assert any(cause in run.stderr for cause in ("truncation at max_tokens", "wrong --format?"))
     assert "the same command resumes without paying for them again" in run.stderr
     assert len(run.rows) < len(items)
@@ -473,10 +547,22 @@ def test_server_unconstrained_run_stops_after_the_first_verdicts_and_says_why(sm
 @pytest.mark.vllm
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_server_structured_tournament_completes_and_shows_position_bias(smollm_server, tmp_path, fmt):
-    run = rank_cli(_server_args(smollm_server, fmt, "structured=true", f"max_tokens={STRUCTURED_MAX_TOKENS}",
-                                f"max_thinking_chars={STRUCTURED_THINKING_CHARS}"),
-                   STRUCTURED_ITEMS, tmp_path, "--strategy", "round_robin:both_orders=true",
-                   "--resample-abstentions", "0", env=_KEY_ENV)
+    run = rank_cli(
+        _server_args(
+            smollm_server,
+            fmt,
+            "structured=true",
+            f"max_tokens={STRUCTURED_MAX_TOKENS}",
+            f"max_thinking_chars={STRUCTURED_THINKING_CHARS}",
+        ),
+        STRUCTURED_ITEMS,
+        tmp_path,
+        "--strategy",
+        "round_robin:both_orders=true",
+        "--resample-abstentions",
+        "0",
+        env=_KEY_ENV,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     rate = check_structured(run)
     print(f"server {fmt} structured: first-position win rate {rate:.2f} over {len(run.verdicts)}, {run.wall_s:.1f} s")

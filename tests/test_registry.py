@@ -54,14 +54,17 @@ def _plugin_distribution(root: Path, module: str = "tourney_test_plugin") -> Pat
     info = root / "tourney_test_plugin-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tourney-test-plugin\nVersion: 1.0\n", encoding="utf-8")
-    (info / "entry_points.txt").write_text(textwrap.dedent(f"""\
+    (info / "entry_points.txt").write_text(
+        textwrap.dedent(f"""\
         [tourney.judges]
         plugin_judge = {module}:PluginJudge
         simulated = {module}:PluginJudge
 
         [tourney.strategies]
         plugin_strategy = {module}:PluginStrategy
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     return root
 
 
@@ -134,9 +137,11 @@ def test_judges_strategies_and_formats_use_the_registry():
 
 
 def test_heavy_judges_are_listed_without_importing_their_modules():
-    out = _python("import sys; from tourney.judges import JUDGES; names = JUDGES.names();"
-                  "print('vllm' in names, 'tourney.judges.vllm_judge' in sys.modules,"
-                  " 'tourney.judges.openai_judge' in sys.modules)")
+    out = _python(
+        "import sys; from tourney.judges import JUDGES; names = JUDGES.names();"
+        "print('vllm' in names, 'tourney.judges.vllm_judge' in sys.modules,"
+        " 'tourney.judges.openai_judge' in sys.modules)"
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "False", "False"]
 
@@ -173,7 +178,9 @@ def test_a_lazily_imported_module_may_register_itself(tmp_path, monkeypatch):
     entry (an entry point) resolves to the one object, without a 'registered twice' error."""
     (tmp_path / "tourney_test_selfreg.py").write_text(
         "from tests.test_registry import SELF_REGISTERING\n"
-        "@SELF_REGISTERING.register('thing')\nclass Thing:\n    pass\n", encoding="utf-8")
+        "@SELF_REGISTERING.register('thing')\nclass Thing:\n    pass\n",
+        encoding="utf-8",
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     SELF_REGISTERING.register_lazy("thing", "tourney_test_selfreg:Thing")
     thing = SELF_REGISTERING.get("thing")

@@ -19,12 +19,31 @@ JUDGE = "simulated:latency_median_s=0.01,latency_sigma=0.5"
 
 
 def rows(n=40, k=8):
-    return [{"id": f"p{i}", "prompt": f"question {i}", "responses": [f"answer {i}.{j}" for j in range(k)]} for i in range(n)]
+    return [
+        {"id": f"p{i}", "prompt": f"question {i}", "responses": [f"answer {i}.{j}" for j in range(k)]} for i in range(n)
+    ]
 
 
 def _cmd(inp, out, store, *extra):
-    return [sys.executable, "-m", "tourney", "rank", str(inp), "--out", str(out), "--store", str(store),
-            "--judge", JUDGE, "--no-progress", "--concurrency", "4", "--seed", "3", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "tourney",
+        "rank",
+        str(inp),
+        "--out",
+        str(out),
+        "--store",
+        str(store),
+        "--judge",
+        JUDGE,
+        "--no-progress",
+        "--concurrency",
+        "4",
+        "--seed",
+        "3",
+        *extra,
+    ]
 
 
 def _stored(store):
@@ -61,7 +80,9 @@ def test_sigkill_then_resume_gives_identical_output_and_recomputes_nothing(tmp_p
     assert meta["reused"] == before and meta["new"] == total - before  # nothing paid twice
     assert _stored(store) == total
     assert f"({before} reused, {total - before} new)" in res.stderr
-    check = subprocess.run([sys.executable, "-m", "tourney", "store", "check", str(store)], capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, "-m", "tourney", "store", "check", str(store)], capture_output=True, text=True
+    )
     assert check.returncode == 0 and "OK" in check.stderr
 
 
@@ -88,7 +109,9 @@ def test_two_processes_share_one_store(tmp_path):
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
-    check = subprocess.run([sys.executable, "-m", "tourney", "store", "check", str(store)], capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, "-m", "tourney", "store", "check", str(store)], capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stderr
     assert _stored(store) <= 30 * 5 and _stored(store) >= 20 * 5
 
@@ -106,12 +129,29 @@ def test_corrupt_store_is_refused_before_any_work(tmp_path, capsys):
 def test_log_export_round_trips_through_the_replay_judge(tmp_path):
     inp = write_jsonl(tmp_path / "in.jsonl", rows(5, 5))
     store = tmp_path / "s.sqlite"
-    assert main(["rank", str(inp), "--store", str(store), "--out", str(tmp_path / "a.jsonl"), "--no-progress", "--quiet"]) == 0
+    assert (
+        main(["rank", str(inp), "--store", str(store), "--out", str(tmp_path / "a.jsonl"), "--no-progress", "--quiet"])
+        == 0
+    )
     assert main(["log", "export", "--store", str(store), "--out", str(tmp_path / "log.jsonl")]) == 0
     log = read_jsonl(tmp_path / "log.jsonl")
     assert len(log) == 20 and {"prompt", "first", "second", "verdict", "reasoning", "tokens"} <= set(log[0])
-    assert main(["rank", str(inp), "--judge", f"replay:{tmp_path / 'log.jsonl'}", "--no-store",
-                 "--out", str(tmp_path / "b.jsonl"), "--no-progress", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "rank",
+                str(inp),
+                "--judge",
+                f"replay:{tmp_path / 'log.jsonl'}",
+                "--no-store",
+                "--out",
+                str(tmp_path / "b.jsonl"),
+                "--no-progress",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     strip = lambda rs: [{k: v for k, v in r.items() if k not in ("judge", "tokens")} for r in rs]  # noqa: E731
     assert strip(read_jsonl(tmp_path / "a.jsonl")) == strip(read_jsonl(tmp_path / "b.jsonl"))
     assert main(["log", "export", "--store", str(store), "--prompt", "p3", "--out", str(tmp_path / "p3.jsonl")]) == 0
@@ -134,7 +174,9 @@ def test_disk_full_stops_the_run_with_a_clear_message_and_keeps_what_was_stored(
         assert "tourney: error: disk full while committing" in res.stderr, res.stderr
         stored = _stored(store)
         assert stored > 0
-        chk = subprocess.run([sys.executable, "-m", "tourney", "store", "check", str(store)], capture_output=True, text=True)
+        chk = subprocess.run(
+            [sys.executable, "-m", "tourney", "store", "check", str(store)], capture_output=True, text=True
+        )
         assert chk.returncode == 0, chk.stderr
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
@@ -147,8 +189,9 @@ def test_store_keys_cover_the_simulated_truth_and_the_replay_file(tmp_path):
 
     def best(rows, *judge):
         inp = write_jsonl(tmp_path / "in.jsonl", rows)
-        assert main(["rank", str(inp), "--out", str(out), "--store", str(store), "--no-progress", "--quiet",
-                     *judge]) in (0, 1)
+        assert main(
+            ["rank", str(inp), "--out", str(out), "--store", str(store), "--no-progress", "--quiet", *judge]
+        ) in (0, 1)
         return read_jsonl(out)[0]
 
     sharp = ["--judge", "simulated:noise=0.01,position_bias=0"]
@@ -157,14 +200,26 @@ def test_store_keys_cover_the_simulated_truth_and_the_replay_file(tmp_path):
     rep = tmp_path / "rep.jsonl"
     rows = [{"prompt": "q", "responses": ["a", "b"]}]
     for verdict, _winner in (("A", "a"), ("B", "b")):
-        write_jsonl(rep, [{"prompt": "q", "first": f, "second": s, "verdict": verdict} for f, s in (("a", "b"), ("b", "a"))])
+        write_jsonl(
+            rep, [{"prompt": "q", "first": f, "second": s, "verdict": verdict} for f, s in (("a", "b"), ("b", "a"))]
+        )
         r = best(rows, "--judge", f"replay:{rep}", "--strategy", "knockout:both_orders=true")
         assert r["info"]["coin_flips"] == 1  # a judge that always prefers one position: a split vote
-    write_jsonl(rep, [{"prompt": "q", "first": "a", "second": "b", "verdict": "A"},
-                      {"prompt": "q", "first": "b", "second": "a", "verdict": "B"}])
+    write_jsonl(
+        rep,
+        [
+            {"prompt": "q", "first": "a", "second": "b", "verdict": "A"},
+            {"prompt": "q", "first": "b", "second": "a", "verdict": "B"},
+        ],
+    )
     assert best(rows, "--judge", f"replay:{rep}", "--strategy", "knockout:both_orders=true")["best_response"] == "a"
-    write_jsonl(rep, [{"prompt": "q", "first": "a", "second": "b", "verdict": "B"},
-                      {"prompt": "q", "first": "b", "second": "a", "verdict": "A"}])
+    write_jsonl(
+        rep,
+        [
+            {"prompt": "q", "first": "a", "second": "b", "verdict": "B"},
+            {"prompt": "q", "first": "b", "second": "a", "verdict": "A"},
+        ],
+    )
     assert best(rows, "--judge", f"replay:{rep}", "--strategy", "knockout:both_orders=true")["best_response"] == "b"
 
 
@@ -186,13 +241,19 @@ def test_a_store_edited_behind_the_engines_back_is_refused_not_reused(tmp_path):
     assert res.returncode == 2, res.stderr
     assert "does not match its row hash" in res.stderr and f"tourney store check {store}" in res.stderr
     assert "Traceback" not in res.stderr
-    check = subprocess.run([sys.executable, "-m", "tourney", "store", "check", str(store)], capture_output=True, text=True)
-    assert (check.returncode == 1 and f"{min(swapped, 50)} problem" in check.stderr) or "more row problems" in check.stderr
+    check = subprocess.run(
+        [sys.executable, "-m", "tourney", "store", "check", str(store)], capture_output=True, text=True
+    )
+    assert (
+        check.returncode == 1 and f"{min(swapped, 50)} problem" in check.stderr
+    ) or "more row problems" in check.stderr
     # a row whose reasoning or token count was edited is refused the same way
     con = sqlite3.connect(store)
     with con:
-        con.execute("UPDATE judgements SET outcome = CASE outcome WHEN 'A' THEN 'B' ELSE 'A' END "
-                    "WHERE outcome IN ('A', 'B') AND id % 3 = 0")  # undo
+        con.execute(
+            "UPDATE judgements SET outcome = CASE outcome WHEN 'A' THEN 'B' ELSE 'A' END "
+            "WHERE outcome IN ('A', 'B') AND id % 3 = 0"
+        )  # undo
         con.execute("UPDATE judgements SET completion_tokens = completion_tokens + 1 WHERE id = 5")
     con.close()
     res = subprocess.run(_cmd(inp, tmp_path / "c.jsonl", store), capture_output=True, text=True)

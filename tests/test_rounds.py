@@ -40,8 +40,10 @@ class _Chain(Strategy):
     def _next(self) -> list[Request]:
         self.step += 1
         self.waiting = self.width
-        return [Request(k % self.n, (k + 1) % self.n, self.samples, 10 * self.step, tag=(self.step, k))
-                for k in range(self.width)]
+        return [
+            Request(k % self.n, (k + 1) % self.n, self.samples, 10 * self.step, tag=(self.step, k))
+            for k in range(self.width)
+        ]
 
     def propose(self):
         if self.step == 0:
@@ -99,7 +101,9 @@ def test_max_rounds_stops_dispatch_and_marks_the_result():
     res = _rank(_factory(length=1), judge=SimulatedJudge(abstain_rate=1.0), max_rounds=2)
     assert all(r.rounds == 2 and r.samples == 2 and not r.budget_limited for r in res)
     # a limit the run never reaches changes nothing
-    assert [r.matches for r in _rank(_factory(length=4), max_rounds=4)] == [r.matches for r in _rank(_factory(length=4))]
+    assert [r.matches for r in _rank(_factory(length=4), max_rounds=4)] == [
+        r.matches for r in _rank(_factory(length=4))
+    ]
 
 
 def test_critical_path_latency_is_the_sum_along_the_path():
@@ -115,8 +119,13 @@ def test_critical_path_latency_is_the_sum_along_the_path():
         for step in range(1, length + 1):
             calls = []
             for k in range(width):
-                m = Match(items[0].prompt, items[0].responses[k % 4], items[0].responses[(k + 1) % 4],
-                          prompt_id="p0", sample_offset=10 * step)
+                m = Match(
+                    items[0].prompt,
+                    items[0].responses[k % 4],
+                    items[0].responses[(k + 1) % 4],
+                    prompt_id="p0",
+                    sample_offset=10 * step,
+                )
                 (j,) = asyncio.run(judge.judge(m))
                 calls.append(j.latency_s)
             lats.append(max(calls))
@@ -139,12 +148,35 @@ def test_bad_limits_are_refused(bad):
 
 def test_rank_max_rounds_flag(tmp_path, capsys):
     rng = np.random.default_rng(0)
-    rows = [{"id": f"q{k}", "prompt": f"p{k}", "responses": [f"r{k}-{i}" for i in range(9)],
-             "scores": [float(x) for x in rng.normal(size=9)]} for k in range(3)]
+    rows = [
+        {
+            "id": f"q{k}",
+            "prompt": f"p{k}",
+            "responses": [f"r{k}-{i}" for i in range(9)],
+            "scores": [float(x) for x in rng.normal(size=9)],
+        }
+        for k in range(3)
+    ]
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
-    assert main(["rank", str(inp), "--strategy", "knockout", "--max-rounds", "2", "--no-store", "--no-progress",
-                 "-q", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "rank",
+                str(inp),
+                "--strategy",
+                "knockout",
+                "--max-rounds",
+                "2",
+                "--no-store",
+                "--no-progress",
+                "-q",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     # a 9-candidate bracket has 4 rounds: cut after 2, the ranking so far is the result
     assert all(x["status"] == "ok" and x["budget_limited"] and x["comparisons"] == 6 for x in lines)

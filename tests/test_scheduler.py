@@ -37,8 +37,15 @@ class Recorder(Judge):
 
 def items(n_prompts, n, scores=True):
     return [
-        parse_item({"id": f"p{i}", "prompt": f"q{i}", "responses": [f"r{i}-{k}" for k in range(n)],
-                    **({"scores": list(np.random.default_rng(i).normal(size=n))} if scores else {})}, i)
+        parse_item(
+            {
+                "id": f"p{i}",
+                "prompt": f"q{i}",
+                "responses": [f"r{i}-{k}" for k in range(n)],
+                **({"scores": list(np.random.default_rng(i).normal(size=n))} if scores else {}),
+            },
+            i,
+        )
         for i in range(n_prompts)
     ]
 
@@ -170,8 +177,10 @@ def test_a_broken_strategy_fails_its_prompt_only():
             return Ranking(tuple(range(self.n)), (0.0,) * self.n)
 
     try:
-        its = [parse_item({"prompt": "q", "responses": list("ab")}, 0),
-               parse_item({"prompt": "q", "responses": list("abcd")}, 1)]
+        its = [
+            parse_item({"prompt": "q", "responses": list("ab")}, 0),
+            parse_item({"prompt": "q", "responses": list("abcd")}, 1),
+        ]
         res, _sched = run(build_judge("simulated"), "_test_broken", its=its)
         assert res[0].status == "ok"
         assert res[1].status == "failed" and "stalled" in res[1].messages[0]
@@ -275,6 +284,7 @@ def test_a_strategy_that_breaks_late_fails_its_prompt_and_the_run_ends(flaw):
             return Ranking(tuple(range(self.n + 1)), (0.0,) * (self.n + 1))
 
     try:
+
         async def go():
             sched = Scheduler(build_judge("simulated"), build_strategy("_test_flawed"))
             return await asyncio.wait_for(sched.rank(items(3, 2)), timeout=10)
@@ -299,8 +309,10 @@ def test_a_progress_callback_that_raises_does_not_stop_the_run():
 def test_replayed_abstentions_are_not_resampled(tmp_path):
     from .conftest import write_jsonl
 
-    rep = write_jsonl(tmp_path / "r.jsonl", [{"prompt": "q", "first": a, "second": b, "verdict": "abstain"}
-                                            for a, b in (("x", "y"), ("y", "x"))])
+    rep = write_jsonl(
+        tmp_path / "r.jsonl",
+        [{"prompt": "q", "first": a, "second": b, "verdict": "abstain"} for a, b in (("x", "y"), ("y", "x"))],
+    )
     res = Tournament(f"replay:{rep}", "knockout:both_orders=true").rank([{"prompt": "q", "responses": ["x", "y"]}])
     # no vote in either order: knockout settles the pair with a coin, which the status says
     assert res[0].status == "coin_flip" and res[0].abstentions == 2 and res[0].errors == 0
@@ -326,8 +338,10 @@ def test_the_input_scores_reach_the_simulated_judge_through_for_item():
     """The scheduler judges each prompt through judge.for_item(item): a sharp simulated judge
     then follows the input's scores (not its own draws), whatever the order of the scores."""
     sharp = "simulated:noise=0.001,position_bias=0"
-    rows = [{"id": f"p{k}", "prompt": "q", "responses": list("abcdef"), "scores": list(np.roll(np.arange(6.0), k))}
-            for k in range(6)]
+    rows = [
+        {"id": f"p{k}", "prompt": "q", "responses": list("abcdef"), "scores": list(np.roll(np.arange(6.0), k))}
+        for k in range(6)
+    ]
     res = Tournament(sharp, "knockout:both_orders=true").rank(rows)
     assert [r.best for r in res] == [int(np.argmax(row["scores"])) for row in rows]
 
@@ -345,6 +359,7 @@ def test_a_wrapper_that_forwards_for_item_keeps_the_truth():
 
 def test_the_old_name_of_the_fresh_samples_flag_is_refused():
     with pytest.raises(TypeError, match="fresh_samples"):
+
         class Old(Judge):
             resample_abstentions = False
 

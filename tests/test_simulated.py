@@ -78,7 +78,9 @@ def test_default_calibration_is_a_realistic_reasoning_judge(model):
 
 def test_equal_quality_first_position_rate_matches_bias():
     j = build_judge("simulated:position_bias=0.1")
-    rate = np.mean([r[0].outcome is Outcome.A for r in _run_scored(j, [_scored(f"a{k}", f"b{k}", 0.0, 0.0) for k in range(4000)])])
+    rate = np.mean(
+        [r[0].outcome is Outcome.A for r in _run_scored(j, [_scored(f"a{k}", f"b{k}", 0.0, 0.0) for k in range(4000)])]
+    )
     assert abs(rate - 0.6) < 0.025  # binomial sd ~0.008
 
 
@@ -136,7 +138,15 @@ def test_bad_options(spec, fragment):
 # -- the truth travels with the judge (Judge.for_item), not in the Match ---------------------------
 def test_match_carries_only_what_every_judge_sees():
     assert [f.name for f in dataclasses.fields(Match)] == [
-        "prompt", "first_text", "second_text", "prompt_id", "first", "second", "samples", "sample_offset"]
+        "prompt",
+        "first_text",
+        "second_text",
+        "prompt_id",
+        "first",
+        "second",
+        "samples",
+        "sample_offset",
+    ]
 
 
 def test_for_item_binds_the_input_scores_as_the_truth():

@@ -308,8 +308,10 @@ def test_wrong_schema_or_key_version_is_refused_untouched(tmp_path):
         assert path.read_bytes() == before
         raw = sqlite3.connect(path)
         with raw:
-            raw.execute("UPDATE meta SET value = ? WHERE name = ?",
-                    (str(SCHEMA_VERSION if name == "schema_version" else KEY_VERSION), name))
+            raw.execute(
+                "UPDATE meta SET value = ? WHERE name = ?",
+                (str(SCHEMA_VERSION if name == "schema_version" else KEY_VERSION), name),
+            )
         raw.close()
     with JudgementStore(path) as store:
         assert store.check() == []
@@ -416,7 +418,9 @@ def test_disk_full_raises_keeps_committed_and_retries_the_batch(tmp_path):
     conn = store._wconn
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count = {pages + 2}")
-    buffered = [put(store, full_judgement(sample=s, reasoning=os.urandom(2000).hex())) for s in range(10, 60)]  # incompressible
+    buffered = [
+        put(store, full_judgement(sample=s, reasoning=os.urandom(2000).hex())) for s in range(10, 60)
+    ]  # incompressible
     with pytest.raises(StoreError, match="disk full") as info:
         store.flush()
     assert "50 judgements stay pending" in str(info.value)
@@ -451,9 +455,12 @@ def test_close_on_a_full_disk_says_what_was_lost(tmp_path):
 def tiny_tmpfs(tmp_path):
     mnt = tmp_path / "tmpfs"
     mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mnt)], capture_output=True
-    ).returncode:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mnt)], capture_output=True
+        ).returncode
+    ):
         pytest.skip("cannot mount a tmpfs here (needs root); SQLITE_FULL is covered by max_page_count")
     try:
         yield mnt
@@ -577,6 +584,7 @@ def test_a_writer_waits_for_another_writers_lock_then_gives_up_clearly(tmp_path)
 
 def test_threads_can_share_one_store(tmp_path):
     with JudgementStore(tmp_path / "s.sqlite", batch_size=16, flush_interval_s=0.01) as store:
+
         def work(t: int) -> list[str]:
             return [put(store, full_judgement(sample=1000 * t + s)) for s in range(200)]
 

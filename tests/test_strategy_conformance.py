@@ -39,19 +39,28 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
     "knockout": [{"votes": 3, "both_orders": True}],
     "round_robin": [{"both_orders": True, "scoring": "elo", "votes": 2}],
     "elo": [{"n_orders": 5, "k": 16, "both_orders": True}],
-    "bradley_terry": [{"cycles": 2, "both_orders": False, "votes": 2},
-                      {"position": False, "ties": "drop", "bootstrap": 10}],
+    "bradley_terry": [
+        {"cycles": 2, "both_orders": False, "votes": 2},
+        {"position": False, "ties": "drop", "bootstrap": 10},
+    ],
     "copeland": [{"method": "borda", "both_orders": True}],
-    "swiss": [{"rounds": 4, "both_orders": True, "votes": 2}, {"pairing": "fast"},
-              {"pairing": "fast", "rounds": 3, "votes": 3}],
+    "swiss": [
+        {"rounds": 4, "both_orders": True, "votes": 2},
+        {"pairing": "fast"},
+        {"pairing": "fast", "rounds": 3, "votes": 3},
+    ],
     "merge_sort": [{"beam": 3, "votes": 3}, {"both_orders": True}],
-    "voting": [{"k": 5, "inner": "round_robin"}, {"k": 4, "early_stop": False},
-               {"k": 3, "inner": "merge_sort"}],
+    "voting": [{"k": 5, "inner": "round_robin"}, {"k": 4, "early_stop": False}, {"k": 3, "inner": "merge_sort"}],
     "pivot": [{"pivots": 3, "votes": 3}, {"pivots": 1, "votes": 2}, {"pivots": 3, "budget": 12}],
     "league": [{"opponents": 2, "votes": 2}, {"opponents": 5, "shared": True}, {"budget": 13, "votes": 2}],
     "v1_swiss": [{"min_degree": 3}, {"budget": 40, "min_degree": 1}],
-    "adaptive": [{"budget": 12, "batch": 2, "close": 0.0}, {"top_k": 2, "threshold": 0.9}, {"first_pass": "cycle"},
-                 {"first_pass": "knockout_both"}, {"position": False, "threshold": 0.99, "draws": 300}],
+    "adaptive": [
+        {"budget": 12, "batch": 2, "close": 0.0},
+        {"top_k": 2, "threshold": 0.9},
+        {"first_pass": "cycle"},
+        {"first_pass": "knockout_both"},
+        {"position": False, "threshold": 0.99, "draws": 300},
+    ],
 }
 
 #: strategies that must place someone ahead even without evidence (a bracket has to advance
@@ -128,8 +137,9 @@ def test_relabelling_relabels_the_result(name, params):
     assert np.allclose([got.ranking.scores[perm.index(i)] for i in range(n)], ref.ranking.scores, atol=1e-9)
     if ref.ranking.uncertainty is not None:
         assert got.ranking.uncertainty is not None
-        assert np.allclose([got.ranking.uncertainty[perm.index(i)] for i in range(n)], ref.ranking.uncertainty,
-                           atol=1e-9)
+        assert np.allclose(
+            [got.ranking.uncertainty[perm.index(i)] for i in range(n)], ref.ranking.uncertainty, atol=1e-9
+        )
 
 
 @pytest.mark.parametrize("name,params", CASES, ids=IDS)
@@ -167,8 +177,12 @@ def test_no_votes_and_ties_are_never_wins(name, params, outcome):
             assert max(scores) - min(scores) <= SCORE_TOL, f"{outcome}: unequal scores {scores}"
         elif outcome is not Outcome.TIE or name != "voting":
             info = res.ranking.info
-            flips = info.get("coin_flips", 0) + info.get("undecided", 0) \
-                + info.get("voting", {}).get("undecided_matches", 0) + info.get("voting", {}).get("tied_matches", 0)
+            flips = (
+                info.get("coin_flips", 0)
+                + info.get("undecided", 0)
+                + info.get("voting", {}).get("undecided_matches", 0)
+                + info.get("voting", {}).get("tied_matches", 0)
+            )
             assert flips > 0, "an undecided match must be reported"
 
 
@@ -222,8 +236,10 @@ def test_scheduler_latencies_do_not_change_the_result(name, params):
         {"id": "b", "prompt": "p2", "responses": [f"s{i}" for i in range(5)], "scores": [0.1, 1.2, -0.4, 0.9, 2.0]},
     ]
     outs = []
-    for judge in ("simulated:abstain_rate=0.1,tie_rate=0.05",
-                  "simulated:abstain_rate=0.1,tie_rate=0.05,latency_median_s=0.001"):
+    for judge in (
+        "simulated:abstain_rate=0.1,tie_rate=0.05",
+        "simulated:abstain_rate=0.1,tie_rate=0.05,latency_median_s=0.001",
+    ):
         res = Tournament(judge, name, seed=4, concurrency=8).rank(items)
         assert all(r.status == "ok" for r in res), [r.messages for r in res]
         outs.append([(r.ranking, tuple(round(s, 9) for s in r.scores), r.comparisons, r.samples) for r in res])

@@ -128,7 +128,7 @@ def _rematch_free_pairings(players: list[int], met: set[frozenset[int]]) -> list
     out = []
     for i, b in enumerate(rest):
         if frozenset((a, b)) not in met:
-            out += [[(a, b), *p] for p in _rematch_free_pairings(rest[:i] + rest[i + 1:], met)]
+            out += [[(a, b), *p] for p in _rematch_free_pairings(rest[:i] + rest[i + 1 :], met)]
     return out
 
 

@@ -25,6 +25,7 @@ except ImportError:  # tests/ not a package
     from conftest import require  # type: ignore[no-redef]
     from vllm_fixtures import loop_thread, tiny_model_dir, vllm_judge  # type: ignore[no-redef]  # noqa: F401
 
+
 #: vLLM's KV-cache block size on CPU (prefix caching shares whole blocks); read from the engine
 def _block_size(judge) -> int:
     return int(judge.engine.vllm_config.cache_config.block_size)
@@ -82,7 +83,9 @@ def test_tiny_model_is_built_once_and_looks_like_a_seed_judge(tiny_model_dir):
     assert time.perf_counter() - t0 < 2.0
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     text = tok.apply_chat_template(
-        [{"role": "system", "content": "SYS"}, {"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False
+        [{"role": "system", "content": "SYS"}, {"role": "user", "content": "hi"}],
+        add_generation_prompt=True,
+        tokenize=False,
     )
     assert text == "<｜begin▁of▁sentence｜>SYS<｜User｜>hi<｜Assistant｜><think>\n"
     for marker in ("<think>", "</think>"):
@@ -137,8 +140,15 @@ def test_structured_knockout_over_several_prompts(vllm_judge, loop_thread):
             while len(alive) > 1:
                 pairs = [(alive[i], alive[i + 1]) for i in range(0, len(alive), 2)]
                 matches = [
-                    Match(prompt=question, first_text=cands[a], second_text=cands[b], prompt_id=f"q{q}",
-                          first=a, second=b, samples=3)
+                    Match(
+                        prompt=question,
+                        first_text=cands[a],
+                        second_text=cands[b],
+                        prompt_id=f"q{q}",
+                        first=a,
+                        second=b,
+                        samples=3,
+                    )
                     for a, b in pairs
                 ]
                 results = await judge.judge_batch(matches)
@@ -177,8 +187,12 @@ def test_vote_of_k_is_one_request_sharing_the_prefix(vllm_judge, loop_thread):
     assert loop_thread.run(judge.engine.reset_prefix_cache()) is True
     before = judge.stats()["cached_tokens_source"]
     tag = uuid.uuid4().hex
-    m = Match(prompt=f"Question {tag}: which is better?", first_text="the quick brown fox " * 150,
-              second_text="The capital of France is Paris. " * 40, samples=k)
+    m = Match(
+        prompt=f"Question {tag}: which is better?",
+        first_text="the quick brown fox " * 150,
+        second_text="The capital of France is Paris. " * 40,
+        samples=k,
+    )
     res = loop_thread.run(judge.judge(m))
     assert [j.sample for j in res] == list(range(k))
     assert [j.extra["cached_tokens_source"] for j in res] == ["per_sample"] * k
@@ -201,8 +215,11 @@ def test_vote_of_k_is_one_request_sharing_the_prefix(vllm_judge, loop_thread):
 
     # extending the vote: samples 5..7 as a separate request reproduce samples 5..7, now with
     # the prompt cached for every sample
-    ext = loop_thread.run(judge.judge(Match(prompt=m.prompt, first_text=m.first_text, second_text=m.second_text,
-                                            samples=3, sample_offset=5)))
+    ext = loop_thread.run(
+        judge.judge(
+            Match(prompt=m.prompt, first_text=m.first_text, second_text=m.second_text, samples=3, sample_offset=5)
+        )
+    )
     assert [j.sample for j in ext] == [5, 6, 7]
     assert [j.extra["seed"] for j in ext] == seeds[5:]
     assert [(j.reasoning, j.verdict, j.completion_tokens) for j in ext] == [
@@ -337,8 +354,15 @@ def test_context_policy_truncate(vllm_judge, loop_thread):
 @pytest.mark.vllm
 def test_bad_prompt_is_a_permanent_error(vllm_judge, loop_thread):
     # a system message after the first turn has no place in the trained formats
-    bad = Match(prompt=[{"role": "user", "content": "q"}, {"role": "system", "content": "x"},
-                        {"role": "user", "content": "q2"}], first_text="a", second_text="b")
+    bad = Match(
+        prompt=[
+            {"role": "user", "content": "q"},
+            {"role": "system", "content": "x"},
+            {"role": "user", "content": "q2"},
+        ],
+        first_text="a",
+        second_text="b",
+    )
     with pytest.raises(JudgeError) as info:
         loop_thread.run(vllm_judge.judge(bad))
     assert not isinstance(info.value, TransientJudgeError)

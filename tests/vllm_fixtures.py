@@ -179,14 +179,22 @@ class ServerProcess:
         self.log_path = log_path
         self.reasoning_parser = reasoning_parser
         cmd = [
-            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", str(model_dir),
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(model_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
             "--enforce-eager",
-            "--dtype", "float32",
-            "--max-model-len", str(max_model_len),
-            "--served-model-name", served_name,
+            "--dtype",
+            "float32",
+            "--max-model-len",
+            str(max_model_len),
+            "--served-model-name",
+            served_name,
             # usage.prompt_tokens_details.cached_tokens
             "--enable-prompt-tokens-details",
             # seeded requests + chunked prefill crash the CPU engine (shared/VLLM_ON_CPU.md)
@@ -194,9 +202,11 @@ class ServerProcess:
         ]
         if reasoning_parser is not None:
             cmd += [
-                "--reasoning-parser", reasoning_parser,
+                "--reasoning-parser",
+                reasoning_parser,
                 # a reasoning parser otherwise applies structured outputs only after </think>
-                "--structured-outputs-config", '{"enable_in_reasoning": true}',
+                "--structured-outputs-config",
+                '{"enable_in_reasoning": true}',
             ]
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
         self._log = open(log_path, "wb")

@@ -108,13 +108,13 @@ class Tournament:
             raise TypeError(f"progress must be True, False or None (auto), got {_given(progress)}")
         for name, opts in (("judge_options", judge_options), ("strategy_options", strategy_options)):
             if opts is not None and not isinstance(opts, Mapping):
-                raise TypeError(f"{name} must be a mapping of option names to values or None, "
-                                f"got {_given(opts)}")
+                raise TypeError(f"{name} must be a mapping of option names to values or None, got {_given(opts)}")
         if store is not None and "cache" in scheduler_options:
             raise TypeError("give store= or cache=, not both")
         _check_scheduler_options(scheduler_options)
-        self.strategy = (strategy if isinstance(strategy, StrategyFactory)
-                         else build_strategy(strategy, strategy_options))
+        self.strategy = (
+            strategy if isinstance(strategy, StrategyFactory) else build_strategy(strategy, strategy_options)
+        )
         self.seed = int(seed)
         self.scheduler_options = dict(scheduler_options)
         self.progress = progress
@@ -189,8 +189,10 @@ class Tournament:
         """Rank every item (dicts in the input-line format); results in input order. Calls from
         synchronous code share one background event loop, so the judge can be reused."""
         if isinstance(items, (Mapping, Item, str, bytes)) or not isinstance(items, Iterable):
-            raise TypeError(f"rank takes an iterable of items (dicts with 'prompt' and 'responses'), got "
-                            f"{_given(items)}; for one prompt use rank_one(prompt, responses)")
+            raise TypeError(
+                f"rank takes an iterable of items (dicts with 'prompt' and 'responses'), got "
+                f"{_given(items)}; for one prompt use rank_one(prompt, responses)"
+            )
         return self._loop().run(self.arank(list(items)))
 
     def _loop(self) -> _LoopThread:
@@ -263,8 +265,10 @@ def check_responses(responses: Any, name: str = "responses") -> list[str]:
     (which would otherwise be ranked character by character), a mapping, a non-iterable, or
     an element that is not a string. Empty lists and duplicates are the item parser's to judge."""
     if isinstance(responses, (str, bytes, bytearray)):
-        raise TypeError(f"{name} must be a sequence of strings, got one {type(responses).__name__} "
-                        f"({_short(responses)}); pass a list, e.g. [{_short(responses)}]")
+        raise TypeError(
+            f"{name} must be a sequence of strings, got one {type(responses).__name__} "
+            f"({_short(responses)}); pass a list, e.g. [{_short(responses)}]"
+        )
     if isinstance(responses, Mapping) or not isinstance(responses, Iterable):
         raise TypeError(f"{name} must be a sequence of strings, got {_given(responses)}")
     out = list(responses)
@@ -301,8 +305,9 @@ def _given(x: Any) -> str:
 def _check_component(name: str, value: Any, built: type, examples: str) -> None:
     if isinstance(value, (str, Spec, built)):
         if isinstance(value, str) and not value.strip():
-            raise TypeError(f"{name} must be a spec string such as {examples} or a {built.__name__}, "
-                            f"got an empty string")
+            raise TypeError(
+                f"{name} must be a spec string such as {examples} or a {built.__name__}, got an empty string"
+            )
         return
     raise TypeError(f"{name} must be a spec string such as {examples} or a {built.__name__}, got {_given(value)}")
 
@@ -313,14 +318,17 @@ def _check_seed(seed: Any) -> None:
 
 
 #: keywords a Tournament passes to the Scheduler (everything but judge and strategy)
-_SCHEDULER_KEYWORDS = tuple(p for p in inspect.signature(Scheduler.__init__).parameters
-                            if p not in ("self", "judge", "strategy", "seed"))
+_SCHEDULER_KEYWORDS = tuple(
+    p for p in inspect.signature(Scheduler.__init__).parameters if p not in ("self", "judge", "strategy", "seed")
+)
 
 
 def _check_scheduler_options(options: Mapping[str, Any]) -> None:
     unknown = sorted(set(options) - set(_SCHEDULER_KEYWORDS))
     if unknown:
-        raise TypeError(f"unknown keyword argument(s) {', '.join(unknown)}; a Tournament takes judge, strategy, "
-                        f"seed, judge_options, strategy_options, store and the scheduler settings "
-                        f"{', '.join(_SCHEDULER_KEYWORDS)}")
+        raise TypeError(
+            f"unknown keyword argument(s) {', '.join(unknown)}; a Tournament takes judge, strategy, "
+            f"seed, judge_options, strategy_options, store and the scheduler settings "
+            f"{', '.join(_SCHEDULER_KEYWORDS)}"
+        )
     check_settings(**options)

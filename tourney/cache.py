@@ -64,6 +64,7 @@ def _claim_key(identity_json: str, prompt_hash: str) -> str:
     """sha256 of the canonical JSON ``{"claim": "prompt", "judge": identity, "prompt_sha256": prompt_hash}``."""
     return sha256_hex('{"claim":"prompt","judge":' + identity_json + ',"prompt_sha256":"' + prompt_hash + '"}')
 
+
 #: new matches wait (off the workers) while the store's writer has more puts than this to commit:
 #: it bounds the memory of the queue and what a kill loses when judgements come faster than
 #: commits (an instant judge on a busy machine); a real judge never comes near it
@@ -169,7 +170,9 @@ class StoreCache:
         offset = match.sample_offset
         if match.samples == 1:
             return {offset: _key_from_hashes(judge_json, d.prompt_hash, fh, sh, offset)}
-        return {s: _key_from_hashes(judge_json, d.prompt_hash, fh, sh, s) for s in range(offset, offset + match.samples)}
+        return {
+            s: _key_from_hashes(judge_json, d.prompt_hash, fh, sh, s) for s in range(offset, offset + match.samples)
+        }
 
     def claim_key(self, prompt_hash: str) -> str:
         """The key of this judge's claim on the prompt whose canonical JSON has sha256 ``prompt_hash``."""

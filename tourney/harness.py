@@ -278,8 +278,15 @@ class SimulatedBench:
     def describe(self) -> dict[str, Any]:
         j = self.judge.identity()["options"]
         j.pop("seed", None)
-        return {"kind": "simulated", "n": self.n, "trials": self.trials, "seed": self.seed, "judge": j,
-                "truth": "latent qualities N(0, spread)", "makespan_unit_s": self.latency_unit}
+        return {
+            "kind": "simulated",
+            "n": self.n,
+            "trials": self.trials,
+            "seed": self.seed,
+            "judge": j,
+            "truth": "latent qualities N(0, spread)",
+            "makespan_unit_s": self.latency_unit,
+        }
 
     def __len__(self) -> int:
         return self.trials
@@ -289,8 +296,9 @@ class SimulatedBench:
         rng = np.random.default_rng([self.seed, t, 7])
         q = self.spread * rng.standard_normal(n)
         prompt = f"tourney simulate, seed {self.seed}, trial {t}: which candidate is best?"
-        responses = tuple(_filler(f"trial {t} candidate {i} ({content_hash(f'{self.seed}|{t}|{i}', 8)})")
-                          for i in range(n))
+        responses = tuple(
+            _filler(f"trial {t} candidate {i} ({content_hash(f'{self.seed}|{t}|{i}', 8)})") for i in range(n)
+        )
         item = Item(t, str(t), prompt, responses, tuple(float(x) for x in q))
         return Trial(t, str(t), item, q, self.judge, self.seed, self.latency_unit)
 
@@ -346,8 +354,9 @@ def prd_human_quality(root: str | Path, models: Sequence[str] | None = None) -> 
     return out
 
 
-def _share_quality(records: Iterable[Mapping[tuple[str, str, str], list[Outcome]]], pkey: str,
-                   texts: Sequence[str]) -> np.ndarray:
+def _share_quality(
+    records: Iterable[Mapping[tuple[str, str, str], list[Outcome]]], pkey: str, texts: Sequence[str]
+) -> np.ndarray:
     """Borda score of vote shares over every recorded verdict between the candidates."""
     n = len(texts)
     won = np.zeros((n, n))
@@ -397,8 +406,10 @@ class ReplayBench:
         self.items = [it for it in raw if len(it.get("responses", [])) >= 2]
         if not self.items:
             raise InputError(f"{ppath} has no item with at least two responses")
-        self._parsed = [parse_item({k: it[k] for k in ("id", "prompt", "responses") if k in it}, k)
-                        for k, it in enumerate(self.items)]
+        self._parsed = [
+            parse_item({k: it[k] for k in ("id", "prompt", "responses") if k in it}, k)
+            for k, it in enumerate(self.items)
+        ]
         self.judge = build_judge(f"replay:{self.path}")  # validates the records
         self.records = self.judge.records  # type: ignore[attr-defined]
         self.latency_unit = None
@@ -444,9 +455,15 @@ class ReplayBench:
         return used, [_share_quality(sources, prompt_text(it["prompt"]), it["responses"]) for it in self.items]
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "replay", "file": str(self.path), "questions": len(self.items), "trials": self.trials,
-                "seed": self.seed, "truth": self.truth_used,
-                "n": sorted({len(it["responses"]) for it in self.items})}
+        return {
+            "kind": "replay",
+            "file": str(self.path),
+            "questions": len(self.items),
+            "trials": self.trials,
+            "seed": self.seed,
+            "truth": self.truth_used,
+            "n": sorted({len(it["responses"]) for it in self.items}),
+        }
 
     def __len__(self) -> int:
         return self.trials
@@ -562,8 +579,9 @@ def _for_cell(factory: StrategyFactory, budget: int | None, rounds: int | None) 
     return _TimedFactory(built.cls, built.spec)
 
 
-def _check_runnable(factory: StrategyFactory, trial: Trial, budget: int | None, rounds: int | None,
-                    refused: dict[int, str | None]) -> str | None:
+def _check_runnable(
+    factory: StrategyFactory, trial: Trial, budget: int | None, rounds: int | None, refused: dict[int, str | None]
+) -> str | None:
     """Why the cell cannot be filled for this trial (None: it can). ``refused`` caches, per
     number of candidates, whether the strategy refuses the cell's round limit or budget."""
     n = trial.n
@@ -578,12 +596,23 @@ def _check_runnable(factory: StrategyFactory, trial: Trial, budget: int | None, 
     return refused[n]
 
 
-async def _rank(trials: Sequence[Trial], factory: _TimedFactory, budget: int | None, rounds: int | None,
-                resample_abstentions: int) -> list[PromptResult]:
+async def _rank(
+    trials: Sequence[Trial], factory: _TimedFactory, budget: int | None, rounds: int | None, resample_abstentions: int
+) -> list[PromptResult]:
     t0 = trials[0]
-    sched = Scheduler(t0.judge, factory, seed=t0.seed, concurrency=8, retries=3, backoff_s=0.0, max_backoff_s=0.0,
-                      resample_abstentions=resample_abstentions, max_comparisons=_MAX_REQUESTS,
-                      max_samples=budget if budget else None, max_rounds=rounds)
+    sched = Scheduler(
+        t0.judge,
+        factory,
+        seed=t0.seed,
+        concurrency=8,
+        retries=3,
+        backoff_s=0.0,
+        max_backoff_s=0.0,
+        resample_abstentions=resample_abstentions,
+        max_comparisons=_MAX_REQUESTS,
+        max_samples=budget if budget else None,
+        max_rounds=rounds,
+    )
     return await sched.rank([t.item for t in trials])
 
 
@@ -617,9 +646,14 @@ def _measure(res: PromptResult, trial: Trial, budget: int | None, cpu: float) ->
     )
 
 
-def _run_cell(factory: StrategyFactory, trials: Sequence[Trial], budget: int | None, rounds: int | None,
-              resample_abstentions: int, loop: asyncio.AbstractEventLoop | None = None
-              ) -> list[tuple[PromptResult | None, RunResult]]:
+def _run_cell(
+    factory: StrategyFactory,
+    trials: Sequence[Trial],
+    budget: int | None,
+    rounds: int | None,
+    resample_abstentions: int,
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> list[tuple[PromptResult | None, RunResult]]:
     """Rank ``trials`` (one judge and seed) with one scheduler in one cell."""
     out: list[tuple[PromptResult | None, RunResult] | None] = [None] * len(trials)
     runnable = []
@@ -643,7 +677,10 @@ def _run_cell(factory: StrategyFactory, trials: Sequence[Trial], budget: int | N
 
 
 def run_strategy(
-    factory: StrategyFactory | str, trial: Trial, budget: int | None = None, resample_abstentions: int = 2,
+    factory: StrategyFactory | str,
+    trial: Trial,
+    budget: int | None = None,
+    resample_abstentions: int = 2,
     max_rounds: int | None = None,
 ) -> tuple[PromptResult | None, RunResult]:
     """Rank one trial with one strategy under ``budget`` judge samples and ``max_rounds``
@@ -706,9 +743,15 @@ class Report:
         raise KeyError((strategy, budget, max_rounds))
 
     def to_json(self) -> dict[str, Any]:
-        return {"bench": self.bench, "strategies": self.strategies, "budgets": self.budgets,
-                "max_rounds": self.rounds, "rows": [r.to_json() for r in self.rows],
-                "runtime_s": round(self.runtime_s, 3), "workers": self.workers}
+        return {
+            "bench": self.bench,
+            "strategies": self.strategies,
+            "budgets": self.budgets,
+            "max_rounds": self.rounds,
+            "rows": [r.to_json() for r in self.rows],
+            "runtime_s": round(self.runtime_s, 3),
+            "workers": self.workers,
+        }
 
 
 def _wilson(k: float, n: int) -> tuple[float, float]:
@@ -750,15 +793,35 @@ def _mean(values: Sequence[float]) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def _aggregate(strategy: str, budget: int | None, rounds: int | None, runs: list[RunResult],
-               clusters: list[str]) -> Row:
+def _aggregate(
+    strategy: str, budget: int | None, rounds: int | None, runs: list[RunResult], clusters: list[str]
+) -> Row:
     ok = [(r, c) for r, c in zip(runs, clusters) if r.na is None and r.error is None]
     failed = [r for r in runs if r.error is not None]
     na = [r for r in runs if r.na is not None]
     if not ok:
         reason = na[0].na if na else (failed[0].error if failed else "no trials")
-        return Row(strategy, budget, rounds, 0, None, None, None, None, None, None, None, None, None, None, None,
-                   None, na=reason, failed=len(failed), failure=failed[0].error if failed else None)
+        return Row(
+            strategy,
+            budget,
+            rounds,
+            0,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            na=reason,
+            failed=len(failed),
+            failure=failed[0].error if failed else None,
+        )
     rr = [r for r, _ in ok]
     correct = [r.correct for r in rr]
     pb = [r.p_best for r in rr if not math.isnan(r.p_best)]
@@ -881,22 +944,30 @@ def format_table(report: Report) -> str:
     b = report.bench
     if b["kind"] == "simulated":
         j = b["judge"]
-        head = (f"simulated judge (N={b['n']}, {b['trials']} trials, seed {b['seed']}; {j['model']}, "
-                f"spread {j['spread']:g}, noise {j['noise']:g}, position bias {j['position_bias']:g}, "
-                f"abstain {j['abstain_rate']:g}, tie {j['tie_rate']:g}, latency sigma {j['latency_sigma']:g}); "
-                f"truth: {b['truth']}; makespan in units of the median judge latency")
+        head = (
+            f"simulated judge (N={b['n']}, {b['trials']} trials, seed {b['seed']}; {j['model']}, "
+            f"spread {j['spread']:g}, noise {j['noise']:g}, position bias {j['position_bias']:g}, "
+            f"abstain {j['abstain_rate']:g}, tie {j['tie_rate']:g}, latency sigma {j['latency_sigma']:g}); "
+            f"truth: {b['truth']}; makespan in units of the median judge latency"
+        )
     else:
-        head = (f"replay {Path(b['file']).name} ({b['questions']} questions, N={','.join(map(str, b['n']))}, "
-                f"{b['trials']} trials, seed {b['seed']}); truth: {b['truth']}")
+        head = (
+            f"replay {Path(b['file']).name} ({b['questions']} questions, N={','.join(map(str, b['n']))}, "
+            f"{b['trials']} trials, seed {b['seed']}); truth: {b['truth']}"
+        )
     lines = [head, ""]
     width = max(len("strategy"), *(len(s) for s in report.strategies))
     for rounds in report.rounds:
         for budget in report.budgets:
-            lines.append(f"budget {budget if budget is not None else 'full'} comparisons, "
-                         f"{'unlimited rounds' if rounds is None else f'at most {rounds} rounds'}")
+            lines.append(
+                f"budget {budget if budget is not None else 'full'} comparisons, "
+                f"{'unlimited rounds' if rounds is None else f'at most {rounds} rounds'}"
+            )
             lines.append("")
-            lines.append(f"| {'strategy':<{width}} | top-1 | 95% CI | regret | tau | comparisons | tokens (k) "
-                         f"| rounds | makespan | cpu ms | budget-limited | p_best | notes |")
+            lines.append(
+                f"| {'strategy':<{width}} | top-1 | 95% CI | regret | tau | comparisons | tokens (k) "
+                f"| rounds | makespan | cpu ms | budget-limited | p_best | notes |"
+            )
             lines.append(f"|{'-' * (width + 2)}|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
             for r in report.rows:
                 if r.budget != budget or r.max_rounds != rounds:

@@ -96,4 +96,3 @@ def prompt_text(prompt: Any) -> str:
     if isinstance(prompt, str):
         return prompt
     return json.dumps(list(prompt) if isinstance(prompt, Sequence) else prompt, sort_keys=True, ensure_ascii=False)
-

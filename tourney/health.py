@@ -101,8 +101,13 @@ NO_REASON = "abstained without a reason (the judge records none)"
 
 # Abstention reasons (tourney/judges/formats.py) that mean "the output held no verdict the format
 # reads": with an output that stopped normally, the likely cause is a wrong --format.
-_NO_VERDICT_PREFIXES = ("stopped without </think>", "no </think>", "no verdict found", "unrecognised verdict",
-                        "no output")
+_NO_VERDICT_PREFIXES = (
+    "stopped without </think>",
+    "no </think>",
+    "no verdict found",
+    "unrecognised verdict",
+    "no output",
+)
 _SECRET = re.compile(
     r"(?i)(bearer\s+)[^\s'\"]+"  # an Authorization header's token
     r"|\bsk-[A-Za-z0-9_\-]{6,}"  # OpenAI-style keys
@@ -141,7 +146,7 @@ def reason_key(text: str) -> str:
             depth += 1
         elif ch in ")]}":
             depth = max(0, depth - 1)
-        elif depth == 0 and ch in ":;" and text[k + 1: k + 2] == " ":
+        elif depth == 0 and ch in ":;" and text[k + 1 : k + 2] == " ":
             text = text[:k]
             break
     return scrub(text.strip()) or "(empty reason)"
@@ -175,8 +180,10 @@ def coin_flip_note(results: Sequence[MatchResult], info: Mapping[str, Any], n: i
     if n < 2 or not results:
         return None
     if sum(r.votes for r in results) == 0:
-        return ("no vote: every judgement of this prompt abstained or failed, so its ranking is the "
-                "strategy's seeded tie-break")
+        return (
+            "no vote: every judgement of this prompt abstained or failed, so its ranking is the "
+            "strategy's seeded tie-break"
+        )
     flips = info.get("coin_flips", 0)
     if not isinstance(flips, int) or isinstance(flips, bool) or flips <= 0:
         return None
@@ -191,9 +198,11 @@ def coin_flip_note(results: Sequence[MatchResult], info: Mapping[str, Any], n: i
     k = min(flips, sum(1 for a, b, missing in level.values() if a == b and missing > 0))
     if not k:
         return None
-    return (f"decided by {k} coin flip{'s' if k != 1 else ''}: the judge left "
-            f"{'a pair' if k == 1 else f'{k} pairs'} level with votes missing (abstained or failed), so the "
-            "strategy picked at random")
+    return (
+        f"decided by {k} coin flip{'s' if k != 1 else ''}: the judge left "
+        f"{'a pair' if k == 1 else f'{k} pairs'} level with votes missing (abstained or failed), so the "
+        "strategy picked at random"
+    )
 
 
 @dataclass
@@ -359,12 +368,16 @@ class RunHealth:
         ab = self.abstentions
         top, count = self.abstention_reasons(1)[0]
         if self.truncated * 2 >= ab:
-            return (f"truncation at max_tokens: {self.truncated} of {ab} abstentions were cut at max_tokens before a "
-                    "verdict; raise the judge's max_tokens (--judge-opt max_tokens=N)")
+            return (
+                f"truncation at max_tokens: {self.truncated} of {ab} abstentions were cut at max_tokens before a "
+                "verdict; raise the judge's max_tokens (--judge-opt max_tokens=N)"
+            )
         if self.no_verdict * 2 >= ab:
-            return (f"wrong --format? {self.no_verdict} of {ab} abstentions stopped normally without a verdict the "
-                    f"format reads (most often: {top}); check that --format matches the judge model (rrm, rm_r1, "
-                    "rm_r1_instruct) and that the model writes it (--judge-opt structured=true constrains it)")
+            return (
+                f"wrong --format? {self.no_verdict} of {ab} abstentions stopped normally without a verdict the "
+                f"format reads (most often: {top}); check that --format matches the judge model (rrm, rm_r1, "
+                "rm_r1_instruct) and that the model writes it (--judge-opt structured=true constrains it)"
+            )
         return f"abstentions; most often: {top} ({count} of {ab} abstentions)"
 
     def _error_cause(self) -> str:
@@ -375,14 +388,20 @@ class RunHealth:
             by_kind[_error_kind(key)] += n
         kind, n = max(by_kind.items(), key=lambda kv: (kv[1], kv[0] != "other"))
         if kind == "auth":
-            return (f"authentication: the server refused the key (HTTP 401/403) in {n} of {er} errors (most often: "
-                    f"{top}); set the right key in OPENAI_API_KEY or the variable --judge-opt api_key_env names")
+            return (
+                f"authentication: the server refused the key (HTTP 401/403) in {n} of {er} errors (most often: "
+                f"{top}); set the right key in OPENAI_API_KEY or the variable --judge-opt api_key_env names"
+            )
         if kind == "server":
-            return (f"server errors: {n} of {er} errors are HTTP 5xx/429, timeouts or connection failures (most often: "
-                    f"{top}); check that the judge server is up and healthy (its log), or lower --concurrency")
+            return (
+                f"server errors: {n} of {er} errors are HTTP 5xx/429, timeouts or connection failures (most often: "
+                f"{top}); check that the judge server is up and healthy (its log), or lower --concurrency"
+            )
         if kind == "client":
-            return (f"refused requests: {n} of {er} errors are HTTP 4xx answers (most often: {top}); check --model, "
-                    "the judge options and the prompt length against the server's context length")
+            return (
+                f"refused requests: {n} of {er} errors are HTTP 4xx answers (most often: {top}); check --model, "
+                "the judge options and the prompt length against the server's context length"
+            )
         return f"judge errors; most often: {top} ({count} of {er} errors)"
 
     def early_stop(self) -> str | None:
@@ -390,14 +409,18 @@ class RunHealth:
         module docstring for the two rules. Call it after each :meth:`add`; it is cheap."""
         fail_fast, max_failure_rate = self.fail_fast, self.max_failure_rate
         if fail_fast and self._first_answers >= fail_fast and self._first_votes == 0:
-            return (f"the judge's first {fail_fast} verdicts all failed to parse (every one abstained); "
-                    f"likely cause: {self.diagnosis()}")
+            return (
+                f"the judge's first {fail_fast} verdicts all failed to parse (every one abstained); "
+                f"likely cause: {self.diagnosis()}"
+            )
         if max_failure_rate is not None and self.samples >= CHECK_EVERY and self._checkpoint():
             low = wilson_interval(self.failures, self.samples, EARLY_STOP_Z)
             if low is not None and low[0] > max_failure_rate:
-                return (f"{self.failures} of the first {self.samples} judgements abstained or failed "
-                        f"({self.failures / self.samples:.0%}), far above --max-failure-rate {max_failure_rate:g}; "
-                        f"likely cause: {self.diagnosis()}")
+                return (
+                    f"{self.failures} of the first {self.samples} judgements abstained or failed "
+                    f"({self.failures / self.samples:.0%}), far above --max-failure-rate {max_failure_rate:g}; "
+                    f"likely cause: {self.diagnosis()}"
+                )
         return None
 
     def _checkpoint(self) -> bool:
@@ -417,8 +440,10 @@ class RunHealth:
         rate = self.failure_rate
         if max_failure_rate is None or rate is None or rate <= max_failure_rate:
             return None
-        return (f"{self.failures} of {self.samples} judgements abstained or failed ({rate:.0%}), above "
-                f"--max-failure-rate {max_failure_rate:g}; likely cause: {self.diagnosis()}")
+        return (
+            f"{self.failures} of {self.samples} judgements abstained or failed ({rate:.0%}), above "
+            f"--max-failure-rate {max_failure_rate:g}; likely cause: {self.diagnosis()}"
+        )
 
     def warnings(self, strategy: Mapping[str, Any] | None = None) -> list[str]:
         """Warnings about the judge: a strong position bias (the 95% interval of the
@@ -433,14 +458,20 @@ class RunHealth:
             name = (strategy or {}).get("name")
             opts = (strategy or {}).get("options") or {}
             if name in ("adaptive", "bradley_terry") or opts.get("both_orders") in (True, "true"):
-                fix = ("this run already balances positions (both orders or a fitted position term), but a judge "
-                       "this biased gives little information per match")
+                fix = (
+                    "this run already balances positions (both orders or a fitted position term), but a judge "
+                    "this biased gives little information per match"
+                )
             else:
-                fix = ("judge both orders (e.g. knockout:both_orders=true) or use adaptive or bradley_terry, which "
-                       "fit a position term")
-            out.append(f"strong position bias: the first-shown response won {rate:.2f} (95% CI "
-                       f"[{ci[0]:.2f}, {ci[1]:.2f}]) of {self.decisive} decisive judgements: the judge favours the "
-                       f"{side}-shown response; {fix}")
+                fix = (
+                    "judge both orders (e.g. knockout:both_orders=true) or use adaptive or bradley_terry, which "
+                    "fit a position term"
+                )
+            out.append(
+                f"strong position bias: the first-shown response won {rate:.2f} (95% CI "
+                f"[{ci[0]:.2f}, {ci[1]:.2f}]) of {self.decisive} decisive judgements: the judge favours the "
+                f"{side}-shown response; {fix}"
+            )
         return out
 
     # -- reporting ----------------------------------------------------------------------------
@@ -483,15 +514,19 @@ class RunHealth:
         """The run's health in a few human lines (for the command line's summary)."""
         if not self.samples:
             return ["judge health: no judgement was made"]
-        line = (f"judge health: {self.samples} judgements, verdict parsed {_pct(self.parse_rate)}, abstained "
-                f"{_pct(self.abstention_rate)}, ties {_pct(self.tie_rate)}, errors {_pct(self.error_rate)}; "
-                f"{self.coin_flips} coin flip{'s' if self.coin_flips != 1 else ''}")
+        line = (
+            f"judge health: {self.samples} judgements, verdict parsed {_pct(self.parse_rate)}, abstained "
+            f"{_pct(self.abstention_rate)}, ties {_pct(self.tie_rate)}, errors {_pct(self.error_rate)}; "
+            f"{self.coin_flips} coin flip{'s' if self.coin_flips != 1 else ''}"
+        )
         if self.coin_flip_prompts:
             line += f" ({self.coin_flip_prompts} prompt{'s' if self.coin_flip_prompts != 1 else ''} decided by coin)"
         ci = self.first_position_interval
         if ci is not None:
-            line += (f"; first-shown won {self.first_position_rate:.2f} [95% CI {ci[0]:.2f}, {ci[1]:.2f}] of "
-                     f"{self.decisive} decisive")
+            line += (
+                f"; first-shown won {self.first_position_rate:.2f} [95% CI {ci[0]:.2f}, {ci[1]:.2f}] of "
+                f"{self.decisive} decisive"
+            )
         lines = [line]
         if self.abstentions:
             lines.append("  abstentions: " + "; ".join(f"{n} {k}" for k, n in self.abstention_reasons()))
@@ -501,8 +536,10 @@ class RunHealth:
 
 
 _AUTH = re.compile(r"(?i)http 40[13]\b|api key|unauthori[sz]ed|forbidden")
-_SERVER = re.compile(r"(?i)http (?:5\d\d|408|429)\b|cannot reach|no answer|timed? ?out|connection|unavailable|"
-                     r"stopped answering|malformed response")
+_SERVER = re.compile(
+    r"(?i)http (?:5\d\d|408|429)\b|cannot reach|no answer|timed? ?out|connection|unavailable|"
+    r"stopped answering|malformed response"
+)
 _CLIENT = re.compile(r"(?i)http 4\d\d\b")
 
 

@@ -59,9 +59,12 @@ _GZIP = b"\x1f\x8b"
 _ZSTD = b"\x28\xb5\x2f\xfd"
 _PARQUET = b"PAR1"
 _EXTENSIONS = {
-    ".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonlines": "jsonl",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".jsonlines": "jsonl",
     ".json": "json",
-    ".parquet": "parquet", ".pq": "parquet",
+    ".parquet": "parquet",
+    ".pq": "parquet",
 }
 _COMPRESSED = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 
@@ -122,8 +125,9 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     return _EXTENSIONS.get(suffixes[-1], "jsonl") if suffixes else "jsonl"
 
 
-def open_input(source: Any, *, format: str | None = None, fields: FieldMap | None = None,
-               duplicates: str = "merge") -> InputSource:
+def open_input(
+    source: Any, *, format: str | None = None, fields: FieldMap | None = None, duplicates: str = "merge"
+) -> InputSource:
     """Open and check an input.
 
     ``source``: a path (``str`` or path-like; ``"-"`` is stdin), a ``datasets.Dataset`` or
@@ -147,8 +151,9 @@ def open_input(source: Any, *, format: str | None = None, fields: FieldMap | Non
         return _open_dataset(source, fields, duplicates)
     if isinstance(source, Iterable) and not isinstance(source, (bytes, Mapping)):
         rows = source
-        return InputSource("input", None, "rows", fields, duplicates,
-                           lambda: ((f"item {k}", r) for k, r in enumerate(rows)))
+        return InputSource(
+            "input", None, "rows", fields, duplicates, lambda: ((f"item {k}", r) for k, r in enumerate(rows))
+        )
     raise TypeError(f"an input is a path, a datasets.Dataset or an iterable of rows, not a {type(source).__name__}")
 
 
@@ -162,8 +167,10 @@ def _open_path(path: str, format: str | None, fields: FieldMap, duplicates: str)
     if not p.exists():
         raise FileNotFoundError(f"input file {path} does not exist")
     if not p.is_file():
-        raise InputError(f"input {path} is not a regular file (a device, a pipe or a socket): "
-                         "to read a stream, pipe it to stdin and give '-'")
+        raise InputError(
+            f"input {path} is not a regular file (a device, a pipe or a socket): "
+            "to read a stream, pipe it to stdin and give '-'"
+        )
     guessed = detect_format(p)
     fmt = format or guessed
     how = f"--input-format {format}" if format else f"its name ({p.name})"
@@ -172,24 +179,31 @@ def _open_path(path: str, format: str | None, fields: FieldMap, duplicates: str)
     compression = _compression(head)
     suffix = p.suffix.lower()
     if suffix in _COMPRESSED and compression != _COMPRESSED[suffix]:
-        raise InputError(f"{path} is named {suffix} but is not {_COMPRESSED[suffix]}-compressed "
-                         f"({_looks_like(head)}): rename it or recompress it")
+        raise InputError(
+            f"{path} is named {suffix} but is not {_COMPRESSED[suffix]}-compressed "
+            f"({_looks_like(head)}): rename it or recompress it"
+        )
     if fmt == "datasets":
         raise InputError(f"{path} is a file; the datasets format is a folder written by save_to_disk")
     if head.startswith(_PARQUET) and fmt != "parquet":
         if format is None and suffix not in _EXTENSIONS and suffix not in _COMPRESSED:
             fmt = "parquet"  # a name that says nothing: the content decides
         else:
-            raise InputError(f"{path} is a parquet file (it starts with PAR1), but {how} chose {fmt}: "
-                             "use --input-format parquet")
+            raise InputError(
+                f"{path} is a parquet file (it starts with PAR1), but {how} chose {fmt}: use --input-format parquet"
+            )
     if fmt == "parquet":
         if compression is not None:
-            raise InputError(f"{path} is {compression}-compressed: a parquet file compresses inside itself; "
-                             "decompress it first")
+            raise InputError(
+                f"{path} is {compression}-compressed: a parquet file compresses inside itself; decompress it first"
+            )
         return _open_parquet(p, fields, duplicates, how)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise InputError(f"{path} is UTF-16 text (byte order mark {head[:2].hex(' ').upper()}): "
-                         "tourney reads UTF-8; re-encode it, e.g. iconv -f utf-16 -t utf-8")
+        raise InputError(
+            f"{path} is UTF-16 text (byte order mark {head[:2].hex(' ').upper()}): "
+            "tourney reads UTF-8; re-encode it, e.g. iconv -f utf-16 -t utf-8"
+        )
+
     def opener() -> IO[bytes]:
         return _binary(p, compression)
 
@@ -199,14 +213,23 @@ def _open_path(path: str, format: str | None, fields: FieldMap, duplicates: str)
     if first == "[" and fmt == "jsonl" and format is None and suffix not in _EXTENSIONS:
         fmt = "json"  # a name that says nothing: the content decides
     elif first == "[" and fmt == "jsonl":
-        raise InputError(f"{path} starts with '[': it is one JSON array, not JSON lines ({how} chose jsonl): "
-                         "use --input-format json")
+        raise InputError(
+            f"{path} starts with '[': it is one JSON array, not JSON lines ({how} chose jsonl): use --input-format json"
+        )
     name = p.name
     if fmt == "json" and first == "[":
-        return InputSource(name, path, "json", fields, duplicates, lambda: _json_array(opener(), name, fields),
-                           lambda: None)
-    return InputSource(name, path, "jsonl", fields, duplicates, lambda: _json_lines(opener(), name, fields),
-                       lambda: _count_lines(opener()))
+        return InputSource(
+            name, path, "json", fields, duplicates, lambda: _json_array(opener(), name, fields), lambda: None
+        )
+    return InputSource(
+        name,
+        path,
+        "jsonl",
+        fields,
+        duplicates,
+        lambda: _json_lines(opener(), name, fields),
+        lambda: _count_lines(opener()),
+    )
 
 
 def _open_stdin(format: str | None, fields: FieldMap, duplicates: str) -> InputSource:
@@ -302,8 +325,12 @@ def _json_lines(stream: IO[bytes], name: str, fields: FieldMap) -> Iterator[tupl
             try:
                 yield where, json.loads(text)
             except ValueError as exc:
-                yield where, ItemError(f"malformed JSON ({getattr(exc, 'msg', exc)} at column "
-                                       f"{getattr(exc, 'colno', '?')})", where)
+                yield (
+                    where,
+                    ItemError(
+                        f"malformed JSON ({getattr(exc, 'msg', exc)} at column {getattr(exc, 'colno', '?')})", where
+                    ),
+                )
             except RecursionError:
                 yield where, ItemError("malformed JSON (nested too deeply)", where)
 
@@ -327,10 +354,12 @@ def _read_lines(stream: IO[bytes], name: str) -> Iterator[bytes]:
 def _bad_utf8(raw: bytes, exc: UnicodeDecodeError, where: str, fields: FieldMap) -> ItemError:
     """The error for a row with bytes that are not UTF-8: names the byte; keeps the row's id when
     the id itself is readable (the row is never ranked on replaced characters)."""
-    bad = raw[exc.start:exc.end]
-    message = (f"not valid UTF-8: byte{'s' if len(bad) > 1 else ''} {bad.hex(' ').upper()} at byte {exc.start + 1} "
-               f"of the line ({exc.reason}); tourney reads UTF-8 text: re-encode the file "
-               "(e.g. iconv -f latin1 -t utf-8)")
+    bad = raw[exc.start : exc.end]
+    message = (
+        f"not valid UTF-8: byte{'s' if len(bad) > 1 else ''} {bad.hex(' ').upper()} at byte {exc.start + 1} "
+        f"of the line ({exc.reason}); tourney reads UTF-8 text: re-encode the file "
+        "(e.g. iconv -f latin1 -t utf-8)"
+    )
     id_ = None
     try:
         obj = json.loads(raw.decode("utf-8", "surrogateescape"))
@@ -411,23 +440,34 @@ def _json_array(stream: IO[bytes], name: str, fields: FieldMap) -> Iterator[tupl
                         size *= 2  # a long element: read ever larger pieces (linear overall)
                         start = pos
                         continue
-                    yield where, ItemError(f"malformed JSON ({exc.msg} at character {exc.pos - start + 1} of the "
-                                           "element): the rest of the array cannot be read", where)
+                    yield (
+                        where,
+                        ItemError(
+                            f"malformed JSON ({exc.msg} at character {exc.pos - start + 1} of the "
+                            "element): the rest of the array cannot be read",
+                            where,
+                        ),
+                    )
                     return
                 except RecursionError:
-                    yield where, ItemError("malformed JSON (nested too deeply): the rest of the array cannot "
-                                           "be read", where)
+                    yield (
+                        where,
+                        ItemError("malformed JSON (nested too deeply): the rest of the array cannot be read", where),
+                    )
                     return
             text = buf[start:end]
             pos = end
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError as exc:
-                bad = text[exc.start:exc.end].encode("utf-8", "surrogateescape")
-                obj = ItemError(f"not valid UTF-8: byte{'s' if len(bad) > 1 else ''} {bad.hex(' ').upper()} at "
-                                f"character {exc.start + 1} of the element; tourney reads UTF-8 text: re-encode "
-                                "the file", where,
-                                id=_readable_id(obj, fields))
+                bad = text[exc.start : exc.end].encode("utf-8", "surrogateescape")
+                obj = ItemError(
+                    f"not valid UTF-8: byte{'s' if len(bad) > 1 else ''} {bad.hex(' ').upper()} at "
+                    f"character {exc.start + 1} of the element; tourney reads UTF-8 text: re-encode "
+                    "the file",
+                    where,
+                    id=_readable_id(obj, fields),
+                )
             yield where, obj
             k += 1
             c = skip_ws()
@@ -437,10 +477,14 @@ def _json_array(stream: IO[bytes], name: str, fields: FieldMap) -> Iterator[tupl
                 continue
             if c == "]":
                 return
-            yield f"{name} element {k}", ItemError(
-                f"malformed JSON array: expected ',' or ']' after element {k - 1}, got "
-                f"{'the end of the file' if c is None else repr(c)}: the rest of the array cannot be read",
-                f"{name} element {k}")
+            yield (
+                f"{name} element {k}",
+                ItemError(
+                    f"malformed JSON array: expected ',' or ']' after element {k - 1}, got "
+                    f"{'the end of the file' if c is None else repr(c)}: the rest of the array cannot be read",
+                    f"{name} element {k}",
+                ),
+            )
             return
 
 
@@ -475,13 +519,16 @@ def _check_columns(names: list[str], fields: FieldMap, where: str) -> None:
     required = [("--prompt-field", fields.prompt)] + [("--responses-field", r) for r in fields.responses]
     for flag, name in required:
         if name not in have and name.split(".")[0] not in have:
-            raise InputError(f"{where} has no column '{name}' (columns: {', '.join(names) or 'none'}); "
-                             f"choose the column with {flag}")
+            raise InputError(
+                f"{where} has no column '{name}' (columns: {', '.join(names) or 'none'}); choose the column with {flag}"
+            )
     if len(fields.scores) > 1:
         absent = [s for s in fields.scores if s not in have and s.split(".")[0] not in have]
         if absent and len(absent) < len(fields.scores):
-            raise InputError(f"{where} has no column '{absent[0]}' (columns: {', '.join(names)}); "
-                             "choose the columns with --scores-field")
+            raise InputError(
+                f"{where} has no column '{absent[0]}' (columns: {', '.join(names)}); "
+                "choose the columns with --scores-field"
+            )
 
 
 def _extra_schema(schema: Any, fields: FieldMap) -> Any:
@@ -520,8 +567,9 @@ def _open_parquet(p: Path, fields: FieldMap, duplicates: str, how: str) -> Input
 
     pf.close()
     total = pf.metadata.num_rows
-    return InputSource(p.name, str(p), "parquet", fields, duplicates, rows, lambda: total,
-                       extra_schema=_extra_schema(schema, fields))
+    return InputSource(
+        p.name, str(p), "parquet", fields, duplicates, rows, lambda: total, extra_schema=_extra_schema(schema, fields)
+    )
 
 
 def _open_datasets_dir(p: Path, fields: FieldMap, duplicates: str) -> InputSource:
@@ -530,12 +578,16 @@ def _open_datasets_dir(p: Path, fields: FieldMap, duplicates: str) -> InputSourc
             splits = json.loads((p / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
         except (OSError, ValueError):
             splits = []
-        raise InputError(f"{p} holds a DatasetDict (splits: {', '.join(splits) or '?'}): give one split's folder, "
-                         f"e.g. {p / (splits[0] if splits else 'train')}")
+        raise InputError(
+            f"{p} holds a DatasetDict (splits: {', '.join(splits) or '?'}): give one split's folder, "
+            f"e.g. {p / (splits[0] if splits else 'train')}"
+        )
     state_path = p / "state.json"
     if not state_path.is_file():
-        raise IsADirectoryError(f"input {p} is a directory, not a file (nor a Hugging Face datasets folder "
-                                "written by save_to_disk: it has no state.json)")
+        raise IsADirectoryError(
+            f"input {p} is a directory, not a file (nor a Hugging Face datasets folder "
+            "written by save_to_disk: it has no state.json)"
+        )
     pa = _pyarrow("datasets folder input")
     try:
         state = json.loads(state_path.read_text(encoding="utf-8"))
@@ -570,8 +622,16 @@ def _open_datasets_dir(p: Path, fields: FieldMap, duplicates: str) -> InputSourc
         return n
 
     name = p.name
-    return InputSource(name, str(p), "datasets", fields, duplicates, lambda: _batches_rows(batches(), name), count,
-                       extra_schema=_extra_schema(schema, fields))
+    return InputSource(
+        name,
+        str(p),
+        "datasets",
+        fields,
+        duplicates,
+        lambda: _batches_rows(batches(), name),
+        count,
+        extra_schema=_extra_schema(schema, fields),
+    )
 
 
 def _is_dataset(x: Any) -> bool:
@@ -599,7 +659,16 @@ def _open_dataset(ds: Any, fields: FieldMap, duplicates: str) -> InputSource:
                     yield f"dataset row {k}", dict(zip(keys, values))
                     k += 1
 
-        return InputSource("dataset", None, "datasets", fields, duplicates, rows, lambda: ds.num_rows,
-                           extra_schema=None if schema is None else _extra_schema(schema, fields))
-    return InputSource("dataset", None, "datasets", fields, duplicates,
-                       lambda: ((f"dataset row {k}", r) for k, r in enumerate(plain)))
+        return InputSource(
+            "dataset",
+            None,
+            "datasets",
+            fields,
+            duplicates,
+            rows,
+            lambda: ds.num_rows,
+            extra_schema=None if schema is None else _extra_schema(schema, fields),
+        )
+    return InputSource(
+        "dataset", None, "datasets", fields, duplicates, lambda: ((f"dataset row {k}", r) for k, r in enumerate(plain))
+    )

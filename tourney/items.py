@@ -62,8 +62,15 @@ class ItemError(InputError):
     an object (they pass through to its output row like a good row's).
     """
 
-    def __init__(self, message: str, where: str | None = None, *, index: int | None = None,
-                 id: str | None = None, extra: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        message: str,
+        where: str | None = None,
+        *,
+        index: int | None = None,
+        id: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ):
         super().__init__(message, where)
         self.index = index
         self.id = id
@@ -97,8 +104,13 @@ class FieldMap:
                 raise ValueError(f"the {name} field names must be non-empty strings, got {value!r}")
 
     @classmethod
-    def of(cls, prompt: str | None = None, responses: str | Sequence[str] | None = None,
-           id: str | None = None, scores: str | Sequence[str] | None = None) -> FieldMap:
+    def of(
+        cls,
+        prompt: str | None = None,
+        responses: str | Sequence[str] | None = None,
+        id: str | None = None,
+        scores: str | Sequence[str] | None = None,
+    ) -> FieldMap:
         """A field map from command-line style values (None keeps the default; ``"a,b,c"``
         names several fields)."""
         d = cls()
@@ -256,16 +268,23 @@ def _check_prompt(prompt: Any, where: str, name: str) -> Prompt:
     if isinstance(prompt, (list, tuple)) and prompt:
         msgs = []
         for k, m in enumerate(prompt):
-            if not isinstance(m, Mapping) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-                raise InputError(f"prompt message {k} must be an object with string 'role' and 'content', "
-                                 f"got {_kind(m)}" + (f" with content {_kind(m.get('content'))}"
-                                                      if isinstance(m, Mapping) else ""), where)
+            if (
+                not isinstance(m, Mapping)
+                or not isinstance(m.get("role"), str)
+                or not isinstance(m.get("content"), str)
+            ):
+                raise InputError(
+                    f"prompt message {k} must be an object with string 'role' and 'content', "
+                    f"got {_kind(m)}" + (f" with content {_kind(m.get('content'))}" if isinstance(m, Mapping) else ""),
+                    where,
+                )
             msgs.append({"role": m["role"], "content": m["content"]})
         if msgs[-1]["role"] != "user":
             raise InputError("a chat prompt must end with a 'user' message", where)
         return tuple(msgs)
-    raise InputError(f"'{name}' must be a non-empty string or a non-empty list of chat messages, "
-                     f"got {_kind(prompt)}", where)
+    raise InputError(
+        f"'{name}' must be a non-empty string or a non-empty list of chat messages, got {_kind(prompt)}", where
+    )
 
 
 def _finite(x: float) -> bool:
@@ -282,8 +301,10 @@ def _responses(obj: Mapping[str, Any], fields: FieldMap, where: str) -> list[str
         if responses is _MISSING:
             raise InputError(_missing(name, obj, "--responses-field"), where)
         if isinstance(responses, str):
-            raise InputError(f"'{name}' is a string, not a list of strings (responses in several fields: "
-                             f"--responses-field a,b,c)", where)
+            raise InputError(
+                f"'{name}' is a string, not a list of strings (responses in several fields: --responses-field a,b,c)",
+                where,
+            )
         if not isinstance(responses, (list, tuple)):
             raise InputError(f"'{name}' must be a list of strings, got {_kind(responses)}", where)
         if len(responses) < 1:
@@ -323,8 +344,11 @@ def _scores(obj: Mapping[str, Any], fields: FieldMap, n: int, where: str) -> tup
         or len(scores) != n
         or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and _finite(s) for s in scores)
     ):
-        raise InputError(f"{label} must be a list of {n} finite numbers, got {_kind(scores)}"
-                         + (f" of length {len(scores)}" if isinstance(scores, (list, tuple)) else ""), where)
+        raise InputError(
+            f"{label} must be a list of {n} finite numbers, got {_kind(scores)}"
+            + (f" of length {len(scores)}" if isinstance(scores, (list, tuple)) else ""),
+            where,
+        )
     return tuple(float(s) for s in scores)
 
 
@@ -338,8 +362,9 @@ def _row_id(obj: Mapping[str, Any], fields: FieldMap, index: int) -> tuple[str |
     return str(raw), None
 
 
-def parse_item(obj: Any, index: int, where: str | None = None, *, fields: FieldMap = DEFAULT_FIELDS,
-               duplicates: str = "merge") -> Item:
+def parse_item(
+    obj: Any, index: int, where: str | None = None, *, fields: FieldMap = DEFAULT_FIELDS, duplicates: str = "merge"
+) -> Item:
     """Validate one decoded input row; raise :class:`ItemError` naming ``where`` (and keeping
     the row's id and other fields where they can be read).
 
@@ -363,8 +388,11 @@ def parse_item(obj: Any, index: int, where: str | None = None, *, fields: FieldM
             seen: dict[str, int] = {}
             for k, r in enumerate(responses):
                 if r in seen:
-                    raise InputError(f"responses {seen[r]} and {k} are identical; remove duplicates before ranking "
-                                     "(or rank with --duplicates merge)", where)
+                    raise InputError(
+                        f"responses {seen[r]} and {k} are identical; remove duplicates before ranking "
+                        "(or rank with --duplicates merge)",
+                        where,
+                    )
                 seen[r] = k
         scores = _scores(obj, fields, len(responses), where)
         if id_problem is not None:
@@ -375,14 +403,16 @@ def parse_item(obj: Any, index: int, where: str | None = None, *, fields: FieldM
     return Item(index=index, id=id_, prompt=prompt, responses=tuple(responses), scores=scores, extra=extra)
 
 
-def parse_text(text: str, index: int, where: str, *, fields: FieldMap = DEFAULT_FIELDS,
-               duplicates: str = "merge") -> Item | ItemError:
+def parse_text(
+    text: str, index: int, where: str, *, fields: FieldMap = DEFAULT_FIELDS, duplicates: str = "merge"
+) -> Item | ItemError:
     """One row's JSON text -> an :class:`Item`, or the :class:`ItemError` saying why not."""
     try:
         obj = json.loads(text)
     except ValueError as exc:
-        return ItemError(f"malformed JSON ({getattr(exc, 'msg', exc)} at column {getattr(exc, 'colno', '?')})",
-                         where, index=index)
+        return ItemError(
+            f"malformed JSON ({getattr(exc, 'msg', exc)} at column {getattr(exc, 'colno', '?')})", where, index=index
+        )
     except RecursionError:
         return ItemError("malformed JSON (nested too deeply)", where, index=index)
     try:
@@ -391,8 +421,9 @@ def parse_text(text: str, index: int, where: str, *, fields: FieldMap = DEFAULT_
         return exc
 
 
-def read_items(lines: Iterable[str], source: str = "input", *, fields: FieldMap = DEFAULT_FIELDS,
-               duplicates: str = "merge") -> Iterator[Item | ItemError]:
+def read_items(
+    lines: Iterable[str], source: str = "input", *, fields: FieldMap = DEFAULT_FIELDS, duplicates: str = "merge"
+) -> Iterator[Item | ItemError]:
     """Parse JSONL lines (text); yields an :class:`Item` or the :class:`ItemError` for each line.
 
     Blank lines are skipped (they are not items); every other line yields exactly one entry,

@@ -319,8 +319,12 @@ def _parse_arena_hard(rec: Mapping[str, Any], opts: _ReadOptions) -> list[_Row]:
     return rows
 
 
-_PARSERS = {"arena": _parse_arena, "alpaca_eval": _parse_alpaca, "arena_hard": _parse_arena_hard,
-            "tourney": _parse_tourney}
+_PARSERS = {
+    "arena": _parse_arena,
+    "alpaca_eval": _parse_alpaca,
+    "arena_hard": _parse_arena_hard,
+    "tourney": _parse_tourney,
+}
 
 
 def _detect(rec: Mapping[str, Any]) -> str | None:
@@ -382,8 +386,11 @@ def _add(out: Pairwise, where: str, no: int, rec: Any, opts: _ReadOptions) -> No
     if fmt in _BASELINE_FORMATS and base is not None:
         out.baselines[base] = out.baselines.get(base, 0) + 1
     if opts.missing_baseline is not None:
-        out.note_once("arena-hard-baseline", f"{where}: an Arena-Hard record without 'baseline': "
-                      f"{opts.missing_baseline!r} assumed (pass --baseline NAME to set it)")
+        out.note_once(
+            "arena-hard-baseline",
+            f"{where}: an Arena-Hard record without 'baseline': "
+            f"{opts.missing_baseline!r} assumed (pass --baseline NAME to set it)",
+        )
         opts.missing_baseline = None
     for a, b, y in rows:
         if y is None:
@@ -443,8 +450,9 @@ def read_pairwise(
                 try:
                     line = line.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    out.problems.append(f"{where}: not valid UTF-8 (byte 0x{line[exc.start]:02x} at column "
-                                        f"{exc.start + 1})")
+                    out.problems.append(
+                        f"{where}: not valid UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})"
+                    )
                     continue
             elif no == 1 and line.startswith("\ufeff"):
                 line = line[1:]
@@ -468,6 +476,8 @@ def _skip_ws(text: str, i: int) -> int:
     """The index of the first non-whitespace character at or after ``i`` (JSON whitespace)."""
     m = _WS.match(text, i)
     return m.end() if m is not None else i
+
+
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _STRUCT = re.compile(r'["\[\]{},]')
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
@@ -588,8 +598,16 @@ def _read_array(raw: bytes, source: str, out: Pairwise, opts: _ReadOptions) -> N
         _array_element(prev, len(text), text, source, out, opts, line_at, bad_bytes)
 
 
-def _array_element(element: tuple[int, Any, str | None], end: int, text: str, source: str, out: Pairwise,
-                   opts: _ReadOptions, line_at: _LineIndex, bad_bytes: list[int]) -> None:
+def _array_element(
+    element: tuple[int, Any, str | None],
+    end: int,
+    text: str,
+    source: str,
+    out: Pairwise,
+    opts: _ReadOptions,
+    line_at: _LineIndex,
+    bad_bytes: list[int],
+) -> None:
     offset, rec, problem = element
     no = line_at(offset)
     where = f"{source}:{no}"
@@ -671,13 +689,14 @@ def read_pairwise_path(
 
 
 def _read_blob(raw: bytes, source: str, out: Pairwise, input_format: str, weight: int, baseline: str | None) -> None:
-    if _is_json_array(raw[:1 << 16] if len(raw) > 1 << 16 and b"\n" in raw[:1 << 16] else raw):
+    if _is_json_array(raw[: 1 << 16] if len(raw) > 1 << 16 and b"\n" in raw[: 1 << 16] else raw):
         out.containers["json"] = out.containers.get("json", 0) + 1
         _read_array(raw, source, out, _ReadOptions(input_format, int(weight), baseline))
     else:
         out.containers["jsonl"] = out.containers.get("jsonl", 0) + 1
-        read_pairwise(io.BytesIO(raw), source, input_format=input_format, arena_hard_weight=weight,
-                      baseline=baseline, data=out)
+        read_pairwise(
+            io.BytesIO(raw), source, input_format=input_format, arena_hard_weight=weight, baseline=baseline, data=out
+        )
 
 
 # ----------------------------------------------------------------------------- rating
@@ -710,8 +729,17 @@ def _anchored(values: np.ndarray, anchor: tuple[int, float] | None) -> np.ndarra
 
 
 def _fit_bradley_terry(
-    n: int, first: np.ndarray, second: np.ndarray, y: np.ndarray, *,
-    ties: str, l2: float, position: bool, bootstrap: int, seed: int, rng: np.random.Generator,
+    n: int,
+    first: np.ndarray,
+    second: np.ndarray,
+    y: np.ndarray,
+    *,
+    ties: str,
+    l2: float,
+    position: bool,
+    bootstrap: int,
+    seed: int,
+    rng: np.random.Generator,
     anchor: tuple[int, float] | None,
 ) -> _Fit:
     """Maximum likelihood on the Elo scale, with a Wald (Fisher) or bootstrap 95% interval."""
@@ -721,8 +749,9 @@ def _fit_bradley_terry(
     header: dict[str, Any] = {}
     if bootstrap:
         try:
-            boot = rating.bt_bootstrap(n, first, second, y, rounds=bootstrap, rng=rng, ties=ties, l2=l2,
-                                       position=position)
+            boot = rating.bt_bootstrap(
+                n, first, second, y, rounds=bootstrap, rng=rng, ties=ties, l2=l2, position=position
+            )
         except InputError as exc:
             raise InputError(f"{exc} (bootstrap: pass l2=0.01 or larger for sparse data)") from None
         lo, hi = np.percentile(_anchored(rating.to_elo_scale(boot), anchor), [2.5, 97.5], axis=0)
@@ -730,12 +759,17 @@ def _fit_bradley_terry(
     else:
         lo, hi = ratings - rating.Z_95 * se, ratings + rating.Z_95 * se
         header["interval"] = "95% Wald interval from the Fisher information"
-    header["scale"] = (f"Bradley-Terry on the Elo scale: {rating.ELO_INITIAL:g} + "
-                       f"{rating.ELO_SCALE:g}/ln({rating.ELO_BASE:g}) * centred log-strength")
+    header["scale"] = (
+        f"Bradley-Terry on the Elo scale: {rating.ELO_INITIAL:g} + "
+        f"{rating.ELO_SCALE:g}/ln({rating.ELO_BASE:g}) * centred log-strength"
+    )
     header["l2"], header["ties"] = l2, ties
     if position:
-        header["position"] = {"coef": fit.position_coef, "se": fit.position_se,
-                              "elo": (fit.position_coef or 0.0) * rating.ELO_PER_NAT}
+        header["position"] = {
+            "coef": fit.position_coef,
+            "se": fit.position_se,
+            "elo": (fit.position_coef or 0.0) * rating.ELO_PER_NAT,
+        }
     header["converged"] = bool(fit.converged)
     return _Fit(ratings, se, lo, hi, header, None if fit.connected else fit.components)
 
@@ -833,8 +867,17 @@ def _permutation_orders(m: int, permutations: int, rng: np.random.Generator) -> 
 
 
 def _fit_elo(
-    n: int, first: np.ndarray, second: np.ndarray, y: np.ndarray, tstamp: Sequence[float | None], *,
-    k: float, bootstrap: int, permutations: int, seed: int, rng: np.random.Generator,
+    n: int,
+    first: np.ndarray,
+    second: np.ndarray,
+    y: np.ndarray,
+    tstamp: Sequence[float | None],
+    *,
+    k: float,
+    bootstrap: int,
+    permutations: int,
+    seed: int,
+    rng: np.random.Generator,
     anchor: tuple[int, float] | None,
 ) -> _Fit:
     """Online Elo in timestamp order (a bootstrap percentile interval when asked, else none), or
@@ -846,8 +889,10 @@ def _fit_elo(
         ratings = runs.mean(axis=0)
         lo, hi = np.percentile(runs, [2.5, 97.5], axis=0)
         header["interval"] = f"95% percentile interval over {permutations} random orderings, seed {seed}"
-        header["scale"] = (f"online Elo, mean over {permutations} random orderings (K={k:g}, {rating.ELO_SCALE:g} "
-                           f"points per factor {rating.ELO_BASE:g} of odds, initial {rating.ELO_INITIAL:g})")
+        header["scale"] = (
+            f"online Elo, mean over {permutations} random orderings (K={k:g}, {rating.ELO_SCALE:g} "
+            f"points per factor {rating.ELO_BASE:g} of odds, initial {rating.ELO_INITIAL:g})"
+        )
         header["permutations"] = permutations
     else:
         order = _time_order(tstamp)
@@ -863,8 +908,10 @@ def _fit_elo(
             header["interval"] = _bootstrap_label(bootstrap, seed)
         else:
             header["interval"] = None
-        header["scale"] = (f"online Elo in timestamp order (K={k:g}, {rating.ELO_SCALE:g} points per factor "
-                           f"{rating.ELO_BASE:g} of odds, initial {rating.ELO_INITIAL:g})")
+        header["scale"] = (
+            f"online Elo in timestamp order (K={k:g}, {rating.ELO_SCALE:g} points per factor "
+            f"{rating.ELO_BASE:g} of odds, initial {rating.ELO_INITIAL:g})"
+        )
     comps = rating.connected_components(n, first, second)
     return _Fit(np.asarray(ratings, dtype=float), None, lo, hi, header, comps if len(comps) > 1 else None)
 
@@ -886,8 +933,14 @@ def _win_rates(n: int, first: np.ndarray, second: np.ndarray, y: np.ndarray, bas
     return out
 
 
-def _rows(names: Sequence[str], first: np.ndarray, second: np.ndarray, y: np.ndarray, fit: _Fit,
-          win_rate: np.ndarray | None = None) -> list[dict[str, Any]]:
+def _rows(
+    names: Sequence[str],
+    first: np.ndarray,
+    second: np.ndarray,
+    y: np.ndarray,
+    fit: _Fit,
+    win_rate: np.ndarray | None = None,
+) -> list[dict[str, Any]]:
     """Leaderboard rows, best first (ties in rating broken by name): rank, model, rating, 95%
     interval, record (wins, losses, ties: a soft outcome counts as a win above 0.5, a loss below,
     as AlpacaEval counts them), plus ``se``, ``component`` and ``win_rate`` where they apply."""
@@ -1025,18 +1078,47 @@ def rate(
             raise InputError("every record is a tie and ties='drop' leaves nothing to rate")
     rng = np.random.default_rng(seed)
     if method == "bradley_terry":
-        fit = _fit_bradley_terry(n, first, second, y, ties=ties, l2=l2, position=position, bootstrap=bootstrap,
-                                 seed=seed, rng=rng, anchor=anchor_at)
+        fit = _fit_bradley_terry(
+            n,
+            first,
+            second,
+            y,
+            ties=ties,
+            l2=l2,
+            position=position,
+            bootstrap=bootstrap,
+            seed=seed,
+            rng=rng,
+            anchor=anchor_at,
+        )
     else:
-        fit = _fit_elo(n, first, second, y, tstamp, k=rating.DEFAULT_ELO_K if k is None else k,
-                       bootstrap=bootstrap, permutations=permutations, seed=seed, rng=rng, anchor=anchor_at)
+        fit = _fit_elo(
+            n,
+            first,
+            second,
+            y,
+            tstamp,
+            k=rating.DEFAULT_ELO_K if k is None else k,
+            bootstrap=bootstrap,
+            permutations=permutations,
+            seed=seed,
+            rng=rng,
+            anchor=anchor_at,
+        )
     if anchor_at is not None and fit.components:
         comp = next(c for c in fit.components if anchor_at[0] in c)
         if len(comp) < n:
-            raise InputError(f"the anchor {anchor[0]!r} is in one of {len(fit.components)} disconnected "  # type: ignore[index]
-                             "components: it cannot anchor the others")
-    board: dict[str, Any] = {"method": method, "records": len(y), "abstentions": data.abstentions,
-                             "self_pairs": data.self_pairs, "bad_lines": len(data.problems)}
+            raise InputError(
+                f"the anchor {anchor[0]!r} is in one of {len(fit.components)} disconnected "  # type: ignore[index]
+                "components: it cannot anchor the others"
+            )
+    board: dict[str, Any] = {
+        "method": method,
+        "records": len(y),
+        "abstentions": data.abstentions,
+        "self_pairs": data.self_pairs,
+        "bad_lines": len(data.problems),
+    }
     board.update(fit.header)
     if anchor_at is not None:
         board["anchor"] = {"model": data.names[anchor_at[0]], "rating": anchor_at[1]}

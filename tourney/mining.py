@@ -66,8 +66,16 @@ from .errors import InputError
 from .items import Item
 from .outputs import OutputError, OutputFile
 
-__all__ = ["FORMATS", "POLICIES", "PairFile", "PairPolicy", "check_ranked", "mine_kto", "mine_pairs",
-           "to_conversational"]
+__all__ = [
+    "FORMATS",
+    "POLICIES",
+    "PairFile",
+    "PairPolicy",
+    "check_ranked",
+    "mine_kto",
+    "mine_pairs",
+    "to_conversational",
+]
 
 #: the row forms :class:`PairFile` writes: TRL's paired preference form and its unpaired (KTO) form
 FORMATS = ("dpo", "kto")
@@ -124,8 +132,9 @@ def _as_messages(prompt: Any) -> list[dict[str, str]]:
     return [dict(m) for m in prompt] if not isinstance(prompt, str) else [{"role": "user", "content": prompt}]
 
 
-def mine_pairs(item: Item, result: Mapping[str, Any], policy: PairPolicy,
-               counts: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
+def mine_pairs(
+    item: Item, result: Mapping[str, Any], policy: PairPolicy, counts: dict[str, int] | None = None
+) -> Iterator[dict[str, Any]]:
     """Pairs for one item from its rank result (the output line's JSON).
 
     A candidate pair whose two responses are the same text is never written (identical
@@ -141,7 +150,7 @@ def mine_pairs(item: Item, result: Mapping[str, Any], policy: PairPolicy,
     elif policy.policy == "best_each":
         candidates = [(ranking[0], c) for c in ranking[1:]]
     else:
-        candidates = [(a, b) for i, a in enumerate(ranking) for b in ranking[i + 1:]]
+        candidates = [(a, b) for i, a in enumerate(ranking) for b in ranking[i + 1 :]]
     conversational = policy.conversational if policy.conversational is not None else not isinstance(item.prompt, str)
     for a, b in candidates:
         if item.responses[a] == item.responses[b]:  # no preference between a text and itself
@@ -180,8 +189,9 @@ def mine_pairs(item: Item, result: Mapping[str, Any], policy: PairPolicy,
         yield pair
 
 
-def mine_kto(item: Item, result: Mapping[str, Any], policy: PairPolicy,
-             counts: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
+def mine_kto(
+    item: Item, result: Mapping[str, Any], policy: PairPolicy, counts: dict[str, int] | None = None
+) -> Iterator[dict[str, Any]]:
     """KTO rows for one item (TRL's unpaired form), from the pairs :func:`mine_pairs` keeps
     under ``policy``; see the module docstring for the labels and the evidence.
 
@@ -374,14 +384,17 @@ def check_ranked(obj: Any, item: Item, where: str) -> dict[str, Any]:
     ``{"first", "second", "votes"}`` with two different candidates and :data:`VOTE_FIELDS`
     integer vote counts >= 0; ``strategy`` and ``judge`` absent, null or objects.
     """
+
     def bad(message: str) -> InputError:
         return InputError(message, where)
 
     if not isinstance(obj, dict):
         raise bad(f"expected a JSON object, got {type(obj).__name__}")
     if obj.get("id") != item.id:
-        raise bad(f"result is for item {obj.get('id')!r}, the input's item here is {item.id!r}: "
-                  "not the output of this input (or lines were reordered)")
+        raise bad(
+            f"result is for item {obj.get('id')!r}, the input's item here is {item.id!r}: "
+            "not the output of this input (or lines were reordered)"
+        )
     status = obj.get("status")
     if status not in ("ok", "partial", "coin_flip", "failed"):
         raise bad(f"'status' must be ok, partial, coin_flip or failed, got {status!r}")
@@ -398,15 +411,18 @@ def check_ranked(obj: Any, item: Item, where: str) -> dict[str, Any]:
         raise bad(f"'scores' must be {n} finite numbers, got {_short(scores)}")
     for hi, lo in itertools.pairwise(ranking):
         if scores[hi] < scores[lo] - SCORE_TOL:
-            raise bad(f"'scores' disagree with 'ranking': candidate {hi} is ranked above {lo} "
-                      f"with a lower score ({scores[hi]} < {scores[lo]})")
+            raise bad(
+                f"'scores' disagree with 'ranking': candidate {hi} is ranked above {lo} "
+                f"with a lower score ({scores[hi]} < {scores[lo]})"
+            )
     if "best" in obj and obj["best"] != ranking[0]:
         raise bad(f"'best' is {_short(obj['best'])} but the ranking starts with {ranking[0]}")
     if "best_response" in obj and obj["best_response"] != item.responses[ranking[0]]:
         raise bad(f"'best_response' is not the text of candidate {ranking[0]} in the input")
     unc = obj.get("uncertainty")
-    if unc is not None and (not isinstance(unc, list) or len(unc) != n
-                            or not all(_is_finite(x) and x >= 0 for x in unc)):
+    if unc is not None and (
+        not isinstance(unc, list) or len(unc) != n or not all(_is_finite(x) and x >= 0 for x in unc)
+    ):
         raise bad(f"'uncertainty' must be null or {n} finite numbers >= 0, got {_short(unc)}")
     matches = obj.get("matches", [])
     if not isinstance(matches, list):
@@ -416,12 +432,15 @@ def check_ranked(obj: Any, item: Item, where: str) -> dict[str, Any]:
             raise bad(f"match {k} must be an object, got {type(m).__name__}")
         f, sec, votes = m.get("first"), m.get("second"), m.get("votes")
         if not (_is_int(f) and _is_int(sec) and 0 <= f < n and 0 <= sec < n and f != sec):
-            raise bad(f"match {k}: 'first' and 'second' must be two different candidates 0..{n - 1}, "
-                      f"got {_short(f)} and {_short(sec)}")
-        if (not isinstance(votes, list) or len(votes) != VOTE_FIELDS
-                or not all(_is_int(v) and v >= 0 for v in votes)):
-            raise bad(f"match {k}: 'votes' must be {VOTE_FIELDS} counts >= 0 (first, second, ties, "
-                      f"abstentions, errors), got {_short(votes)}")
+            raise bad(
+                f"match {k}: 'first' and 'second' must be two different candidates 0..{n - 1}, "
+                f"got {_short(f)} and {_short(sec)}"
+            )
+        if not isinstance(votes, list) or len(votes) != VOTE_FIELDS or not all(_is_int(v) and v >= 0 for v in votes):
+            raise bad(
+                f"match {k}: 'votes' must be {VOTE_FIELDS} counts >= 0 (first, second, ties, "
+                f"abstentions, errors), got {_short(votes)}"
+            )
     for key in ("strategy", "judge"):
         if obj.get(key) is not None and not isinstance(obj[key], dict):
             raise bad(f"'{key}' must be an object, got {_short(obj[key])}")

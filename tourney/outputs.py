@@ -87,9 +87,28 @@ ROW_GROUP = 1024
 
 #: the result columns, in order (the input's other fields follow)
 RESULT_COLUMNS = (
-    "id", "status", "error", "best", "best_response", "ranking", "scores", "scale", "uncertainty", "duplicates",
-    "comparisons", "samples", "abstentions", "ties", "errors", "tokens", "budget_limited", "strategy", "judge",
-    "seed", "matches", "info",
+    "id",
+    "status",
+    "error",
+    "best",
+    "best_response",
+    "ranking",
+    "scores",
+    "scale",
+    "uncertainty",
+    "duplicates",
+    "comparisons",
+    "samples",
+    "abstentions",
+    "ties",
+    "errors",
+    "tokens",
+    "budget_limited",
+    "strategy",
+    "judge",
+    "seed",
+    "matches",
+    "info",
 )
 
 
@@ -126,12 +145,26 @@ def result_schema(extra: Any = None, *, arranged: bool = False) -> Any:
     i64, f64, s = pa.int64(), pa.float64(), pa.string()
     spec = pa.struct([("name", s), ("arg", s), ("options", s)])
     fields = [
-        ("id", s), ("status", s), ("error", s), ("best", i64), ("best_response", s), ("ranking", pa.list_(i64)),
-        ("scores", pa.list_(f64)), ("scale", s), ("uncertainty", pa.list_(f64)),
+        ("id", s),
+        ("status", s),
+        ("error", s),
+        ("best", i64),
+        ("best_response", s),
+        ("ranking", pa.list_(i64)),
+        ("scores", pa.list_(f64)),
+        ("scale", s),
+        ("uncertainty", pa.list_(f64)),
         ("duplicates", pa.list_(pa.list_(i64))),
-        ("comparisons", i64), ("samples", i64), ("abstentions", i64), ("ties", i64), ("errors", i64),
+        ("comparisons", i64),
+        ("samples", i64),
+        ("abstentions", i64),
+        ("ties", i64),
+        ("errors", i64),
         ("tokens", pa.struct([("prompt", i64), ("cached", i64), ("completion", i64)])),
-        ("budget_limited", pa.bool_()), ("strategy", spec), ("judge", spec), ("seed", i64),
+        ("budget_limited", pa.bool_()),
+        ("strategy", spec),
+        ("judge", spec),
+        ("seed", i64),
         ("matches", pa.list_(pa.struct([("first", i64), ("second", i64), ("outcome", s), ("votes", pa.list_(i64))]))),
         ("info", s),
     ]
@@ -149,8 +182,11 @@ def result_schema(extra: Any = None, *, arranged: bool = False) -> Any:
 def _spec_record(spec: Any) -> dict[str, Any] | None:
     if not isinstance(spec, Mapping):
         return None
-    return {"name": spec.get("name"), "arg": spec.get("arg"),
-            "options": json.dumps(dict(spec.get("options") or {}), ensure_ascii=False, sort_keys=True)}
+    return {
+        "name": spec.get("name"),
+        "arg": spec.get("arg"),
+        "options": json.dumps(dict(spec.get("options") or {}), ensure_ascii=False, sort_keys=True),
+    }
 
 
 def _record(row: PromptResult | Mapping[str, Any]) -> dict[str, Any]:
@@ -249,8 +285,10 @@ class _ExtraColumns:
                 for r in records:
                     if k in r:
                         del r[k]
-                self.warnings.append(f"input field {k!r} first appears after the first rows that fixed the parquet "
-                                     f"schema (output row {first_row}): left out of the parquet output")
+                self.warnings.append(
+                    f"input field {k!r} first appears after the first rows that fixed the parquet "
+                    f"schema (output row {first_row}): left out of the parquet output"
+                )
                 continue
             if k in self.json_columns:
                 for r in records:
@@ -272,9 +310,11 @@ class _ExtraColumns:
                     if pa.types.is_string(t) or pa.types.is_large_string(t):
                         r[k] = json.dumps(v, ensure_ascii=False, default=str)
                     else:
-                        self.warnings.append(f"output row {first_row + i}: input field {k!r} holds a "
-                                             f"{type(v).__name__} that does not fit its column type {t} (fixed by "
-                                             "the first rows): written as null (the JSONL output keeps it)")
+                        self.warnings.append(
+                            f"output row {first_row + i}: input field {k!r} holds a "
+                            f"{type(v).__name__} that does not fit its column type {t} (fixed by "
+                            "the first rows): written as null (the JSONL output keeps it)"
+                        )
                         r[k] = None
 
 
@@ -291,8 +331,9 @@ def _storable(pa: Any, t: Any) -> bool:
     return True
 
 
-def to_arrow(results: Iterable[PromptResult | Mapping[str, Any]] | str | os.PathLike[str],
-             extra_schema: Any = None) -> Any:
+def to_arrow(
+    results: Iterable[PromptResult | Mapping[str, Any]] | str | os.PathLike[str], extra_schema: Any = None
+) -> Any:
     """Results (``PromptResult`` objects, rows in the JSONL shape, or the path of a JSONL or
     parquet output) as one ``pyarrow.Table`` of :func:`result_schema`."""
     pa = _pyarrow("to_arrow")
@@ -376,7 +417,9 @@ class OutputFile:
         if self.path is None:
             self.kind, self.target, self.tmp = "stdout", None, None
             # a replaced sys.stdout without a byte buffer: the writer calls only write and flush
-            self._fh: IO[bytes] | None = getattr(sys.stdout, "buffer", None) or cast(IO[bytes], _TextAsBinary(sys.stdout))
+            self._fh: IO[bytes] | None = getattr(sys.stdout, "buffer", None) or cast(
+                IO[bytes], _TextAsBinary(sys.stdout)
+            )
             return
         if os.path.isdir(self.path):
             raise OutputError(f"--out {self.path} is a directory: give a file name")
@@ -459,8 +502,10 @@ class OutputFile:
             os.replace(self.tmp, self.target)
             _sync_dir(self.target)
         except OSError as exc:
-            raise OutputError(f"cannot rename {self.tmp} to {self.target}: {exc.strerror or exc} "
-                              f"(the complete output is in {self.tmp})") from exc
+            raise OutputError(
+                f"cannot rename {self.tmp} to {self.target}: {exc.strerror or exc} "
+                f"(the complete output is in {self.tmp})"
+            ) from exc
         if meta is not None and self.meta_path is not None:
             _write_json_atomic(self.meta_path, meta)
         if self.partial_meta_path:
@@ -613,7 +658,9 @@ class ResultWriter:
         try:
             table = pa.Table.from_pylist(records, schema=self._schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise OutputError(f"cannot write rows {self.rows - len(records)}-{self.rows - 1} as parquet: {exc}") from exc
+            raise OutputError(
+                f"cannot write rows {self.rows - len(records)}-{self.rows - 1} as parquet: {exc}"
+            ) from exc
         try:
             if self._writer is None:
                 self._writer = pq.ParquetWriter(self.out.handle, self._schema)
@@ -673,8 +720,10 @@ def find_result(path: str | os.PathLike[str], prompt_id: str) -> dict[str, Any]:
             if len(seen) < 8:
                 seen.append(str(rec["id"]))
     more = f" and {count - len(seen)} more" if count > len(seen) else ""
-    raise InputError(f"no prompt with id {prompt_id!r} in {path} ({count} results"
-                     + (f"; ids: {', '.join(seen)}{more})" if seen else ")"))
+    raise InputError(
+        f"no prompt with id {prompt_id!r} in {path} ({count} results"
+        + (f"; ids: {', '.join(seen)}{more})" if seen else ")")
+    )
 
 
 def read_meta(out_path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -714,8 +763,9 @@ def find_item(input_path: str, prompt_id: str, index: int | None) -> dict[str, A
             except (ValueError, RecursionError):
                 k += 1
                 continue
-            if isinstance(rec, dict) and (str(rec.get("id", k)) == prompt_id or (index is not None and k == index
-                                                                               and "id" not in rec)):
+            if isinstance(rec, dict) and (
+                str(rec.get("id", k)) == prompt_id or (index is not None and k == index and "id" not in rec)
+            ):
                 return rec
             k += 1
     return None

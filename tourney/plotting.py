@@ -68,14 +68,28 @@ def bracket_rounds(result: Mapping[str, Any]) -> tuple[list[list[BracketMatch]],
     (``info["matches"]`` with rounds and winners)."""
     info = result.get("info") or {}
     raw = info.get("matches") if isinstance(info, Mapping) else None
-    if not isinstance(raw, list) or not raw or not all(isinstance(m, Mapping) and "round" in m and "winner" in m
-                                                      for m in raw):
-        strategy = (result.get("strategy") or {}).get("name", "?") if isinstance(result.get("strategy"), Mapping) else "?"
-        raise InputError(f"prompt {result.get('id')!r} has no knockout bracket (strategy {strategy}): "
-                         "a bracket needs info.matches with rounds and winners")
-    matches = [BracketMatch(int(m["round"]), (int(m["players"][0]), int(m["players"][1])),
-                            (float(m["votes"][0]), float(m["votes"][1])), int(m["winner"]), bool(m.get("coin_flip")))
-               for m in raw]
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or not all(isinstance(m, Mapping) and "round" in m and "winner" in m for m in raw)
+    ):
+        strategy = (
+            (result.get("strategy") or {}).get("name", "?") if isinstance(result.get("strategy"), Mapping) else "?"
+        )
+        raise InputError(
+            f"prompt {result.get('id')!r} has no knockout bracket (strategy {strategy}): "
+            "a bracket needs info.matches with rounds and winners"
+        )
+    matches = [
+        BracketMatch(
+            int(m["round"]),
+            (int(m["players"][0]), int(m["players"][1])),
+            (float(m["votes"][0]), float(m["votes"][1])),
+            int(m["winner"]),
+            bool(m.get("coin_flip")),
+        )
+        for m in raw
+    ]
     matches.sort(key=lambda m: m.round)
     last_win: dict[int, BracketMatch] = {}  # player -> the latest match they won
     for m in matches:
@@ -128,8 +142,13 @@ def _short(text: str, limit: int = 38) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def plot_bracket(result: Mapping[str, Any], path: str | os.PathLike[str], *,
-                 labels: Sequence[str] | None = None, title: str | None = None) -> tuple[int, int]:
+def plot_bracket(
+    result: Mapping[str, Any],
+    path: str | os.PathLike[str],
+    *,
+    labels: Sequence[str] | None = None,
+    title: str | None = None,
+) -> tuple[int, int]:
     """Draw one prompt's knockout bracket (a result line of ``tourney rank``) to ``path``:
     rounds left to right, each match a box with the two players and their votes, the winner in
     bold, a line to the match the winner played next; a coin-flip settled match is marked.
@@ -166,11 +185,18 @@ def plot_bracket(result: Mapping[str, Any], path: str | os.PathLike[str], *,
     for rnd in rounds:
         for m in rnd:
             x, y = (m.round - 1) * col, ys[id(m)]
-            ax.add_patch(plt.Rectangle((x, y - 0.42), box_w, 0.84, fill=False, lw=1.0,
-                                       ls="--" if m.coin_flip else "-", ec="0.3"))
+            ax.add_patch(
+                plt.Rectangle((x, y - 0.42), box_w, 0.84, fill=False, lw=1.0, ls="--" if m.coin_flip else "-", ec="0.3")
+            )
             for k, (p, v) in enumerate(zip(m.players, m.votes)):
-                ax.text(x + 0.08, y + (0.18 if k == 0 else -0.2), f"{name(p)}  ({v:g})", va="center", fontsize=8,
-                        fontweight="bold" if p == m.winner else "normal")
+                ax.text(
+                    x + 0.08,
+                    y + (0.18 if k == 0 else -0.2),
+                    f"{name(p)}  ({v:g})",
+                    va="center",
+                    fontsize=8,
+                    fontweight="bold" if p == m.winner else "normal",
+                )
             for f in m.feeders:
                 if f is not None:
                     fx, fy = (f.round - 1) * col + box_w, ys[id(f)]
@@ -182,15 +208,22 @@ def plot_bracket(result: Mapping[str, Any], path: str | os.PathLike[str], *,
     ax.set_ylim(bottom, -0.9)
     ax.axis("off")
     for k in range(n_rounds):
-        ax.text(k * col + box_w / 2, -0.65, "final" if k == n_rounds - 1 and len(roots) == 1 else f"round {k + 1}",
-                ha="center", fontsize=9, color="0.3")
+        ax.text(
+            k * col + box_w / 2,
+            -0.65,
+            "final" if k == n_rounds - 1 and len(roots) == 1 else f"round {k + 1}",
+            ha="center",
+            fontsize=9,
+            color="0.3",
+        )
     ax.set_title(title or f"{result.get('id')}: knockout bracket (best: #{result.get('best')})", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def plot_leaderboard(board: Mapping[str, Any], path: str | os.PathLike[str], *, title: str | None = None,
-                     top: int | None = None) -> tuple[int, int]:
+def plot_leaderboard(
+    board: Mapping[str, Any], path: str | os.PathLike[str], *, title: str | None = None, top: int | None = None
+) -> tuple[int, int]:
     """Draw a leaderboard (``tourney rate --format json``, or :func:`tourney.leaderboard.rate`)
     to ``path``: one row per model, best at the top, its rating as a dot and its 95% interval
     as a bar (no bar when the board has none). ``top``: only the first rows."""
@@ -214,14 +247,19 @@ def plot_leaderboard(board: Mapping[str, Any], path: str | os.PathLike[str], *, 
     ax.set_xlabel("rating" + (f" ({board['method']})" if board.get("method") else ""))
     ax.grid(axis="x", alpha=0.3)
     interval = board.get("interval")
-    ax.set_title(title or f"{len(board.get('leaderboard') or [])} models, {board.get('records', '?')} comparisons"
-                 + (f"\n{_short(interval, 90)}" if interval else "\n(no interval)"), fontsize=9)
+    ax.set_title(
+        title
+        or f"{len(board.get('leaderboard') or [])} models, {board.get('records', '?')} comparisons"
+        + (f"\n{_short(interval, 90)}" if interval else "\n(no interval)"),
+        fontsize=9,
+    )
     fig.tight_layout()
     return _save(fig, path)
 
 
-def plot_accuracy(report: Mapping[str, Any], path: str | os.PathLike[str], *, metric: str = "top1",
-                  title: str | None = None) -> tuple[int, int]:
+def plot_accuracy(
+    report: Mapping[str, Any], path: str | os.PathLike[str], *, metric: str = "top1", title: str | None = None
+) -> tuple[int, int]:
     """Draw accuracy against comparisons per prompt from a ``tourney simulate --format json``
     document (``{"reports": [{"bench", "rows": [...]}, ...]}``, or one report, e.g.
     :meth:`tourney.harness.Report.to_json`) to ``path``: one panel per bench, one curve per strategy
@@ -236,8 +274,15 @@ def plot_accuracy(report: Mapping[str, Any], path: str | os.PathLike[str], *, me
     if not reports:
         raise InputError("the simulate document has no rows to plot (expected tourney simulate --format json)")
     if not any(metric in row for r in reports for row in r["rows"]):
-        known = sorted({k for r in reports for row in r["rows"] for k, v in row.items()
-                        if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        known = sorted(
+            {
+                k
+                for r in reports
+                for row in r["rows"]
+                for k, v in row.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+            }
+        )
         raise InputError(f"the simulate rows have no {metric!r} field; numeric fields: {', '.join(known)}")
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(reports), figsize=(6.4 * len(reports), 4.4), squeeze=False)
@@ -246,8 +291,7 @@ def plot_accuracy(report: Mapping[str, Any], path: str | os.PathLike[str], *, me
         per_limit = len(rep.get("max_rounds") or [None]) > 1  # one curve per (strategy, round limit)
         for row in rep["rows"]:
             if _finite(row.get(metric)) and _finite(row.get("comparisons")):
-                by.setdefault((str(row.get("strategy")), row.get("max_rounds") if per_limit else None),
-                              []).append(row)
+                by.setdefault((str(row.get("strategy")), row.get("max_rounds") if per_limit else None), []).append(row)
         for (name, limit), rs in by.items():
             label = _curve_label(name, limit, per_limit)
             rs = sorted(rs, key=lambda row: row["comparisons"])
@@ -271,8 +315,12 @@ def plot_accuracy(report: Mapping[str, Any], path: str | os.PathLike[str], *, me
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
         bench = rep.get("bench") or {}
-        ax.set_title(title or f"{metric} vs comparisons ({bench.get('kind', 'bench')}, n={bench.get('n', '?')}, "
-                     f"{bench.get('trials', '?')} trials)", fontsize=10)
+        ax.set_title(
+            title
+            or f"{metric} vs comparisons ({bench.get('kind', 'bench')}, n={bench.get('n', '?')}, "
+            f"{bench.get('trials', '?')} trials)",
+            fontsize=10,
+        )
     fig.tight_layout()
     return _save(fig, path)
 

@@ -172,8 +172,16 @@ class Progress(_Base):
     when an earlier one was printed. ``escapes``: clear the rest of a live line with ``ESC[K``
     (default true; a notebook gets spaces instead)."""
 
-    def __init__(self, total: int | None, stream: TextIO | None = None, interval_s: float | None = None, *,
-                 live: bool | None = None, escapes: bool = True, elapsed: bool = True):
+    def __init__(
+        self,
+        total: int | None,
+        stream: TextIO | None = None,
+        interval_s: float | None = None,
+        *,
+        live: bool | None = None,
+        escapes: bool = True,
+        elapsed: bool = True,
+    ):
         stream = stream or sys.stderr
         if live is None:
             isatty = getattr(stream, "isatty", None)
@@ -235,8 +243,14 @@ class TqdmProgress(_Base):
 
         super().__init__(total, interval_s)
         self._last = 0.0
-        self.bar = tqdm(total=total, unit="prompt", desc="tourney", dynamic_ncols=True,
-                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]", **tqdm_options)
+        self.bar = tqdm(
+            total=total,
+            unit="prompt",
+            desc="tourney",
+            dynamic_ncols=True,
+            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
+            **tqdm_options,
+        )
 
     def __call__(self, stats: RunStats, force: bool = False) -> None:
         now = time.perf_counter()

@@ -269,9 +269,7 @@ def _check_arrays(n: Any, first: Any, second: Any, y: Any) -> tuple[np.ndarray, 
     s = _as_index(second, "second", n)
     yy = np.asarray(y, dtype=np.float64)
     if not (f.shape == s.shape == yy.shape):
-        raise InputError(
-            f"first, second and y must have the same length, got {f.shape}, {s.shape}, {yy.shape}"
-        )
+        raise InputError(f"first, second and y must have the same length, got {f.shape}, {s.shape}, {yy.shape}")
     # min/max reductions: a NaN propagates into them and fails both comparisons
     if yy.size and not (np.minimum.reduce(yy) >= 0.0 and np.maximum.reduce(yy) <= 1.0):
         raise InputError("y must lie in [0, 1] (1 = first won, 0 = second won, 0.5 = tie)")
@@ -316,9 +314,7 @@ def aggregate(n: int, first: Any, second: Any, y: Any, weights: Any = None) -> P
     return _aggregate_valid(int(n), f, s, yy, w)
 
 
-def _aggregate_valid(
-    n: int, f: np.ndarray, s: np.ndarray, yy: np.ndarray, w: np.ndarray | None
-) -> PairTable:
+def _aggregate_valid(n: int, f: np.ndarray, s: np.ndarray, yy: np.ndarray, w: np.ndarray | None) -> PairTable:
     m = f.shape[0]
     key = f * n + s
     tie = yy == _TIE
@@ -521,8 +517,7 @@ def _problem(
     else:
         n_comp, labels = cc(graph, directed=True, connection="weak")
     comp_size = np.bincount(labels, minlength=n_comp)
-    return _Problem(n, i, j, a, m, float(l2), position, n_comp, labels, comp_size,
-                    n_strong != n_comp, pl2)
+    return _Problem(n, i, j, a, m, float(l2), position, n_comp, labels, comp_size, n_strong != n_comp, pl2)
 
 
 def _separation_message(pb: _Problem) -> str:
@@ -544,8 +539,7 @@ def _separation_message(pb: _Problem) -> str:
         parts.append(f"items {few(winless)} never won")
     if not parts:
         parts.append(
-            "some group of items beat every item outside the group "
-            "(the who-beat-whom graph is not strongly connected)"
+            "some group of items beat every item outside the group (the who-beat-whom graph is not strongly connected)"
         )
     return (
         "no finite Bradley-Terry maximum-likelihood estimate: "
@@ -587,8 +581,10 @@ def _separated_with_position(pb: _Problem) -> bool:
     idx = np.arange(r)
     # Row k of M: sign_k * (e_i - e_j + e_h), so (M @ x)_k is outcome k's agreement.
     mat = coo_array(
-        (np.concatenate([sign, -sign, sign]),
-         (np.concatenate([idx, idx, idx]), np.concatenate([rows_i, rows_j, np.full(r, n)]))),
+        (
+            np.concatenate([sign, -sign, sign]),
+            (np.concatenate([idx, idx, idx]), np.concatenate([rows_i, rows_j, np.full(r, n)])),
+        ),
         shape=(r, n + 1),
     ).tocsr()
     from scipy.sparse import vstack
@@ -982,9 +978,7 @@ def _factor_at(pb: _Problem, th: np.ndarray, c_fix: float, blk: np.ndarray | flo
     return chol if info == 0 else None
 
 
-def _check_fit_args(
-    ties: str, l2: float, max_iter: int, tol: float, position_l2: float | None = None
-) -> None:
+def _check_fit_args(ties: str, l2: float, max_iter: int, tol: float, position_l2: float | None = None) -> None:
     _check_ties(ties)
     if not (math.isfinite(l2) and l2 >= 0):
         raise InputError(f"l2 must be a finite number >= 0, got {l2!r}")
@@ -1080,9 +1074,7 @@ def bradley_terry(
         raise InputError(msg)
     if start is not None and n:
         start = np.concatenate([_centre(pb, start[:n]), start[n:]])
-    theta, ll, it, conv, cov, _ = _newton(
-        pb, start, int(max_iter), float(tol), "full" if return_cov else "diag"
-    )
+    theta, ll, it, conv, cov, _ = _newton(pb, start, int(max_iter), float(tol), "full" if return_cov else "diag")
     if (
         position
         and not l2
@@ -1203,14 +1195,11 @@ def bt_posterior_dense(
         raise InputError("first_wins and second_wins must be square arrays of numbers") from None
     if fw.ndim != 2 or fw.shape[0] != fw.shape[1] or sw.shape != fw.shape:
         raise InputError(
-            f"first_wins and second_wins must be square n x n arrays of one shape, got "
-            f"{fw.shape} and {sw.shape}"
+            f"first_wins and second_wins must be square n x n arrays of one shape, got {fw.shape} and {sw.shape}"
         )
     tot = fw + sw
     # both >= 0 with a finite sum means both finite; a NaN propagates and fails the comparisons
-    if fw.size and not (
-        np.minimum.reduce(np.minimum(fw, sw), None) >= 0.0 and np.maximum.reduce(tot, None) < math.inf
-    ):
+    if fw.size and not (np.minimum.reduce(np.minimum(fw, sw), None) >= 0.0 and np.maximum.reduce(tot, None) < math.inf):
         raise InputError("first_wins and second_wins must be finite and >= 0")
     n = fw.shape[0]
     start = _check_init(init, n, position)
@@ -1230,9 +1219,7 @@ def bt_posterior_dense(
     return _posterior(n, i, j, a, m, float(l2), pl2, position, start, int(max_iter), float(tol))
 
 
-def _check_prior(
-    ties: str, l2: float, position: bool, position_l2: float | None, max_iter: int, tol: float
-) -> float:
+def _check_prior(ties: str, l2: float, position: bool, position_l2: float | None, max_iter: int, tol: float) -> float:
     """Check the arguments of a posterior fit; returns the position prior's precision."""
     _check_fit_args(ties, l2, max_iter, tol, position_l2)
     pl2 = float(l2 if position_l2 is None else position_l2)
@@ -1240,7 +1227,8 @@ def _check_prior(
         raise InputError(
             "bt_posterior needs proper priors: l2 > 0"
             + (" and position_l2 > 0" if position else "")
-            + f", got l2={l2!r}" + (f", position_l2={position_l2!r}" if position else "")
+            + f", got l2={l2!r}"
+            + (f", position_l2={position_l2!r}" if position else "")
             + " (for an unpenalised fit use bradley_terry)"
         )
     return pl2
@@ -1261,8 +1249,9 @@ def _posterior(
 ) -> BTPosterior:
     """The posterior fit of aggregated pairs (i, j, a of m won by i) under proper priors."""
     labels = np.zeros(n, dtype=np.int64)
-    pb = _Problem(n, i, j, a, m, l2, position, 1 if n else 0, labels, np.array([n]) if n else labels,
-                  False, pl2, fix_levels=False)
+    pb = _Problem(
+        n, i, j, a, m, l2, position, 1 if n else 0, labels, np.array([n]) if n else labels, False, pl2, fix_levels=False
+    )
     theta, _, it, conv, cov, _ = _newton(
         pb, start, max_iter, tol, "posterior", ls_above=_LS_ABOVE if start is None else _WARM_LS_ABOVE
     )
@@ -1297,9 +1286,7 @@ def bt_bootstrap(
     allowed = {"weights", "ties", "l2", "position", "position_l2", "max_iter", "tol"}
     unknown = set(fit_kwargs) - allowed
     if unknown:
-        raise InputError(
-            f"unknown bradley_terry arguments {sorted(unknown)}; known: {sorted(allowed)}"
-        )
+        raise InputError(f"unknown bradley_terry arguments {sorted(unknown)}; known: {sorted(allowed)}")
     if not isinstance(rng, np.random.Generator):
         raise InputError("rng must be a numpy.random.Generator (e.g. np.random.default_rng(0))")
     if int(rounds) != rounds or rounds < 0:
@@ -1319,7 +1306,10 @@ def bt_bootstrap(
         return out
     merge = _merge_map(table, position)
     full = _problem(
-        n, *_cell_pairs(n, merge, table.first_wins, table.second_wins, table.ties, ties), l2, position,
+        n,
+        *_cell_pairs(n, merge, table.first_wins, table.second_wins, table.ties, ties),
+        l2,
+        position,
         position_l2,
     )
     if full.i.shape[0] == 0:
@@ -1358,9 +1348,7 @@ def bt_bootstrap(
     return out
 
 
-def _merge_map(
-    table: PairTable, position: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _merge_map(table: PairTable, position: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """How a table's ordered pairs map onto the fit's pairs: (i, j, index, flipped).
 
     Without a position effect, (x, y) and (y, x) are one unordered pair (i < j); ``flipped``
@@ -1491,9 +1479,7 @@ def _scores(
     return score, games
 
 
-def borda(
-    n: int, first: Any, second: Any, y: Any, *, weights: Any = None, ties: str = "half"
-) -> np.ndarray:
+def borda(n: int, first: Any, second: Any, y: Any, *, weights: Any = None, ties: str = "half") -> np.ndarray:
     """Total wins per item, a tie counting half (``ties="drop"``: not at all)."""
     f, s, yy, w = _validate(n, first, second, y, weights)
     return _scores(int(n), f, s, yy, w, ties)[0]

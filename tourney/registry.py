@@ -191,8 +191,13 @@ class Registry(Generic[T]):
             key = self._key(ep.name)
             if key in self._items or key in self._lazy:
                 if self._lazy.get(key) != ep.value:
-                    log.warning("ignoring %s plug-in %r (%s, entry point group %s): the name is taken",
-                                self.kind, ep.name, ep.value, group)
+                    log.warning(
+                        "ignoring %s plug-in %r (%s, entry point group %s): the name is taken",
+                        self.kind,
+                        ep.name,
+                        ep.value,
+                        group,
+                    )
                 continue
             try:
                 self.register_lazy(ep.name, ep.value)

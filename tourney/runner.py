@@ -159,22 +159,29 @@ def rank_file(
     from .strategy import build_strategy
 
     # every setting is checked before anything is opened or built (a bad one costs nothing)
-    check_settings(retries=retries, backoff_s=backoff_s, resample_abstentions=resample_abstentions,
-                   max_comparisons=max_comparisons, token_budget=token_budget, max_failure_rate=max_failure_rate,
-                   fail_fast=fail_fast, **({} if concurrency is None else {"concurrency": concurrency}))
+    check_settings(
+        retries=retries,
+        backoff_s=backoff_s,
+        resample_abstentions=resample_abstentions,
+        max_comparisons=max_comparisons,
+        token_budget=token_budget,
+        max_failure_rate=max_failure_rate,
+        fail_fast=fail_fast,
+        **({} if concurrency is None else {"concurrency": concurrency}),
+    )
     factory = build_strategy(strategy)
     if isinstance(input, InputSource):
         src = input
     else:
-        src = open_input(EXAMPLE if input is None else input, format=input_format, fields=fields,
-                         duplicates=duplicates)
+        src = open_input(EXAMPLE if input is None else input, format=input_format, fields=fields, duplicates=duplicates)
     total = src.count() if progress is not None else None  # a progress line shows it
     store_path = None if store is None else os.fspath(store)
     created = store_path is not None and not os.path.exists(store_path)
     db = JudgementStore(store_path) if store_path else None  # refuses a corrupt or foreign file before any work
     try:  # a Ray pool starts here
-        the_judge, concurrency = build_executor_judge(judge, executor=executor, concurrency=concurrency,
-                                                      **dict(executor_options or {}))
+        the_judge, concurrency = build_executor_judge(
+            judge, executor=executor, concurrency=concurrency, **dict(executor_options or {})
+        )
     except BaseException:
         if db is not None:
             _close_after_failure(db)
@@ -185,7 +192,8 @@ def rank_file(
     if isinstance(cap, int) and cap < concurrency:  # never a silent cap: say so before the run
         (notify or log.warning)(
             f"the {the_judge.spec.name} judge keeps at most {cap} requests in flight (its option "
-            f"concurrency={cap}), fewer than --concurrency {concurrency}: {cap} is the real limit")
+            f"concurrency={cap}), fewer than --concurrency {concurrency}: {cap} is the real limit"
+        )
     line = progress(total) if progress is not None else None
     sched = Scheduler(
         the_judge,
@@ -273,8 +281,16 @@ def rank_file(
     if on_meta is not None:
         on_meta(done)
     report = the_judge.report() if hasattr(the_judge, "report") else None  # the Ray pool's per-replica table
-    return RunReport(stats, problems, str(the_judge.spec), str(factory), store_path, report,
-                     health=sched.health, strategy_info=strategy_info)
+    return RunReport(
+        stats,
+        problems,
+        str(the_judge.spec),
+        str(factory),
+        store_path,
+        report,
+        health=sched.health,
+        strategy_info=strategy_info,
+    )
 
 
 def _why(exc: BaseException) -> str:

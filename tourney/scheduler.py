@@ -164,9 +164,12 @@ class RunStats:
             "retries": self.retries,
             "abstentions": self.abstentions,
             "errors": self.errors,
-            "tokens": {"prompt": self.tokens.prompt, "cached": self.tokens.cached, "completion": self.tokens.completion},
-            "rounds": {"max": self.rounds_max,
-                       "mean": round(self.rounds_sum / max(self.prompts - self.failed, 1), 3)},
+            "tokens": {
+                "prompt": self.tokens.prompt,
+                "cached": self.tokens.cached,
+                "completion": self.tokens.completion,
+            },
+            "rounds": {"max": self.rounds_max, "mean": round(self.rounds_sum / max(self.prompts - self.failed, 1), 3)},
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
@@ -246,11 +249,20 @@ class Scheduler:
     ):
         # budgets and limits are checked here, so every caller (CLI, API, benchmarks) gets the
         # same error naming the setting and the value given (-1 or 2.5 used to run silently)
-        check_settings(concurrency=concurrency, retries=retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s,
-                       resample_abstentions=resample_abstentions, max_comparisons=max_comparisons,
-                       token_budget=token_budget, max_active_prompts=max_active_prompts,
-                       max_samples=max_samples, max_rounds=max_rounds,
-                       max_failure_rate=max_failure_rate, fail_fast=fail_fast)
+        check_settings(
+            concurrency=concurrency,
+            retries=retries,
+            backoff_s=backoff_s,
+            max_backoff_s=max_backoff_s,
+            resample_abstentions=resample_abstentions,
+            max_comparisons=max_comparisons,
+            token_budget=token_budget,
+            max_active_prompts=max_active_prompts,
+            max_samples=max_samples,
+            max_rounds=max_rounds,
+            max_failure_rate=max_failure_rate,
+            fail_fast=fail_fast,
+        )
         self.max_failure_rate = max_failure_rate  # health stops (tourney.health): off when None
         self.fail_fast = fail_fast
         self.health = RunHealth(max_failure_rate, fail_fast)
@@ -341,8 +353,11 @@ class Scheduler:
                 if self._reorder_room is not None:  # in-order output: bound what waits to be yielded
                     await self._reorder_room.acquire()
                 if isinstance(item, InputError):  # a bad row keeps its own id and fields where readable
-                    self._emit(PromptResult.failed(index, getattr(item, "id", str(index)), str(item),
-                                                   getattr(item, "extra", None)))
+                    self._emit(
+                        PromptResult.failed(
+                            index, getattr(item, "id", str(index)), str(item), getattr(item, "extra", None)
+                        )
+                    )
                     index += 1
                     continue
                 index = item.index + 1
@@ -422,15 +437,28 @@ class Scheduler:
             return
         rnd = state.seen_round + 1
         for req in proposals:
-            if self._over_budget(state) or (self.max_rounds is not None and rnd > self.max_rounds) or (
-                    self.max_samples is not None and state.samples_sent + req.samples > self.max_samples):
+            if (
+                self._over_budget(state)
+                or (self.max_rounds is not None and rnd > self.max_rounds)
+                or (self.max_samples is not None and state.samples_sent + req.samples > self.max_samples)
+            ):
                 state.budget_limited = True
                 break
             state.comparisons += 1
             state.samples_sent += req.samples
             state.inflight += 1
-            self._enqueue(_Task(state, req, req.sample_offset, req.samples, [], pseq=state.comparisons,
-                                round=rnd, path_s=state.seen_path_s))
+            self._enqueue(
+                _Task(
+                    state,
+                    req,
+                    req.sample_offset,
+                    req.samples,
+                    [],
+                    pseq=state.comparisons,
+                    round=rnd,
+                    path_s=state.seen_path_s,
+                )
+            )
         if state.inflight == 0:
             try:
                 finished = state.strategy.done
@@ -575,11 +603,24 @@ class Scheduler:
         self._account(judgements)
         task.got.extend(judgements)
         abstained = sum(1 for j in judgements if j.outcome is Outcome.ABSTAIN)
-        if (abstained and self._resamples and task.resample_round < self.resample_abstentions
-                and not state.closed and (self.max_rounds is None or task.round < self.max_rounds)):
+        if (
+            abstained
+            and self._resamples
+            and task.resample_round < self.resample_abstentions
+            and not state.closed
+            and (self.max_rounds is None or task.round < self.max_rounds)
+        ):
             rnd = task.resample_round + 1
-            self._enqueue(replace(task, offset=RESAMPLE_STRIDE * rnd + task.request.sample_offset,
-                                  samples=abstained, resample_round=rnd, attempt=0, round=task.round + 1))
+            self._enqueue(
+                replace(
+                    task,
+                    offset=RESAMPLE_STRIDE * rnd + task.request.sample_offset,
+                    samples=abstained,
+                    resample_round=rnd,
+                    attempt=0,
+                    round=task.round + 1,
+                )
+            )
             return
         self._deliver(task)
 
@@ -602,8 +643,14 @@ class Scheduler:
         retry_after = getattr(exc, "retry_after", None)
         if isinstance(retry_after, (int, float)) and retry_after >= 0:  # the server said how long
             delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER_S) * (1 + random.random() / 4))
-        log.warning("judge call for prompt %s failed (%s); retry %d/%d in %.2fs",
-                    task.state.item.id, exc, task.attempt, self.retries, delay)
+        log.warning(
+            "judge call for prompt %s failed (%s); retry %d/%d in %.2fs",
+            task.state.item.id,
+            exc,
+            task.attempt,
+            self.retries,
+            delay,
+        )
         self._loop.call_later(delay, self._enqueue, task)
         return True
 
@@ -679,34 +726,36 @@ class Scheduler:
         errors = [j for j in all_j if j.outcome is Outcome.ERROR]
         messages = tuple(dict.fromkeys(j.error or "error" for j in errors))
         coin = None if errors else coin_flip_note(ordered, ranking.info, item.n)  # partial says enough
-        return item.unmerge(PromptResult(
-            index=item.index,
-            id=item.id,
-            status="partial" if errors else ("coin_flip" if coin else "ok"),
-            best=ranking.best,
-            ranking=ranking.order,
-            scores=ranking.scores,
-            scale=ranking.scale,
-            uncertainty=ranking.uncertainty,
-            best_response=item.responses[ranking.best],
-            comparisons=len(ordered),
-            samples=len(all_j),
-            abstentions=sum(1 for j in all_j if j.outcome is Outcome.ABSTAIN),
-            ties=sum(1 for j in all_j if j.outcome is Outcome.TIE),
-            errors=len(errors),
-            tokens=TokenUsage.of(all_j),
-            budget_limited=state.budget_limited or ranking.budget_limited,
-            reused=state.reused,
-            rounds=state.seen_round,
-            critical_path_s=state.seen_path_s,
-            messages=messages if errors or coin is None else (coin,),
-            matches=tuple(_match_record(r) for r in ordered),
-            info=ranking.info,
-            strategy=self._strategy_spec,
-            judge=self._judge_spec,
-            seed=self.seed,
-            extra=item.extra,
-        ))
+        return item.unmerge(
+            PromptResult(
+                index=item.index,
+                id=item.id,
+                status="partial" if errors else ("coin_flip" if coin else "ok"),
+                best=ranking.best,
+                ranking=ranking.order,
+                scores=ranking.scores,
+                scale=ranking.scale,
+                uncertainty=ranking.uncertainty,
+                best_response=item.responses[ranking.best],
+                comparisons=len(ordered),
+                samples=len(all_j),
+                abstentions=sum(1 for j in all_j if j.outcome is Outcome.ABSTAIN),
+                ties=sum(1 for j in all_j if j.outcome is Outcome.TIE),
+                errors=len(errors),
+                tokens=TokenUsage.of(all_j),
+                budget_limited=state.budget_limited or ranking.budget_limited,
+                reused=state.reused,
+                rounds=state.seen_round,
+                critical_path_s=state.seen_path_s,
+                messages=messages if errors or coin is None else (coin,),
+                matches=tuple(_match_record(r) for r in ordered),
+                info=ranking.info,
+                strategy=self._strategy_spec,
+                judge=self._judge_spec,
+                seed=self.seed,
+                extra=item.extra,
+            )
+        )
 
     def _finish_failed(self, item: Item, message: str) -> None:
         self._emit(PromptResult.failed(item.index, item.id, message, item.extra))
@@ -763,8 +812,9 @@ def check_settings(**settings: Any) -> None:
             _check_seconds(name, value)
         elif name == "max_failure_rate" and value is not None:
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise TypeError(f"max_failure_rate must be a share in [0, 1] or None, got {value!r} "
-                                f"({type(value).__name__})")
+                raise TypeError(
+                    f"max_failure_rate must be a share in [0, 1] or None, got {value!r} ({type(value).__name__})"
+                )
             if not 0 <= float(value) <= 1:  # NaN fails this too
                 raise SpecError(f"max_failure_rate must be a share in [0, 1] or None, got {value!r}")
 
@@ -776,8 +826,10 @@ def _check_int(name: str, value: Any, *, minimum: int, optional: bool = False) -
     if value is None and optional:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}{' or None' if optional else ''}, "
-                        f"got {value!r} ({type(value).__name__})")
+        raise TypeError(
+            f"{name} must be an integer >= {minimum}{' or None' if optional else ''}, "
+            f"got {value!r} ({type(value).__name__})"
+        )
     if value < minimum:
         what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise SpecError(f"{name} must be {what}{' or None' if optional else ''}, got {value!r}")

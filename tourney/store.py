@@ -446,9 +446,20 @@ class _Put:
         "seq",
     )
 
-    def __init__(self, key: str, judgement: Judgement, judge_json: str, judge_hash: str, prompt_json: str,
-                 prompt_hash: str, first_text: str, first_hash: str, second_text: str, second_hash: str,
-                 logical: tuple[Any, ...]):
+    def __init__(
+        self,
+        key: str,
+        judgement: Judgement,
+        judge_json: str,
+        judge_hash: str,
+        prompt_json: str,
+        prompt_hash: str,
+        first_text: str,
+        first_hash: str,
+        second_text: str,
+        second_hash: str,
+        logical: tuple[Any, ...],
+    ):
         self.key, self.judgement, self.seq = key, judgement, 0
         self.judge_json, self.judge_hash = judge_json, judge_hash
         self.prompt_json, self.prompt_hash = prompt_json, prompt_hash
@@ -904,7 +915,9 @@ class JudgementStore:
         for req in orphans:  # outside the lock: their callbacks may call back
             _resolve(req.future, StoreError(f"judgement store {self.path} is closed"))
         if failure is not None and lost:
-            raise StoreError(f"{lost} pending judgements were NOT saved when closing {self.path}: {failure}") from failure
+            raise StoreError(
+                f"{lost} pending judgements were NOT saved when closing {self.path}: {failure}"
+            ) from failure
 
     def __enter__(self) -> JudgementStore:
         return self
@@ -1040,7 +1053,11 @@ class JudgementStore:
         for p in puts:
             if p.judge_hash not in judge_ids:
                 judges[p.judge_hash] = p.judge_json
-            for h, body in ((p.prompt_hash, p.prompt_json), (p.first_hash, p.first_text), (p.second_hash, p.second_text)):
+            for h, body in (
+                (p.prompt_hash, p.prompt_json),
+                (p.first_hash, p.first_text),
+                (p.second_hash, p.second_text),
+            ):
                 if h not in text_ids:
                     texts[h] = body
         _ensure_ids(conn, "judges", "identity", judges, staged_judges, pack=False)
@@ -1174,7 +1191,9 @@ class JudgementStore:
         except OSError as exc:  # a platform that cannot fsync a read-only handle: say so once
             if not self._sync_warned:
                 self._sync_warned = True
-                log.warning("cannot fsync %s-wal (%s): commits survive a process kill, not a power loss", self.path, exc)
+                log.warning(
+                    "cannot fsync %s-wal (%s): commits survive a process kill, not a power loss", self.path, exc
+                )
         self._synced = commits
 
     def _syncer_main(self) -> None:
@@ -1307,7 +1326,9 @@ class JudgementStore:
                 used_texts.update((pid_, fid, sid))
                 missing = [f"judge {jid}"] if jid not in judges else []
                 missing += [
-                    f"{what} text {t}" for what, t in (("prompt", pid_), ("first", fid), ("second", sid)) if t not in texts
+                    f"{what} text {t}"
+                    for what, t in (("prompt", pid_), ("first", fid), ("second", sid))
+                    if t not in texts
                 ]
                 if missing:
                     report("missing", f"judgement {key}: references missing {', '.join(missing)}")
@@ -1699,7 +1720,9 @@ def _ensure_ids(conn: sqlite3.Connection, table: str, column: str, wanted: dict[
     the rows the table lacks. Inside a write transaction: new ids follow max(id) unchallenged."""
     if not wanted:
         return
-    for h, i in _where_in(conn, f"SELECT hash, id FROM {table} WHERE hash IN ({{}})", [], [bytes.fromhex(h) for h in wanted]):
+    for h, i in _where_in(
+        conn, f"SELECT hash, id FROM {table} WHERE hash IN ({{}})", [], [bytes.fromhex(h) for h in wanted]
+    ):
         staged[h.hex()] = i
     new = [h for h in wanted if h not in staged]
     if new:

@@ -262,11 +262,33 @@ class Ranking:
 
 #: every top-level key a result row can hold (``PromptResult.to_json``), plus ``input``, where an
 #: input field of the same name as one of these is written instead (see ``to_json``)
-RESULT_KEYS = frozenset({
-    "id", "status", "error", "best", "best_response", "ranking", "scores", "scale", "uncertainty",
-    "duplicates", "comparisons", "samples", "abstentions", "ties", "errors", "tokens", "budget_limited",
-    "strategy", "judge", "seed", "matches", "info", "input",
-})
+RESULT_KEYS = frozenset(
+    {
+        "id",
+        "status",
+        "error",
+        "best",
+        "best_response",
+        "ranking",
+        "scores",
+        "scale",
+        "uncertainty",
+        "duplicates",
+        "comparisons",
+        "samples",
+        "abstentions",
+        "ties",
+        "errors",
+        "tokens",
+        "budget_limited",
+        "strategy",
+        "judge",
+        "seed",
+        "matches",
+        "info",
+        "input",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -310,8 +332,7 @@ class PromptResult:
     critical_path_s: float = 0.0
 
     @classmethod
-    def failed(cls, index: int, id_: str | None, message: str,
-               extra: Mapping[str, Any] | None = None) -> PromptResult:
+    def failed(cls, index: int, id_: str | None, message: str, extra: Mapping[str, Any] | None = None) -> PromptResult:
         """The result of an item that could not be ranked (bad input, a broken strategy)."""
         return cls(index=index, id=id_, status="failed", messages=(message,), extra=extra or {})
 
@@ -351,8 +372,9 @@ class PromptResult:
         )
         if self.messages:
             d["error"] = "; ".join(self.messages)
-        d.update(strategy=_spec_json(self.strategy), judge=_spec_json(self.judge), seed=self.seed,
-                 matches=list(self.matches))
+        d.update(
+            strategy=_spec_json(self.strategy), judge=_spec_json(self.judge), seed=self.seed, matches=list(self.matches)
+        )
         if self.info:
             d["info"] = _jsonable(self.info)
         _add_extra(d, self.extra)

@@ -89,10 +89,11 @@ def describe_judges(names: Sequence[str] = ()) -> list[dict[str, Any]]:
     out = []
     for name in _select(JUDGES.names(), names, "judge"):
         target = JUDGES.get(name)
-        options = [{"name": k, "default": _judge_default(target, k, v), "meaning": v}
-                   for k, v in getattr(target, "options", {}).items()]
-        out.append({"name": name, "summary": _summary(target, sys.modules.get(target.__module__)),
-                    "options": options})
+        options = [
+            {"name": k, "default": _judge_default(target, k, v), "meaning": v}
+            for k, v in getattr(target, "options", {}).items()
+        ]
+        out.append({"name": name, "summary": _summary(target, sys.modules.get(target.__module__)), "options": options})
     return out
 
 
@@ -106,10 +107,18 @@ def describe_strategies(names: Sequence[str] = ()) -> list[dict[str, Any]]:
         cls = STRATEGIES.get(name)
         sig = inspect.signature(cls.__init__)
         meanings = strategy_meanings(cls)
-        options = [{"name": p, "default": _jsonable(sig.parameters[p].default), "meaning": meanings.get(p, _NO_DEFAULT)}
-                   for p in cls.param_names()]
-        out.append({"name": name, "summary": _summary(sys.modules.get(cls.__module__), cls), "options": options,
-                    "undocumented": [p for p in cls.param_names() if p not in meanings]})
+        options = [
+            {"name": p, "default": _jsonable(sig.parameters[p].default), "meaning": meanings.get(p, _NO_DEFAULT)}
+            for p in cls.param_names()
+        ]
+        out.append(
+            {
+                "name": name,
+                "summary": _summary(sys.modules.get(cls.__module__), cls),
+                "options": options,
+                "undocumented": [p for p in cls.param_names() if p not in meanings],
+            }
+        )
     return out
 
 
@@ -137,8 +146,10 @@ def format_catalog(entries: list[dict[str, Any]], width: int | None = None) -> s
         if not e["options"]:
             lines += ["    (no options)", ""]
             continue
-        rows = [(o["name"], o["default"] if isinstance(o["default"], str) else json.dumps(o["default"]), o["meaning"])
-                for o in e["options"]]
+        rows = [
+            (o["name"], o["default"] if isinstance(o["default"], str) else json.dumps(o["default"]), o["meaning"])
+            for o in e["options"]
+        ]
         w_name = max(len("option"), *(len(r[0]) for r in rows))
         w_def = min(24, max(len("default"), *(len(r[1]) for r in rows)))
         indent = 4 + w_name + 2 + w_def + 2
@@ -148,15 +159,17 @@ def format_catalog(entries: list[dict[str, Any]], width: int | None = None) -> s
             if len(default) > w_def:  # a long default gets its own line
                 lines.append(f"    {opt.ljust(w_name)}  {default}")
                 head = " " * indent
-            lines += textwrap.wrap(meaning, width, initial_indent=head, subsequent_indent=" " * indent,
-                                   break_on_hyphens=False) or [head.rstrip()]
+            lines += textwrap.wrap(
+                meaning, width, initial_indent=head, subsequent_indent=" " * indent, break_on_hyphens=False
+            ) or [head.rstrip()]
         lines.append("")
     return "\n".join(lines)
 
 
 def _add(sub: Any, name: str, help: str, what: str) -> None:
-    p = sub.add_parser(name, help=help, description=f"{help[0].upper()}{help[1:]}: name, default and meaning "
-                       f"of every option, in full.")
+    p = sub.add_parser(
+        name, help=help, description=f"{help[0].upper()}{help[1:]}: name, default and meaning of every option, in full."
+    )
     p.add_argument("names", nargs="*", metavar="NAME", help=f"only these {what} (default: all)")
     p.add_argument("--format", choices=["text", "json"], default="text", help="output format (default text)")
 

@@ -65,8 +65,10 @@ exit status:
 """
 
 #: the run-wide token budget's flag; ``--max-tokens`` was its old name
-TOKEN_BUDGET_HELP = ("per-run budget of judge tokens (prompt + completion), shared by all prompts; "
-                     "tokens per judge SAMPLE are --judge-opt max_tokens")
+TOKEN_BUDGET_HELP = (
+    "per-run budget of judge tokens (prompt + completion), shared by all prompts; "
+    "tokens per judge SAMPLE are --judge-opt max_tokens"
+)
 
 
 def parse_kv(text: str) -> tuple[str, Any]:
@@ -103,11 +105,18 @@ class _RenamedTokenBudget(argparse.Action):
     """``--max-tokens`` is refused with a usage error naming what replaced it: silently
     accepting it would be taken for the per-sample limit by some and the run budget by others."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        parser.error(f"{option_string} was renamed: the per-run budget of judge tokens (prompt + completion, "
-                     "shared by all prompts) is --token-budget N; tokens per judge sample are "
-                     "--judge-opt max_tokens=N")
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        parser.error(
+            f"{option_string} was renamed: the per-run budget of judge tokens (prompt + completion, "
+            "shared by all prompts) is --token-budget N; tokens per judge sample are "
+            "--judge-opt max_tokens=N"
+        )
 
 
 def _positive_int(text: str) -> int:
@@ -126,21 +135,40 @@ def add_input_options(r: argparse.ArgumentParser) -> None:
     from ..inputs import FORMATS
 
     g = r.add_argument_group("input")
-    g.add_argument("--input-format", choices=FORMATS, default=None,
-                   help="jsonl, json (an array), parquet or datasets (a save_to_disk folder); default: from the "
-                   "path (.jsonl/.json/.parquet, a folder; .gz/.zst text is decompressed)")
-    g.add_argument("--prompt-field", default=None, metavar="NAME",
-                   help="the field holding the prompt (default: prompt); a.b reaches into nested objects")
-    g.add_argument("--responses-field", default=None, metavar="NAME[,NAME...]",
-                   help="the field holding the list of responses (default: responses), or several fields "
-                   "holding one response each, comma-separated")
+    g.add_argument(
+        "--input-format",
+        choices=FORMATS,
+        default=None,
+        help="jsonl, json (an array), parquet or datasets (a save_to_disk folder); default: from the "
+        "path (.jsonl/.json/.parquet, a folder; .gz/.zst text is decompressed)",
+    )
+    g.add_argument(
+        "--prompt-field",
+        default=None,
+        metavar="NAME",
+        help="the field holding the prompt (default: prompt); a.b reaches into nested objects",
+    )
+    g.add_argument(
+        "--responses-field",
+        default=None,
+        metavar="NAME[,NAME...]",
+        help="the field holding the list of responses (default: responses), or several fields "
+        "holding one response each, comma-separated",
+    )
     g.add_argument("--id-field", default=None, metavar="NAME", help="the field holding the id (default: id)")
-    g.add_argument("--scores-field", default=None, metavar="NAME[,NAME...]",
-                   help="the field holding the latent scores for the simulated judge (default: scores), or "
-                   "several fields, one score each")
-    g.add_argument("--duplicates", choices=("merge", "error"), default="merge",
-                   help="identical responses: merge (judged once, sharing their rank; default) or error "
-                   "(the item fails)")
+    g.add_argument(
+        "--scores-field",
+        default=None,
+        metavar="NAME[,NAME...]",
+        help="the field holding the latent scores for the simulated judge (default: scores), or "
+        "several fields, one score each",
+    )
+    g.add_argument(
+        "--duplicates",
+        choices=("merge", "error"),
+        default="merge",
+        help="identical responses: merge (judged once, sharing their rank; default) or error (the item fails)",
+    )
 
 
 def input_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -165,52 +193,118 @@ def default_store(out: str | None) -> str | None:
 def add_judging_options(r: argparse.ArgumentParser) -> None:
     """The input, judge, strategy, scheduler, store and executor options shared by rank and mine-pairs."""
     add_input_options(r)
-    r.add_argument("--judge", default="simulated",
-                   help="judge spec: simulated[:k=v,..], replay:FILE, vllm:MODEL, openai:URL (default: simulated)")
-    r.add_argument("--judge-opt", action="append", type=parse_kv, default=[], metavar="KEY=VALUE",
-                   help="judge option, repeatable (e.g. model=judge, temperature=0.6, format=rrm)")
-    r.add_argument("--model", dest="judge_model", default=None,
-                   help="model name for openai judges (the server's served model name); same as --judge-opt model=NAME")
-    r.add_argument("--format", dest="judge_format", default=None,
-                   help="judge prompt/verdict format for vllm/openai judges: rrm, rm_r1, rm_r1_instruct "
-                   "(default: from the model name)")
-    r.add_argument("--strategy", default="knockout",
-                   help="strategy spec, e.g. knockout or knockout:votes=3,both_orders=true (default: knockout)")
-    r.add_argument("--strategy-opt", action="append", type=parse_kv, default=[], metavar="KEY=VALUE",
-                   help="strategy option, repeatable")
+    r.add_argument(
+        "--judge",
+        default="simulated",
+        help="judge spec: simulated[:k=v,..], replay:FILE, vllm:MODEL, openai:URL (default: simulated)",
+    )
+    r.add_argument(
+        "--judge-opt",
+        action="append",
+        type=parse_kv,
+        default=[],
+        metavar="KEY=VALUE",
+        help="judge option, repeatable (e.g. model=judge, temperature=0.6, format=rrm)",
+    )
+    r.add_argument(
+        "--model",
+        dest="judge_model",
+        default=None,
+        help="model name for openai judges (the server's served model name); same as --judge-opt model=NAME",
+    )
+    r.add_argument(
+        "--format",
+        dest="judge_format",
+        default=None,
+        help="judge prompt/verdict format for vllm/openai judges: rrm, rm_r1, rm_r1_instruct "
+        "(default: from the model name)",
+    )
+    r.add_argument(
+        "--strategy",
+        default="knockout",
+        help="strategy spec, e.g. knockout or knockout:votes=3,both_orders=true (default: knockout)",
+    )
+    r.add_argument(
+        "--strategy-opt",
+        action="append",
+        type=parse_kv,
+        default=[],
+        metavar="KEY=VALUE",
+        help="strategy option, repeatable",
+    )
     r.add_argument("--seed", type=int, default=0, help="run seed: same seed, same output (default 0)")
-    r.add_argument("--concurrency", type=int, default=None,
-                   help="judge calls in flight at once (default 32; with --executor ray, twice the pool's window)")
-    r.add_argument("--retries", type=int, default=3,
-                   help="attempts of a failing judge call = 1 + retries (the only retry layer; default 3)")
-    r.add_argument("--backoff", type=float, default=0.5,
-                   help="first retry delay in seconds, doubling, jittered; a server's Retry-After is honoured "
-                   "(default 0.5)")
-    r.add_argument("--resample-abstentions", type=int, default=2,
-                   help="times an abstaining sample is re-drawn (default 2)")
-    r.add_argument("--max-comparisons", type=int, default=None,
-                   help="per-prompt budget of matches; the ranking so far is returned, marked budget_limited")
-    r.add_argument("--max-rounds", type=_positive_int, default=None, metavar="R",
-                   help="per-prompt limit of sequential rounds (judge calls on its critical path); the ranking "
-                   "so far is returned, marked budget_limited")
+    r.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="judge calls in flight at once (default 32; with --executor ray, twice the pool's window)",
+    )
+    r.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="attempts of a failing judge call = 1 + retries (the only retry layer; default 3)",
+    )
+    r.add_argument(
+        "--backoff",
+        type=float,
+        default=0.5,
+        help="first retry delay in seconds, doubling, jittered; a server's Retry-After is honoured (default 0.5)",
+    )
+    r.add_argument(
+        "--resample-abstentions", type=int, default=2, help="times an abstaining sample is re-drawn (default 2)"
+    )
+    r.add_argument(
+        "--max-comparisons",
+        type=int,
+        default=None,
+        help="per-prompt budget of matches; the ranking so far is returned, marked budget_limited",
+    )
+    r.add_argument(
+        "--max-rounds",
+        type=_positive_int,
+        default=None,
+        metavar="R",
+        help="per-prompt limit of sequential rounds (judge calls on its critical path); the ranking "
+        "so far is returned, marked budget_limited",
+    )
     r.add_argument("--token-budget", type=int, default=None, metavar="N", help=TOKEN_BUDGET_HELP)
-    r.add_argument("--max-failure-rate", type=_failure_rate, default=DEFAULT_MAX_FAILURE_RATE, metavar="F",
-                   help="run health: exit 3 when more than this share of judgements abstained or failed; the run "
-                   f"stops early once {CHECK_EVERY}+ judgements show it far above F (99.99%% interval) "
-                   f"(default {DEFAULT_MAX_FAILURE_RATE:g}; 1: never)")
-    r.add_argument("--fail-fast", type=_fail_fast, default=DEFAULT_FAIL_FAST, metavar="K",
-                   help="run health: stop the run (exit 3) when the judge's first K verdicts all fail to parse "
-                   f"(default {DEFAULT_FAIL_FAST}; 0: off)")
+    r.add_argument(
+        "--max-failure-rate",
+        type=_failure_rate,
+        default=DEFAULT_MAX_FAILURE_RATE,
+        metavar="F",
+        help="run health: exit 3 when more than this share of judgements abstained or failed; the run "
+        f"stops early once {CHECK_EVERY}+ judgements show it far above F (99.99%% interval) "
+        f"(default {DEFAULT_MAX_FAILURE_RATE:g}; 1: never)",
+    )
+    r.add_argument(
+        "--fail-fast",
+        type=_fail_fast,
+        default=DEFAULT_FAIL_FAST,
+        metavar="K",
+        help="run health: stop the run (exit 3) when the judge's first K verdicts all fail to parse "
+        f"(default {DEFAULT_FAIL_FAST}; 0: off)",
+    )
     r.add_argument("--max-tokens", nargs="?", action=_RenamedTokenBudget, help=argparse.SUPPRESS)
-    r.add_argument("--store", default=None, metavar="PATH",
-                   help="SQLite judgement store: every judgement is saved as it completes and reused by any "
-                   "later run with the same judge (resume after a crash, a second strategy on the same data). "
-                   "Default: OUT.judgements.sqlite next to --out; none when writing to stdout")
+    r.add_argument(
+        "--store",
+        default=None,
+        metavar="PATH",
+        help="SQLite judgement store: every judgement is saved as it completes and reused by any "
+        "later run with the same judge (resume after a crash, a second strategy on the same data). "
+        "Default: OUT.judgements.sqlite next to --out; none when writing to stdout",
+    )
     r.add_argument("--no-store", action="store_true", help="do not keep a judgement store")
     g = r.add_mutually_exclusive_group()
-    g.add_argument("--progress", dest="progress", action="store_true", default=None,
-                   help="show progress on stderr: a live line on a terminal, else a plain line every 10 s "
-                   "(TOURNEY_PROGRESS_INTERVAL seconds) (default: on, except with -q off a terminal)")
+    g.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="show progress on stderr: a live line on a terminal, else a plain line every 10 s "
+        "(TOURNEY_PROGRESS_INTERVAL seconds) (default: on, except with -q off a terminal)",
+    )
     g.add_argument("--no-progress", dest="progress", action="store_false")
     r.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
     add_executor_options(r)
@@ -325,8 +419,16 @@ def sigterm_as_interrupt() -> Iterator[list[int]]:
         signal.signal(signal.SIGTERM, old)
 
 
-def report_stop(exc: BaseException, signals: list[int], kept: str | None, rows: int, store: str | None,
-                command: str, what: str = "results", target: str | None = None) -> int:
+def report_stop(
+    exc: BaseException,
+    signals: list[int],
+    kept: str | None,
+    rows: int,
+    store: str | None,
+    command: str,
+    what: str = "results",
+    target: str | None = None,
+) -> int:
     """Say on stderr why the run stopped, what was saved (``kept``: the partial file; ``target``:
     the stdout or device the rows went to) and the command that resumes it; return the exit code (130 after SIGINT, 143 after SIGTERM, 3 for a run-health stop, 2 for another error)."""
     from ..errors import JudgeUnavailableError, RunHealthError
@@ -338,7 +440,9 @@ def report_stop(exc: BaseException, signals: list[int], kept: str | None, rows: 
     elif isinstance(exc, RunHealthError):  # the judge answers, but its answers are unusable
         health = getattr(exc, "health", None)
         lines = health.summary_lines() if health is not None else []
-        head = "".join(f"tourney: {line}\n" for line in lines) + f"tourney: error: run stopped early (run health): {exc}"
+        head = (
+            "".join(f"tourney: {line}\n" for line in lines) + f"tourney: error: run stopped early (run health): {exc}"
+        )
         code = EXIT_HEALTH
     elif isinstance(exc, JudgeUnavailableError):
         head = f"tourney: error: run stopped early (the judge cannot be used): {exc}"
@@ -360,8 +464,11 @@ def report_stop(exc: BaseException, signals: list[int], kept: str | None, rows: 
         else:
             print(head, file=sys.stderr)
         return code
-    judged = (f"every judgement made is kept in the store {store}: the same command resumes without paying for "
-              "them again" if store else "no judgement store (--no-store): the same command judges everything again")
+    judged = (
+        f"every judgement made is kept in the store {store}: the same command resumes without paying for them again"
+        if store
+        else "no judgement store (--no-store): the same command judges everything again"
+    )
     print(f"{head}\ntourney: {saved}; {judged}:\n  {command}", file=sys.stderr)
     return code
 

@@ -130,8 +130,10 @@ def _swiss_lines(result: Mapping[str, Any]) -> list[str]:
     for rnd in result["info"]["pairings"]:
         parts = []
         for (a, b), res in zip(rnd.get("pairs", []), rnd.get("results", [])):
-            parts.append(f"#{a} vs #{b} -> " + ({1.0: f"#{a}", 0.0: f"#{b}"}.get(float(res), "draw")
-                                                if res is not None else "no result"))
+            parts.append(
+                f"#{a} vs #{b} -> "
+                + ({1.0: f"#{a}", 0.0: f"#{b}"}.get(float(res), "draw") if res is not None else "no result")
+            )
         bye = f"; bye #{rnd['bye']}" if rnd.get("bye") is not None else ""
         lines.append(f"  round {rnd.get('round')}: " + "; ".join(parts) + bye)
     return lines
@@ -158,9 +160,11 @@ def _strategy_summary(result: Mapping[str, Any]) -> list[str]:
     info = result.get("info") or {}
     out = []
     if "p_best" in info:
-        out.append(f"  P(best is #{result.get('best')}) = {_fmt(info['p_best'])}"
-                   + (f"; stopped: {info['stopped']}" if info.get("stopped") else "")
-                   + (f"; {info['requests']} of a budget of {info['budget']} requests" if "budget" in info else ""))
+        out.append(
+            f"  P(best is #{result.get('best')}) = {_fmt(info['p_best'])}"
+            + (f"; stopped: {info['stopped']}" if info.get("stopped") else "")
+            + (f"; {info['requests']} of a budget of {info['budget']} requests" if "budget" in info else "")
+        )
     pos = info.get("position")
     if isinstance(pos, Mapping) and pos.get("coef") is not None:
         sd = pos.get("se", pos.get("sd"))
@@ -177,14 +181,18 @@ def _strategy_summary(result: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _match_lines(result: Mapping[str, Any], pair: tuple[int, int], rows: list[dict[str, Any]] | None,
-                 store_note: str, width: int) -> list[str]:
+def _match_lines(
+    result: Mapping[str, Any], pair: tuple[int, int], rows: list[dict[str, Any]] | None, store_note: str, width: int
+) -> list[str]:
     a, b = pair
     records = _pairs(result).get(frozenset(pair), [])
     lines = [f"match #{a} vs #{b}"]
     if not records:
-        lines.append(f"  #{a} and #{b} never met in this tournament (pairs that met: "
-                     + ", ".join(f"{min(p)},{max(p)}" for p in _pairs(result)) + ")")
+        lines.append(
+            f"  #{a} and #{b} never met in this tournament (pairs that met: "
+            + ", ".join(f"{min(p)},{max(p)}" for p in _pairs(result))
+            + ")"
+        )
         return lines
     ab, ba = _order_votes(records, a, b)
     for first, second, v in ((a, b, ab), (b, a, ba)):
@@ -193,22 +201,29 @@ def _match_lines(result: Mapping[str, Any], pair: tuple[int, int], rows: list[di
             lines.append(f"  #{first} shown first: not judged in this order")
             continue
         outcomes = ", ".join(str(m.get("outcome")) for m in shown)
-        lines.append(f"  #{first} shown first: {len(shown)} request(s), outcome {outcomes}; votes {_votes(v)} "
-                     f"(#{first} won {v[0]}, #{second} won {v[1]})")
+        lines.append(
+            f"  #{first} shown first: {len(shown)} request(s), outcome {outcomes}; votes {_votes(v)} "
+            f"(#{first} won {v[0]}, #{second} won {v[1]})"
+        )
     if rows is None:
         lines.append(f"  the judge's reasoning: {store_note}")
         return lines
     mine = [r for r in rows if {r.get("first_index"), r.get("second_index")} == {a, b}]
     if not mine:
-        lines.append(f"  the judge's reasoning: this match is not in the store {store_note} (it holds "
-                     f"{len(rows)} judgement(s) of this prompt; a run with another judge or --no-store?)")
+        lines.append(
+            f"  the judge's reasoning: this match is not in the store {store_note} (it holds "
+            f"{len(rows)} judgement(s) of this prompt; a run with another judge or --no-store?)"
+        )
         return lines
     judges = {json.dumps(r.get("judge"), sort_keys=True) for r in mine}
     mine.sort(key=lambda r: (r["first_index"] != a, r["sample"]))
-    lines.append(f"  {len(mine)} stored judge sample(s) in {store_note}" + (f", from {len(judges)} judges"
-                                                                           if len(judges) > 1 else ""))
-    wrap = textwrap.TextWrapper(width=width, initial_indent="      ", subsequent_indent="      ",
-                                replace_whitespace=False, drop_whitespace=True)
+    lines.append(
+        f"  {len(mine)} stored judge sample(s) in {store_note}"
+        + (f", from {len(judges)} judges" if len(judges) > 1 else "")
+    )
+    wrap = textwrap.TextWrapper(
+        width=width, initial_indent="      ", subsequent_indent="      ", replace_whitespace=False, drop_whitespace=True
+    )
     for r in mine:
         fi, si = r["first_index"], r["second_index"]
         outcome = str(r.get("outcome"))
@@ -219,8 +234,11 @@ def _match_lines(result: Mapping[str, Any], pair: tuple[int, int], rows: list[di
         lines.append(head)
         if r.get("error"):
             lines.append(f"    error: {r['error']}")
-        lines.append(f"    verdict text: {r.get('verdict_text')!r}" if r.get("verdict_text") is not None
-                     else "    verdict text: (none)")
+        lines.append(
+            f"    verdict text: {r.get('verdict_text')!r}"
+            if r.get("verdict_text") is not None
+            else "    verdict text: (none)"
+        )
         reasoning = r.get("reasoning")
         if reasoning:
             lines.append("    reasoning:")
@@ -231,9 +249,16 @@ def _match_lines(result: Mapping[str, Any], pair: tuple[int, int], rows: list[di
     return lines
 
 
-def explain(result: Mapping[str, Any], *, item: Mapping[str, Any] | None = None,
-            meta: Mapping[str, Any] | None = None, rows: list[dict[str, Any]] | None = None,
-            store_note: str = "", match: tuple[int, int] | None = None, width: int = 100) -> str:
+def explain(
+    result: Mapping[str, Any],
+    *,
+    item: Mapping[str, Any] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    rows: list[dict[str, Any]] | None = None,
+    store_note: str = "",
+    match: tuple[int, int] | None = None,
+    width: int = 100,
+) -> str:
     """The text view of one result line (see the module docstring). ``item``: the input line
     (prompt, responses); ``rows``: the prompt's stored judgements (None: no store, and
     ``store_note`` says why); ``match``: a pair to show in full."""
@@ -241,17 +266,31 @@ def explain(result: Mapping[str, Any], *, item: Mapping[str, Any] | None = None,
     pid = result.get("id")
     strategy = result.get("strategy") or {}
     judge = result.get("judge") or {}
-    spec = lambda s: s.get("name", "?") + (  # noqa: E731
-        ":" + ",".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in s["options"].items())
-        if s.get("options") else "")
-    out.append(f"prompt {pid}: " + (_one_line(item["prompt"] if isinstance(item.get("prompt"), str)
-                                               else json.dumps(item["prompt"]), width - 12) if item else "(prompt text: "
-                                    "input not found; pass --input)"))
-    out.append(f"  status {result.get('status')}; judge {spec(judge)}; strategy {spec(strategy)}; seed {result.get('seed')}")
+    spec = lambda s: (
+        s.get("name", "?")
+        + (  # noqa: E731
+            ":" + ",".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in s["options"].items())
+            if s.get("options")
+            else ""
+        )
+    )
+    out.append(
+        f"prompt {pid}: "
+        + (
+            _one_line(item["prompt"] if isinstance(item.get("prompt"), str) else json.dumps(item["prompt"]), width - 12)
+            if item
+            else "(prompt text: input not found; pass --input)"
+        )
+    )
+    out.append(
+        f"  status {result.get('status')}; judge {spec(judge)}; strategy {spec(strategy)}; seed {result.get('seed')}"
+    )
     if meta and meta.get("command"):
         out.append(f"  run: {meta['command']}")
-    out.append(f"  {result.get('comparisons')} comparisons, {result.get('samples')} judge samples "
-               f"({result.get('abstentions', 0)} abstained, {result.get('ties', 0)} ties, {result.get('errors', 0)} errors)")
+    out.append(
+        f"  {result.get('comparisons')} comparisons, {result.get('samples')} judge samples "
+        f"({result.get('abstentions', 0)} abstained, {result.get('ties', 0)} ties, {result.get('errors', 0)} errors)"
+    )
     if result.get("status") == "failed":
         out.append("  failed: " + "; ".join(result.get("messages") or []))
         return "\n".join(out) + "\n"
@@ -260,13 +299,18 @@ def explain(result: Mapping[str, Any], *, item: Mapping[str, Any] | None = None,
     responses = list(item.get("responses") or []) if item else []
     scores = result.get("scores") or []
     unc = result.get("uncertainty") or []
-    out += ["", f"candidates, best first (score: {result.get('scale')})",
-            "  rank  cand    score  uncertainty  response"]
+    out += [
+        "",
+        f"candidates, best first (score: {result.get('scale')})",
+        "  rank  cand    score  uncertainty  response",
+    ]
     for rank, i in enumerate(result.get("ranking") or [], 1):
         text = _one_line(responses[i], _RESPONSE_CHARS) if i < len(responses) else ""
         best = "   <- best" if i == result.get("best") else ""
-        out.append(f"  {rank:>4}  #{i:<4} {_fmt(scores[i] if i < len(scores) else None):>7}  "
-                   f"{_fmt(unc[i] if i < len(unc) else None):>11}  {text}{best}")
+        out.append(
+            f"  {rank:>4}  #{i:<4} {_fmt(scores[i] if i < len(scores) else None):>7}  "
+            f"{_fmt(unc[i] if i < len(unc) else None):>11}  {text}{best}"
+        )
     info = result.get("info") or {}
     out.append("")
     final: tuple[int, int] | None = None
@@ -278,8 +322,10 @@ def explain(result: Mapping[str, Any], *, item: Mapping[str, Any] | None = None,
         out.append(f"rounds ({strategy.get('name')})")
         out += _swiss_lines(result)
     else:
-        out.append(f"schedule ({strategy.get('name')}: the pairs judged, in the output's match order; wins over "
-                   "both orders, then the votes per order: first-shown won - second-shown won)")
+        out.append(
+            f"schedule ({strategy.get('name')}: the pairs judged, in the output's match order; wins over "
+            "both orders, then the votes per order: first-shown won - second-shown won)"
+        )
         out += _schedule_lines(result)
     summary = _strategy_summary(result)
     if summary:
@@ -294,8 +340,10 @@ def explain(result: Mapping[str, Any], *, item: Mapping[str, Any] | None = None,
         if pairs:
             a, b = sorted(pairs[-1])
             if rows is not None:
-                out.append(f"the judge's reasoning for a match: tourney explain ... --id {pid} --match {a},{b}"
-                           f"   (store: {store_note})")
+                out.append(
+                    f"the judge's reasoning for a match: tourney explain ... --id {pid} --match {a},{b}"
+                    f"   (store: {store_note})"
+                )
             else:
                 out.append(f"the judge's reasoning: {store_note}")
     return "\n".join(out).rstrip("\n") + "\n"
@@ -314,12 +362,23 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("output", help="a tourney rank output file (OUT.jsonl)")
     p.add_argument("--id", required=True, dest="prompt_id", help="the prompt's id")
-    p.add_argument("--match", type=_parse_match, default=None, metavar="I,J",
-                   help="show the matches of candidates I and J in both orders, with the judge's reasoning")
-    p.add_argument("--store", default=None,
-                   help="judgement store (default: the one the run's meta file names, else OUT.jsonl.judgements.sqlite)")
-    p.add_argument("--input", default=None,
-                   help="the run's input file, for the prompt and response texts (default: from the meta file)")
+    p.add_argument(
+        "--match",
+        type=_parse_match,
+        default=None,
+        metavar="I,J",
+        help="show the matches of candidates I and J in both orders, with the judge's reasoning",
+    )
+    p.add_argument(
+        "--store",
+        default=None,
+        help="judgement store (default: the one the run's meta file names, else OUT.jsonl.judgements.sqlite)",
+    )
+    p.add_argument(
+        "--input",
+        default=None,
+        help="the run's input file, for the prompt and response texts (default: from the meta file)",
+    )
     p.add_argument("--width", type=int, default=100, help="wrap the judge's reasoning at this width (default 100)")
 
 
@@ -335,14 +394,19 @@ def cmd_explain(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.store and not os.path.exists(args.store):
         raise FileNotFoundError(f"judgement store {args.store} does not exist")
     if not os.path.exists(store):
-        rows, note = None, (f"no judgement store at {store} (the run used --no-store, or pass --store PATH), "
-                            "so the judge's reasoning is not available")
+        rows, note = (
+            None,
+            (
+                f"no judgement store at {store} (the run used --no-store, or pass --store PATH), "
+                "so the judge's reasoning is not available"
+            ),
+        )
     else:
         try:
             rows, note = _store_rows(store, args.prompt_id), store
         except StoreError as exc:
             rows, note = None, f"the judgement store {store} cannot be read: {exc}"
-    sys.stdout.write(explain(result, item=item, meta=meta, rows=rows, store_note=note, match=args.match,
-                             width=max(40, args.width)))
+    sys.stdout.write(
+        explain(result, item=item, meta=meta, rows=rows, store_note=note, match=args.match, width=max(40, args.width))
+    )
     return 0
-

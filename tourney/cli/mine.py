@@ -58,28 +58,55 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_EPILOG,
     )
-    p.add_argument("input", help="the input (prompts and responses): JSONL, JSON, parquet or a datasets folder "
-                   "('-' for stdin), read with the input flags below, also with --ranked")
-    p.add_argument("--out", "-o", required=True,
-                   help="pairs JSONL to write (written to OUT.partial and renamed when the run is complete)")
-    p.add_argument("--ranked", default=None, metavar="RANKED.jsonl",
-                   help="an earlier 'tourney rank' output for INPUT (JSONL or parquet): mine from it instead of "
-                   "judging (every line is checked against its input row; a bad line is reported with its line "
-                   "number and skipped)")
-    p.add_argument("--policy", default="best_worst", choices=["best_worst", "best_each", "margin"],
-                   help="best_worst: one pair per prompt; best_each: best vs every other; margin: every "
-                   "ordered pair with margin >= --min-margin (default best_worst)")
+    p.add_argument(
+        "input",
+        help="the input (prompts and responses): JSONL, JSON, parquet or a datasets folder "
+        "('-' for stdin), read with the input flags below, also with --ranked",
+    )
+    p.add_argument(
+        "--out",
+        "-o",
+        required=True,
+        help="pairs JSONL to write (written to OUT.partial and renamed when the run is complete)",
+    )
+    p.add_argument(
+        "--ranked",
+        default=None,
+        metavar="RANKED.jsonl",
+        help="an earlier 'tourney rank' output for INPUT (JSONL or parquet): mine from it instead of "
+        "judging (every line is checked against its input row; a bad line is reported with its line "
+        "number and skipped)",
+    )
+    p.add_argument(
+        "--policy",
+        default="best_worst",
+        choices=["best_worst", "best_each", "margin"],
+        help="best_worst: one pair per prompt; best_each: best vs every other; margin: every "
+        "ordered pair with margin >= --min-margin (default best_worst)",
+    )
     p.add_argument("--min-margin", type=float, default=0.0, help="minimum score margin (strategy's scale)")
-    p.add_argument("--min-confidence", type=float, default=None,
-                   help="minimum P(chosen better) (from the strategy's uncertainty or the direct votes)")
-    p.add_argument("--require-consistent", action="store_true",
-                   help="keep only pairs judged in both orders with both orders agreeing")
-    p.add_argument("--conversational", action="store_true",
-                   help="write conversational rows even when every prompt is plain text")
-    p.add_argument("--trl-format", default="dpo", choices=["dpo", "kto"],
-                   help="dpo: paired {prompt, chosen, rejected} (default); kto: unpaired {prompt, completion, "
-                   "label}, a candidate desirable when it is only ever chosen in the kept pairs, undesirable "
-                   "when only ever rejected (--format is the judge's prompt format)")
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=None,
+        help="minimum P(chosen better) (from the strategy's uncertainty or the direct votes)",
+    )
+    p.add_argument(
+        "--require-consistent",
+        action="store_true",
+        help="keep only pairs judged in both orders with both orders agreeing",
+    )
+    p.add_argument(
+        "--conversational", action="store_true", help="write conversational rows even when every prompt is plain text"
+    )
+    p.add_argument(
+        "--trl-format",
+        default="dpo",
+        choices=["dpo", "kto"],
+        help="dpo: paired {prompt, chosen, rejected} (default); kto: unpaired {prompt, completion, "
+        "label}, a candidate desirable when it is only ever chosen in the kept pairs, undesirable "
+        "when only ever rejected (--format is the judge's prompt format)",
+    )
     add_judging_options(p)
 
 
@@ -97,8 +124,13 @@ def cmd_mine(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from ..mining import PairFile, PairPolicy, mine_kto, mine_pairs
     from ..runner import rank_file
 
-    policy = PairPolicy(args.policy, args.min_margin, args.min_confidence, args.require_consistent,
-                        True if args.conversational else None)
+    policy = PairPolicy(
+        args.policy,
+        args.min_margin,
+        args.min_confidence,
+        args.require_consistent,
+        True if args.conversational else None,
+    )
     miner = mine_kto if args.trl_format == "kto" else mine_pairs
     if args.ranked:
         opts: dict[str, Any] = {"command": shlex.join(["tourney", *argv])}
@@ -127,9 +159,13 @@ def cmd_mine(args: argparse.Namespace, argv: Sequence[str]) -> int:
             counts["desirable"] += bool(row.get("label"))
 
     def output(meta: dict[str, Any], path: str | None) -> dict[str, Any]:
-        mining = {"format": args.trl_format, "policy": args.policy, "rows": out.rows,
-                  "identical_pairs_skipped": counts["identical"],
-                  "form": "conversational" if out.conversational else "standard"}
+        mining = {
+            "format": args.trl_format,
+            "policy": args.policy,
+            "rows": out.rows,
+            "identical_pairs_skipped": counts["identical"],
+            "form": "conversational" if out.conversational else "standard",
+        }
         return {**meta, "output": {"path": path, "format": "jsonl", "rows": out.rows}, "mining": mining}
 
     meta: dict[str, Any] = {}
@@ -161,22 +197,35 @@ def cmd_mine(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 ranked.close()
     if report is not None:
         code = print_summary(report, args.quiet)
-    what = (f"{counts['rows']} KTO rows ({counts['desirable']} desirable, {counts['rows'] - counts['desirable']} "
-            "undesirable)" if args.trl_format == "kto" else f"{counts['rows']} pairs")
+    what = (
+        f"{counts['rows']} KTO rows ({counts['desirable']} desirable, {counts['rows'] - counts['desirable']} "
+        "undesirable)"
+        if args.trl_format == "kto"
+        else f"{counts['rows']} pairs"
+    )
     form = "conversational" if out.conversational else "standard (plain-text prompts)"
-    print(f"tourney: {what} from {counts['prompts']} prompts ({args.policy}), {form} form -> {args.out}",
-          file=sys.stderr)
+    print(
+        f"tourney: {what} from {counts['prompts']} prompts ({args.policy}), {form} form -> {args.out}", file=sys.stderr
+    )
     if counts["identical"]:
-        print(f"tourney: {counts['identical']} candidate pair(s) of identical responses left out (the same text "
-              "cannot be both chosen and rejected)", file=sys.stderr)
+        print(
+            f"tourney: {counts['identical']} candidate pair(s) of identical responses left out (the same text "
+            "cannot be both chosen and rejected)",
+            file=sys.stderr,
+        )
     if out.converted and not args.conversational:
-        print(f"tourney: the input has chat prompts, so every row is conversational (one prompt type per file, "
-              f"as TRL's trainers need): the plain prompts of {out.converted} rows became one user message",
-              file=sys.stderr)
+        print(
+            f"tourney: the input has chat prompts, so every row is conversational (one prompt type per file, "
+            f"as TRL's trainers need): the plain prompts of {out.converted} rows became one user message",
+            file=sys.stderr,
+        )
     if out.unconverted:
-        print(f"tourney: warning: the first {out.unconverted} rows went to {args.out} in the standard form before "
-              "the first chat prompt, and a device or pipe cannot be rewritten: the output mixes both forms "
-              "(--conversational writes one form from the start)", file=sys.stderr)
+        print(
+            f"tourney: warning: the first {out.unconverted} rows went to {args.out} in the standard form before "
+            "the first chat prompt, and a device or pipe cannot be rewritten: the output mixes both forms "
+            "(--conversational writes one form from the start)",
+            file=sys.stderr,
+        )
     return code
 
 
@@ -194,13 +243,20 @@ def _ranked_meta(src: InputSource, ranked_path: str, command: str) -> dict[str, 
     """The meta file of a ``--ranked`` run: what was mined from what (nothing is judged)."""
     from .. import __version__
 
-    return {"command": command, "cwd": os.getcwd(), "version": __version__,
-            "input": src.path if src.path is not None else src.name, "input_format": src.format,
-            "fields": src.fields.describe(), "ranked": ranked_path}
+    return {
+        "command": command,
+        "cwd": os.getcwd(),
+        "version": __version__,
+        "input": src.path if src.path is not None else src.name,
+        "input_format": src.format,
+        "fields": src.fields.describe(),
+        "ranked": ranked_path,
+    }
 
 
-def _report_ranked_stop(exc: BaseException, signals: list[int], kept: str | None, rows: int, command: str,
-                        what: str, target: str | None) -> int:
+def _report_ranked_stop(
+    exc: BaseException, signals: list[int], kept: str | None, rows: int, command: str, what: str, target: str | None
+) -> int:
     """:func:`~tourney.cli.common.report_stop` for ``--ranked`` (nothing is judged, so there is
     no store to resume from: the same command mines the ranked file again)."""
     from ..errors import InputError
@@ -219,8 +275,10 @@ def _report_ranked_stop(exc: BaseException, signals: list[int], kept: str | None
     if isinstance(exc, InputError):  # the input itself is wrong: the same command will not help
         print(f"{head}\ntourney: {saved}" if kept else head, file=sys.stderr)
         return code
-    print(f"{head}\ntourney: {saved}; nothing is judged with --ranked: the same command mines it again:\n  {command}",
-          file=sys.stderr)
+    print(
+        f"{head}\ntourney: {saved}; nothing is judged with --ranked: the same command mines it again:\n  {command}",
+        file=sys.stderr,
+    )
     return code
 
 
@@ -243,8 +301,10 @@ def _mine_ranked(src: InputSource, ranked: IO[bytes], ranked_path: str, sink: Ca
     for n_items, (item, res) in enumerate(itertools.zip_longest(items, results)):
         if item is None or res is None:
             more = "more" if item is None else "fewer"
-            raise InputError(f"{ranked_path} has {more} result lines than {src.path or src.name} has items "
-                             f"(they agree for the first {n_items}): not the output of this input")
+            raise InputError(
+                f"{ranked_path} has {more} result lines than {src.path or src.name} has items "
+                f"(they agree for the first {n_items}): not the output of this input"
+            )
         if isinstance(item, InputError):  # the ranking run failed this line too
             print(f"tourney: {item}", file=sys.stderr)
             code, skipped = 1, skipped + 1
@@ -259,8 +319,9 @@ def _mine_ranked(src: InputSource, ranked: IO[bytes], ranked_path: str, sink: Ca
             code, skipped = 1, skipped + 1
             continue
         if checked["status"] != "ok":  # as 'tourney rank' reports it, and the same exit code
-            print(f"tourney: {checked['status']}: item {item.id} ({where}): {checked.get('error', '')}",
-                  file=sys.stderr)
+            print(
+                f"tourney: {checked['status']}: item {item.id} ({where}): {checked.get('error', '')}", file=sys.stderr
+            )
             code = 1
         sink(item, checked)
     if skipped:
@@ -292,8 +353,9 @@ def _loads(text: str, where: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise InputError(f"malformed JSON ({getattr(exc, 'msg', exc)} at column {getattr(exc, 'colno', '?')})",
-                         where) from None
+        raise InputError(
+            f"malformed JSON ({getattr(exc, 'msg', exc)} at column {getattr(exc, 'colno', '?')})", where
+        ) from None
     except RecursionError:
         raise InputError("malformed JSON (nested too deeply)", where) from None
 

@@ -95,9 +95,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", "-o", required=True, help="the picture to write: .png, .svg (or .pdf)")
     p.add_argument("--kind", choices=KINDS, default=None, help="what to draw (default: recognised from the input)")
     p.add_argument("--id", dest="prompt_id", default=None, help="bracket: the prompt's id")
-    p.add_argument("--input-file", dest="items", default=None,
-                   help="bracket: the run's input, to label candidates with their responses (default: from the "
-                   "output's meta file)")
+    p.add_argument(
+        "--input-file",
+        dest="items",
+        default=None,
+        help="bracket: the run's input, to label candidates with their responses (default: from the "
+        "output's meta file)",
+    )
     p.add_argument("--metric", default="top1", help="accuracy: the simulate row field to plot (default top1)")
     p.add_argument("--top", type=int, default=None, help="leaderboard: only the first N rows")
     p.add_argument("--title", default=None, help="the picture's title (default: made from the data)")
@@ -114,7 +118,9 @@ def _bracket_result(lines: list[dict[str, Any]], prompt_id: str | None, path: st
         if len(lines) == 1:
             return lines[0]
         ids = ", ".join(str(r["id"]) for r in lines[:8])
-        raise InputError(f"{path} holds {len(lines)} prompts: pass --id (one of {ids}{', ...' if len(lines) > 8 else ''})")
+        raise InputError(
+            f"{path} holds {len(lines)} prompts: pass --id (one of {ids}{', ...' if len(lines) > 8 else ''})"
+        )
     for r in lines:
         if str(r["id"]) == prompt_id:
             return r
@@ -161,8 +167,14 @@ def cmd_plot(args: argparse.Namespace, argv: Sequence[str]) -> int:
             records = read_pairwise_path(args.input)
             for msg in records.problems:
                 print(f"tourney plot: bad line {msg}", file=sys.stderr)
-            data = rate(records, method=args.method, l2=args.l2, bootstrap=args.bootstrap,
-                        permutations=args.permutations, seed=args.seed)
+            data = rate(
+                records,
+                method=args.method,
+                l2=args.l2,
+                bootstrap=args.bootstrap,
+                permutations=args.permutations,
+                seed=args.seed,
+            )
         size = plotting.plot_leaderboard(data, args.out, title=args.title, top=args.top)
     print(f"tourney plot: wrote {args.out} ({kind}, {size[0]}x{size[1]})", file=sys.stderr)
     return 0

@@ -64,13 +64,25 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_EPILOG + EXIT_CODES,
     )
-    r.add_argument("input", nargs="?", default=None,
-                   help="input: JSONL, JSON, parquet or a datasets folder ('-' for stdin); default: the bundled example")
-    r.add_argument("--out", "-o", default=None,
-                   help="output file: .parquet for parquet, else JSONL (default: JSONL on stdout). Written to "
-                   "OUT.partial and renamed when the run is complete")
-    r.add_argument("--output-format", choices=("jsonl", "parquet"), default=None,
-                   help="output format (default: from --out's extension)")
+    r.add_argument(
+        "input",
+        nargs="?",
+        default=None,
+        help="input: JSONL, JSON, parquet or a datasets folder ('-' for stdin); default: the bundled example",
+    )
+    r.add_argument(
+        "--out",
+        "-o",
+        default=None,
+        help="output file: .parquet for parquet, else JSONL (default: JSONL on stdout). Written to "
+        "OUT.partial and renamed when the run is complete",
+    )
+    r.add_argument(
+        "--output-format",
+        choices=("jsonl", "parquet"),
+        default=None,
+        help="output format (default: from --out's extension)",
+    )
     add_judging_options(r)
 
 
@@ -91,13 +103,24 @@ def cmd_rank(args: argparse.Namespace, argv: Sequence[str]) -> int:
             report = rank_file(src, lambda item, res: out.write(res), store=store, on_meta=meta.update, **opts)
             out.commit({**meta, "output": {"path": args.out, "format": fmt, "rows": out.rows}})
         except BaseException as exc:
-            partial = {**meta, "complete": False, "output": {"path": out.out.tmp, "format": fmt, "rows": out.rows},
-                       "resume": opts["command"]}
+            partial = {
+                **meta,
+                "complete": False,
+                "output": {"path": out.out.tmp, "format": fmt, "rows": out.rows},
+                "resume": opts["command"],
+            }
             kept = out.abort(partial if meta else None)
             started = bool(meta) and isinstance(exc, (TourneyError, OSError))
             if started or isinstance(exc, KeyboardInterrupt):  # say what was saved and how to resume
-                return report_stop(exc, signals, kept, out.out.rows, store, opts["command"],
-                                   target=None if out.out.tmp else out.out.name)
+                return report_stop(
+                    exc,
+                    signals,
+                    kept,
+                    out.out.rows,
+                    store,
+                    opts["command"],
+                    target=None if out.out.tmp else out.out.name,
+                )
             raise
     for warning in out.warnings:
         print(f"tourney: warning: {warning}", file=sys.stderr)

@@ -69,8 +69,14 @@ def _cells(r: dict[str, Any], comp: bool, wr: bool, *, ci_fmt: str, name_max: in
     name = " ".join(r["model"].split())
     if name_max is not None and len(name) > name_max:
         name = name[: name_max - 3] + "..."
-    cells = [str(r["rank"]), name, f"{r['rating']:.1f}", ci, str(r["comparisons"]),
-             f"{r['wins']}-{r['losses']}-{r['ties']}"]
+    cells = [
+        str(r["rank"]),
+        name,
+        f"{r['rating']:.1f}",
+        ci,
+        str(r["comparisons"]),
+        f"{r['wins']}-{r['losses']}-{r['ties']}",
+    ]
     if comp:
         cells.append(str(r["component"]))
     if wr:
@@ -94,7 +100,9 @@ def _footer(board: dict[str, Any]) -> str:
     if board.get("anchor"):
         foot += f"; anchored: {board['anchor']['model']} = {board['anchor']['rating']:g}"
     if board.get("baseline"):
-        foot += f"; win rate: percent of the score against {board['baseline']} (ties and soft outcomes count their score)"
+        foot += (
+            f"; win rate: percent of the score against {board['baseline']} (ties and soft outcomes count their score)"
+        )
     if board.get("input_formats"):
         foot += "; read: " + ", ".join(f"{v} {k} records" for k, v in board["input_formats"].items())
     if board.get("position"):
@@ -109,8 +117,10 @@ def format_table(board: dict[str, Any]) -> str:
     body = [_cells(r, comp, wr, ci_fmt="[{:.1f}, {:.1f}]", name_max=40) for r in board["leaderboard"]]
     widths = [max(len(x[c]) for x in [head, *body]) for c in range(len(head))]
     right = {0, 2, 4} | ({len(head) - 1} if wr else set())
-    fmt = lambda cells: "  ".join(c.rjust(w) if k in right else c.ljust(w)  # noqa: E731
-                                  for k, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    fmt = lambda cells: "  ".join(
+        c.rjust(w) if k in right else c.ljust(w)  # noqa: E731
+        for k, (c, w) in enumerate(zip(cells, widths))
+    ).rstrip()
     lines = [fmt(head), fmt(["-" * w for w in widths]), *map(fmt, body)]
     return "\n".join(lines + [_footer(board)]) + "\n"
 
@@ -121,11 +131,12 @@ def format_markdown(board: dict[str, Any]) -> str:
     head, comp, wr = _head(board)
     esc = lambda c: c.replace("\\", "\\\\").replace("|", "\\|")  # noqa: E731
     right = {0, 2, 4} | ({len(head) - 1} if wr else set())
-    lines = ["| " + " | ".join(map(esc, head)) + " |",
-             "|" + "|".join("---:" if k in right else "---" for k in range(len(head))) + "|"]
+    lines = [
+        "| " + " | ".join(map(esc, head)) + " |",
+        "|" + "|".join("---:" if k in right else "---" for k in range(len(head))) + "|",
+    ]
     for r in board["leaderboard"]:
-        lines.append("| " + " | ".join(map(esc, _cells(r, comp, wr, ci_fmt="[{:.1f}, {:.1f}]", name_max=None)))
-                     + " |")
+        lines.append("| " + " | ".join(map(esc, _cells(r, comp, wr, ci_fmt="[{:.1f}, {:.1f}]", name_max=None))) + " |")
     foot = "\n\n".join(f"*{esc(x)}*" for x in _footer(board).split("\n"))
     return "\n".join(lines) + "\n\n" + foot + "\n"
 
@@ -164,22 +175,40 @@ def cmd_rate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     anchor = parse_anchor(args.anchor) if args.anchor is not None else None
     data = None
     for path in args.input:
-        data = read_pairwise_path(path, input_format=args.input_format, arena_hard_weight=args.arena_hard_weight,
-                                  baseline=args.baseline, data=data)
+        data = read_pairwise_path(
+            path,
+            input_format=args.input_format,
+            arena_hard_weight=args.arena_hard_weight,
+            baseline=args.baseline,
+            data=data,
+        )
     assert data is not None
     for msg in data.problems:
         print(f"tourney rate: bad line {msg}", file=sys.stderr)
     for msg in data.notes:
         print(f"tourney rate: {msg}", file=sys.stderr)
     try:
-        board = rate(data, method=args.method, ties=args.ties, l2=args.l2, position=args.position,
-                     k=args.k, bootstrap=args.bootstrap, permutations=args.permutations, seed=args.seed,
-                     anchor=anchor, baseline=args.baseline)
+        board = rate(
+            data,
+            method=args.method,
+            ties=args.ties,
+            l2=args.l2,
+            position=args.position,
+            k=args.k,
+            bootstrap=args.bootstrap,
+            permutations=args.permutations,
+            seed=args.seed,
+            anchor=anchor,
+            baseline=args.baseline,
+        )
     except InputError as exc:
         raise _in_flag_words(exc) from None
     if board["components"] > 1:
-        print(f"tourney rate: the comparison graph has {board['components']} disconnected components; "
-              "ratings are comparable only within a component (see the component column)", file=sys.stderr)
+        print(
+            f"tourney rate: the comparison graph has {board['components']} disconnected components; "
+            "ratings are comparable only within a component (see the component column)",
+            file=sys.stderr,
+        )
     if board.get("converged") is False:
         print("tourney rate: the Bradley-Terry fit did not converge; try --l2 0.01", file=sys.stderr)
     if args.format == "json":
@@ -193,8 +222,10 @@ def cmd_rate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     sys.stdout.write(text)
     sys.stdout.flush()
     if data.problems:
-        print(f"tourney rate: {len(data.problems)} bad line(s) skipped; rated the other {board['records']} records",
-              file=sys.stderr)
+        print(
+            f"tourney rate: {len(data.problems)} bad line(s) skipped; rated the other {board['records']} records",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -210,35 +241,80 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_EPILOG,
     )
-    p.add_argument("input", nargs="+",
-                   help="files of pairwise records (JSONL or a JSON array), directories of them, or '-' for stdin")
-    p.add_argument("--input-format", choices=["auto", "arena", "alpaca_eval", "arena_hard", "tourney"],
-                   default="auto", help="record format (default auto: recognised per record from its keys)")
-    p.add_argument("--method", choices=["bradley_terry", "elo"], default="bradley_terry",
-                   help="bradley_terry: order-free maximum likelihood (default); elo: online, timestamp order "
-                   "(or random orders with --permutations)")
-    p.add_argument("--permutations", type=int, default=0, metavar="P",
-                   help="elo: mean and 95%% percentile interval over P random orderings of the records "
-                   "(seeded by --seed), as QLoRA's and RRM's Elo tables (default 0: timestamp order)")
-    p.add_argument("--ties", choices=["half", "drop"], default="half",
-                   help="a tie counts half a win each way (default) or is dropped")
-    p.add_argument("--l2", type=float, default=0.0,
-                   help="Bradley-Terry ridge penalty l2/2*sum(s^2); needed when a model never lost or never won, "
-                   "or the graph is disconnected (default 0: plain maximum likelihood)")
-    p.add_argument("--position", action="store_true",
-                   help="Bradley-Terry: also fit the first-shown (model_a) advantage")
-    p.add_argument("--k", type=float, default=None,
-                   help="Elo K-factor (default 32; Chatbot Arena used 4 for its large logs)")
-    p.add_argument("--bootstrap", type=int, default=0, metavar="R",
-                   help="R bootstrap rounds for the 95%% interval (default 0: Fisher for Bradley-Terry, none for Elo)")
+    p.add_argument(
+        "input",
+        nargs="+",
+        help="files of pairwise records (JSONL or a JSON array), directories of them, or '-' for stdin",
+    )
+    p.add_argument(
+        "--input-format",
+        choices=["auto", "arena", "alpaca_eval", "arena_hard", "tourney"],
+        default="auto",
+        help="record format (default auto: recognised per record from its keys)",
+    )
+    p.add_argument(
+        "--method",
+        choices=["bradley_terry", "elo"],
+        default="bradley_terry",
+        help="bradley_terry: order-free maximum likelihood (default); elo: online, timestamp order "
+        "(or random orders with --permutations)",
+    )
+    p.add_argument(
+        "--permutations",
+        type=int,
+        default=0,
+        metavar="P",
+        help="elo: mean and 95%% percentile interval over P random orderings of the records "
+        "(seeded by --seed), as QLoRA's and RRM's Elo tables (default 0: timestamp order)",
+    )
+    p.add_argument(
+        "--ties",
+        choices=["half", "drop"],
+        default="half",
+        help="a tie counts half a win each way (default) or is dropped",
+    )
+    p.add_argument(
+        "--l2",
+        type=float,
+        default=0.0,
+        help="Bradley-Terry ridge penalty l2/2*sum(s^2); needed when a model never lost or never won, "
+        "or the graph is disconnected (default 0: plain maximum likelihood)",
+    )
+    p.add_argument(
+        "--position", action="store_true", help="Bradley-Terry: also fit the first-shown (model_a) advantage"
+    )
+    p.add_argument(
+        "--k", type=float, default=None, help="Elo K-factor (default 32; Chatbot Arena used 4 for its large logs)"
+    )
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        metavar="R",
+        help="R bootstrap rounds for the 95%% interval (default 0: Fisher for Bradley-Terry, none for Elo)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap or the orderings (default 0)")
-    p.add_argument("--anchor", default=None, metavar="MODEL=RATING",
-                   help="shift every rating so that MODEL has RATING (Arena-Hard anchors gpt-4-0314=1000)")
-    p.add_argument("--baseline", default=None, metavar="MODEL",
-                   help="add each model's win rate against MODEL (default: the baseline AlpacaEval or Arena-Hard "
-                   "records name); also the baseline of Arena-Hard v0.1 records, which name none (else gpt-4-0314)")
-    p.add_argument("--arena-hard-weight", type=int, default=3, metavar="W",
-                   help="wins a 'significantly better' Arena-Hard label (A>>B, B>>A) counts (default 3, "
-                   "as Arena-Hard's show_result.py)")
-    p.add_argument("--format", choices=["table", "json", "csv", "markdown"], default="table",
-                   help="output format (default table)")
+    p.add_argument(
+        "--anchor",
+        default=None,
+        metavar="MODEL=RATING",
+        help="shift every rating so that MODEL has RATING (Arena-Hard anchors gpt-4-0314=1000)",
+    )
+    p.add_argument(
+        "--baseline",
+        default=None,
+        metavar="MODEL",
+        help="add each model's win rate against MODEL (default: the baseline AlpacaEval or Arena-Hard "
+        "records name); also the baseline of Arena-Hard v0.1 records, which name none (else gpt-4-0314)",
+    )
+    p.add_argument(
+        "--arena-hard-weight",
+        type=int,
+        default=3,
+        metavar="W",
+        help="wins a 'significantly better' Arena-Hard label (A>>B, B>>A) counts (default 3, "
+        "as Arena-Hard's show_result.py)",
+    )
+    p.add_argument(
+        "--format", choices=["table", "json", "csv", "markdown"], default="table", help="output format (default table)"
+    )

@@ -78,23 +78,36 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--trials", type=int, default=1000, help="trials (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of everything (default 0)")
     p.add_argument("--budgets", default=None, help="comma-separated judge samples per prompt, or 'full'")
-    p.add_argument("--max-rounds", default=None, metavar="R[,R...]",
-                   help="comma-separated round limits (sequential judge calls per prompt), or 'full' (default)")
-    p.add_argument("--judge", default="simulated",
-                   help="simulated[:opts] (default) or replay:PATH (a replay JSONL, or a folder of replay-*.jsonl)")
+    p.add_argument(
+        "--max-rounds",
+        default=None,
+        metavar="R[,R...]",
+        help="comma-separated round limits (sequential judge calls per prompt), or 'full' (default)",
+    )
+    p.add_argument(
+        "--judge",
+        default="simulated",
+        help="simulated[:opts] (default) or replay:PATH (a replay JSONL, or a folder of replay-*.jsonl)",
+    )
     g = p.add_argument_group("simulated judge (shortcuts for its options)")
     g.add_argument("--spread", type=float, default=None, help="sd of the latent qualities (default 1.0)")
     g.add_argument("--noise", type=float, default=None, help="judge noise (default: calibrated, 0.5 logistic)")
     g.add_argument("--position-bias", type=float, default=None, help="P(first wins) - 0.5 at equal quality (0.1)")
     g.add_argument("--abstain-rate", type=float, default=None, help="probability a sample abstains (0)")
     g.add_argument("--tie-rate", type=float, default=None, help="probability a sample is a tie (0)")
-    g.add_argument("--latency-sigma", type=float, default=None,
-                   help="lognormal sigma of a judge call's latency (default 1.0); makespan is in units of its median")
+    g.add_argument(
+        "--latency-sigma",
+        type=float,
+        default=None,
+        help="lognormal sigma of a judge call's latency (default 1.0); makespan is in units of its median",
+    )
     g.add_argument("--model", default=None, help="bradley_terry (default) or thurstone")
     r = p.add_argument_group("replay")
-    r.add_argument("--truth", default="consensus",
-                   help="human:ROOT (PRD human labels), consensus (the other replay files beside it, default), "
-                   "self, or scores")
+    r.add_argument(
+        "--truth",
+        default="consensus",
+        help="human:ROOT (PRD human labels), consensus (the other replay files beside it, default), self, or scores",
+    )
     r.add_argument("--prompts", default=None, help="the candidates (default: prompts.jsonl beside the replay file)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: the CPU count, at most 8)")
     p.add_argument("--resample-abstentions", type=int, default=2, help="as in tourney rank (default 2)")
@@ -160,13 +173,24 @@ def cmd_simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
             if show:
                 print(f"\rtourney simulate: {Path(str(name)).name}: {done}/{total} trials", end="", file=sys.stderr)
 
-        reports.append(simulate(strategies, bench, budgets, rounds=rounds, workers=workers,
-                                resample_abstentions=args.resample_abstentions, progress=progress))
+        reports.append(
+            simulate(
+                strategies,
+                bench,
+                budgets,
+                rounds=rounds,
+                workers=workers,
+                resample_abstentions=args.resample_abstentions,
+                progress=progress,
+            )
+        )
         if show:
             print(file=sys.stderr)
     if args.format == "json":
-        text = json.dumps({"command": shlex.join(["tourney", *argv]), "reports": [r.to_json() for r in reports]},
-                          indent=1) + "\n"
+        text = (
+            json.dumps({"command": shlex.join(["tourney", *argv]), "reports": [r.to_json() for r in reports]}, indent=1)
+            + "\n"
+        )
     else:
         text = "\n\n".join(format_table(r) for r in reports) + "\n"
     sys.stdout.write(text)
@@ -175,8 +199,11 @@ def cmd_simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     failed = sum(row.failed for r in reports for row in r.rows)
     if not args.quiet:
         total = sum(r.runtime_s for r in reports)
-        print(f"tourney simulate: {len(strategies)} strategies x {len(reports[0].budgets)} budgets x "
-              f"{len(reports[0].rounds)} round limits, "
-              f"{sum(len(b) for b in benches)} trials in {total:.1f}s"
-              + (f"; {failed} strategy runs failed (see the notes column)" if failed else ""), file=sys.stderr)
+        print(
+            f"tourney simulate: {len(strategies)} strategies x {len(reports[0].budgets)} budgets x "
+            f"{len(reports[0].rounds)} round limits, "
+            f"{sum(len(b) for b in benches)} trials in {total:.1f}s"
+            + (f"; {failed} strategy runs failed (see the notes column)" if failed else ""),
+            file=sys.stderr,
+        )
     return 1 if failed else 0

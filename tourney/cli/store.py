@@ -30,11 +30,14 @@ def add_log_parser(sub: Any) -> None:
 
 def add_store_parser(sub: Any) -> None:
     """Add ``tourney store check|stats|upgrade`` to the command line."""
-    st = sub.add_parser("store", help="check, summarise or upgrade a judgement store",
-                        description="'check' verifies the store (SQLite integrity, versions, every key and row hash); "
-                        "exit 1 if any problem. 'stats' prints counts as JSON. 'upgrade' rewrites a store of an "
-                        "older schema version (1: tourney before claims) in place, in one transaction; its "
-                        "judgements keep their keys and are reused (a writable open, such as a rank run, does it too).")
+    st = sub.add_parser(
+        "store",
+        help="check, summarise or upgrade a judgement store",
+        description="'check' verifies the store (SQLite integrity, versions, every key and row hash); "
+        "exit 1 if any problem. 'stats' prints counts as JSON. 'upgrade' rewrites a store of an "
+        "older schema version (1: tourney before claims) in place, in one transaction; its "
+        "judgements keep their keys and are reused (a writable open, such as a rank run, does it too).",
+    )
     ssub = st.add_subparsers(dest="store_command", metavar="SUBCOMMAND", required=True)
     for name in ("check", "stats", "upgrade"):
         p = ssub.add_parser(name, help=f"{name} a store")
@@ -75,8 +78,10 @@ def cmd_store(args: argparse.Namespace, argv: Sequence[str]) -> int:
             stats = store.stats()
         finally:
             store.close()
-        print(f"tourney: store {args.store}: schema version {stats['schema_version']}, "
-              f"{stats['judgements']} judgements", file=sys.stderr)
+        print(
+            f"tourney: store {args.store}: schema version {stats['schema_version']}, {stats['judgements']} judgements",
+            file=sys.stderr,
+        )
         return 0
     store = _open(args.store)
     try:

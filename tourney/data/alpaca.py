@@ -44,12 +44,14 @@ def load_items(path: str | Path, limit: int | None = None) -> list[dict[str, Any
                 responses.append(c["output"])
                 models.append(c["model"])
                 prefs.append(float(c[PREF_KEY]))
-            items.append({
-                "id": f"alpaca-{rec['instruction_idx']}",
-                "prompt": rec["instruction"],
-                "responses": responses,
-                "scores": [pref_to_score(p) for p in prefs],
-                "models": models,
-                "prefs": prefs,
-            })
+            items.append(
+                {
+                    "id": f"alpaca-{rec['instruction_idx']}",
+                    "prompt": rec["instruction"],
+                    "responses": responses,
+                    "scores": [pref_to_score(p) for p in prefs],
+                    "models": models,
+                    "prefs": prefs,
+                }
+            )
     return items

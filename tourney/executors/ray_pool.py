@@ -241,13 +241,21 @@ class _JudgeActor:
     def _exit_for_restart(self) -> None:
         # ray.actor.exit_actor() is an intentional exit that Ray does NOT restart; a dead engine
         # needs a fresh process, so exit like a crash. Results not yet sent are re-dispatched.
-        print(f"tourney: replica {self._replica} (pid {os.getpid()}): the judge's engine is dead; "
-              "exiting so that Ray restarts this actor", file=sys.stderr, flush=True)
+        print(
+            f"tourney: replica {self._replica} (pid {os.getpid()}): the judge's engine is dead; "
+            "exiting so that Ray restarts this actor",
+            file=sys.stderr,
+            flush=True,
+        )
         os._exit(DEAD_ENGINE_EXIT)
 
     async def stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"pid": os.getpid(), "calls": self._calls, "matches": self._matches,
-                               "uptime_s": round(time.time() - self._started, 3)}
+        out: dict[str, Any] = {
+            "pid": os.getpid(),
+            "calls": self._calls,
+            "matches": self._matches,
+            "uptime_s": round(time.time() - self._started, 3),
+        }
         engine_stats = getattr(self._judge, "stats", None)
         if callable(engine_stats):
             try:
@@ -320,7 +328,9 @@ class ReplicaStats:
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        d["prefix_cache_hit_rate"] = None if self.prefix_cache_hit_rate is None else round(self.prefix_cache_hit_rate, 4)
+        d["prefix_cache_hit_rate"] = (
+            None if self.prefix_cache_hit_rate is None else round(self.prefix_cache_hit_rate, 4)
+        )
         d["heartbeat_max_s"] = round(self.heartbeat_max_s, 4)
         return d
 
@@ -385,12 +395,26 @@ class _Replica:
 
     def snapshot(self) -> ReplicaStats:
         return ReplicaStats(
-            replica=self.index, state=self.state, node=self.node[:12], pid=self.pid,
-            incarnations=max(1, len(self.pids)), calls=self.calls, matches=self.matches,
-            inflight=self.inflight, queued=len(self.queue), affinity=self.affinity, stolen=self.stolen,
-            failures=self.failures, redispatched=self.redispatched, prompt_tokens=self.prompt_tokens,
-            cached_tokens=self.cached_tokens, reason=self.reason, heartbeats=self.heartbeats,
-            heartbeat_max_s=self.heartbeat_max_s, unresponsive=self.unresponsive, late_results=self.late,
+            replica=self.index,
+            state=self.state,
+            node=self.node[:12],
+            pid=self.pid,
+            incarnations=max(1, len(self.pids)),
+            calls=self.calls,
+            matches=self.matches,
+            inflight=self.inflight,
+            queued=len(self.queue),
+            affinity=self.affinity,
+            stolen=self.stolen,
+            failures=self.failures,
+            redispatched=self.redispatched,
+            prompt_tokens=self.prompt_tokens,
+            cached_tokens=self.cached_tokens,
+            reason=self.reason,
+            heartbeats=self.heartbeats,
+            heartbeat_max_s=self.heartbeat_max_s,
+            unresponsive=self.unresponsive,
+            late_results=self.late,
         )
 
     def take_back(self) -> list[_Item]:
@@ -411,7 +435,7 @@ def _reason(exc: BaseException) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if not lines:
         return type(exc).__name__
-    if "creation task" in text or "Traceback" in text or "File \"" in text:
+    if "creation task" in text or "Traceback" in text or 'File "' in text:
         # the remote exception's own last line, e.g. "tourney.errors.SpecError: cannot read ..."
         return re.sub(r"^(?:\w+\.)+(\w+(?:Error|Exception)\b)", r"\1", lines[-1])[:400]
     return f"{type(exc).__name__}: {lines[0]}"[:400]
@@ -510,14 +534,17 @@ class RayJudgePool(Judge):
             if replica_timeout_s < 2 * heartbeat_s:
                 raise SpecError(
                     f"replica_timeout_s ({replica_timeout_s:g} s) must be at least twice heartbeat_s "
-                    f"({heartbeat_s:g} s): a healthy replica answers only one ping per heartbeat_s")
+                    f"({heartbeat_s:g} s): a healthy replica answers only one ping per heartbeat_s"
+                )
         if call_timeout_s is not None:
             _check_seconds("call_timeout_s", call_timeout_s)
         if num_cpus_per_replica < 0 or num_gpus_per_replica < 0:
             raise SpecError("resources per replica must be >= 0")
         if num_gpus_per_replica > 1 and num_gpus_per_replica != int(num_gpus_per_replica):
-            raise SpecError(f"num_gpus_per_replica above 1 must be a whole number of GPUs (tensor "
-                            f"parallel bundles), got {num_gpus_per_replica}")
+            raise SpecError(
+                f"num_gpus_per_replica above 1 must be a whole number of GPUs (tensor "
+                f"parallel bundles), got {num_gpus_per_replica}"
+            )
         super().__init__(spec)
         self.replicas = replicas
         self.address = address
@@ -613,7 +640,8 @@ class RayJudgePool(Judge):
                 problems.append(f"{need:g} {key}s ({self.replicas} replicas x {per:g}) but the cluster has {have:g}")
         if problems:
             raise ExecutorError(
-                "the Ray cluster cannot hold the judge pool: it needs " + "; ".join(problems)
+                "the Ray cluster cannot hold the judge pool: it needs "
+                + "; ".join(problems)
                 + ". Lower --replicas or the resources per replica, or add nodes "
                 "(an autoscaling cluster: pass check_resources=False)"
             )
@@ -636,13 +664,17 @@ class RayJudgePool(Judge):
             bundles = [{"GPU": 1.0, "CPU": self.num_cpus_per_replica}] + [{"GPU": 1.0, "CPU": 1.0}] * (int(gpus) - 1)
             pg = placement_group(bundles, strategy="STRICT_PACK", name=f"tourney-judge-{k}-{os.getpid()}")
             opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
-                placement_group=pg, placement_group_bundle_index=0, placement_group_capture_child_tasks=True)
+                placement_group=pg, placement_group_bundle_index=0, placement_group_capture_child_tasks=True
+            )
         elif gpus > 0:
             opts["num_gpus"] = gpus
         if self.runtime_env:
             opts["runtime_env"] = self.runtime_env
-        actor = _remote_class(ray).options(**opts).remote(self.spec.to_dict(), self.plugins, k,
-                                                           self.max_inflight_per_replica)
+        actor = (
+            _remote_class(ray)
+            .options(**opts)
+            .remote(self.spec.to_dict(), self.plugins, k, self.max_inflight_per_replica)
+        )
         return _Replica(k, actor, pg)
 
     def _await_ready(self, ray: Any) -> None:
@@ -662,7 +694,9 @@ class RayJudgePool(Judge):
             try:
                 info = ray.get(done[0])
             except Exception as exc:  # fail at the first broken replica, not after the slowest
-                raise ExecutorError(f"judge replica {rep.index} of {self.spec} could not start: {_reason(exc)}") from exc
+                raise ExecutorError(
+                    f"judge replica {rep.index} of {self.spec} could not start: {_reason(exc)}"
+                ) from exc
             rep.set_info(info)
             if self._identity is None:
                 self._identity = info.get("identity")
@@ -693,7 +727,8 @@ class RayJudgePool(Judge):
         from ..judges.formats import get_format
 
         return get_format(fmt_name).defence_identity(
-            match.first_text, match.second_text,
+            match.first_text,
+            match.second_text,
             neutralise=bool(defences.get("neutralise_candidates", True)),
             quote_check=bool(defences.get("quote_check", True)),
         )
@@ -715,10 +750,12 @@ class RayJudgePool(Judge):
             err = await asyncio.wait_for(rep.actor.preflight.remote(), timeout)
         except TimeoutError:
             raise JudgeUnavailableError(
-                f"judge replica {rep.index} of {self.spec} did not answer the preflight within {timeout:g} s") from None
+                f"judge replica {rep.index} of {self.spec} did not answer the preflight within {timeout:g} s"
+            ) from None
         except Exception as exc:  # the actor died meanwhile: say so, the run cannot start
             raise JudgeUnavailableError(
-                f"judge replica {rep.index} of {self.spec} failed its preflight: {_reason(exc)}") from exc
+                f"judge replica {rep.index} of {self.spec} failed its preflight: {_reason(exc)}"
+            ) from exc
         if err is not None:
             raise err
 
@@ -834,8 +871,9 @@ class RayJudgePool(Judge):
         rep.calls += 1
         sources = [it.source for it in batch]
         try:
-            gen = rep.actor.judge_stream.remote([it.match for it in batch],
-                                                sources if any(x is not None for x in sources) else None)
+            gen = rep.actor.judge_stream.remote(
+                [it.match for it in batch], sources if any(x is not None for x in sources) else None
+            )
         except Exception as exc:  # a handle of a dead actor: a replica failure
             self._failed(rep, rep.epoch, batch, exc)
             return
@@ -939,8 +977,11 @@ class RayJudgePool(Judge):
                 continue
             it.deaths += 1
             if it.deaths >= self.max_match_failures:
-                it.fut.set_exception(JudgeError(
-                    f"match lost on {it.deaths} failing Ray judge replicas (last: replica {rep.index}: {reason})"))
+                it.fut.set_exception(
+                    JudgeError(
+                        f"match lost on {it.deaths} failing Ray judge replicas (last: replica {rep.index}: {reason})"
+                    )
+                )
             else:
                 self._place(it)
         self._kick()
@@ -1011,24 +1052,40 @@ class RayJudgePool(Judge):
                     if exc is not None:  # unreachable for now: the silence clock keeps running
                         log.debug("ray judge replica %d: heartbeat failed: %s", rep.index, _reason(exc))
                     elif rep.pid is not None and rep.pid_seen != rep.pid:  # restarted behind our back
-                        self._failed(rep, epoch, [], RuntimeError(
-                            f"its process changed (pid {rep.pid} -> {rep.pid_seen}): restarted"))
+                        self._failed(
+                            rep,
+                            epoch,
+                            [],
+                            RuntimeError(f"its process changed (pid {rep.pid} -> {rep.pid_seen}): restarted"),
+                        )
                         return
                 now = time.monotonic()
                 silent = now - rep.last_seen
                 if self.replica_timeout_s is not None and silent > self.replica_timeout_s:
                     if ping is not None and ray.wait([ref], timeout=0)[0]:
                         continue  # answered: this loop was too busy to notice; collect it next tick
-                    self._unresponsive(rep, epoch, (
-                        f"no heartbeat answer for {silent:.1f} s (replica_timeout_s={self.replica_timeout_s:g}): "
-                        "its process is frozen, overloaded or unreachable"), restart=False)
+                    self._unresponsive(
+                        rep,
+                        epoch,
+                        (
+                            f"no heartbeat answer for {silent:.1f} s (replica_timeout_s={self.replica_timeout_s:g}): "
+                            "its process is frozen, overloaded or unreachable"
+                        ),
+                        restart=False,
+                    )
                     return
                 if self.call_timeout_s is not None:
                     oldest = min((c.sent for c in rep.open if c.left), default=now)
                     if now - oldest > self.call_timeout_s:
-                        self._unresponsive(rep, epoch, (
-                            f"a call held {now - oldest:.1f} s (call_timeout_s={self.call_timeout_s:g}) "
-                            "while its process still answered: hung"), restart=True)
+                        self._unresponsive(
+                            rep,
+                            epoch,
+                            (
+                                f"a call held {now - oldest:.1f} s (call_timeout_s={self.call_timeout_s:g}) "
+                                "while its process still answered: hung"
+                            ),
+                            restart=True,
+                        )
                         return
         finally:
             if ping is not None and not ping.done():
@@ -1054,8 +1111,13 @@ class RayJudgePool(Judge):
         ray = _import_ray()
         items = rep.take_back()
         rep.unresponsive += 1
-        log.warning("ray judge replica %d (pid %s): %s; re-dispatching its %d in-flight matches",
-                    rep.index, rep.pid, reason, len(items))
+        log.warning(
+            "ray judge replica %d (pid %s): %s; re-dispatching its %d in-flight matches",
+            rep.index,
+            rep.pid,
+            reason,
+            len(items),
+        )
         if restart:
             rep.stale_pid = rep.pid
             _quietly(ray.kill, rep.actor, no_restart=False)
@@ -1095,6 +1157,7 @@ class RayJudgePool(Judge):
     async def engine_stats(self, timeout_s: float = 10.0) -> list[dict[str, Any]]:
         """Each live actor's own counters, plus ``judge.stats()`` where the judge has one
         (an engine's prefix-cache metrics, for example)."""
+
         async def one(rep: _Replica) -> dict[str, Any]:
             if rep.state == _RETIRED:
                 return {"replica": rep.index, "state": rep.state}
@@ -1124,14 +1187,18 @@ class RayJudgePool(Judge):
 
     def report(self) -> str:
         """A short per-replica table (for the CLI's summary on stderr)."""
-        rows = ["replica state       matches  affinity  stolen  calls  failures  redispatched  prefix-hit  "
-                "slowest-heartbeat  pid"]
+        rows = [
+            "replica state       matches  affinity  stolen  calls  failures  redispatched  prefix-hit  "
+            "slowest-heartbeat  pid"
+        ]
         for s in self.stats():
             hit = "-" if s.prefix_cache_hit_rate is None else f"{100 * s.prefix_cache_hit_rate:.1f}%"
             beat = f"{s.heartbeat_max_s:.3f}s" if s.heartbeats else "-"
-            rows.append(f"{s.replica:>7} {s.state:<10} {s.matches:>8} {s.affinity:>9} {s.stolen:>7} {s.calls:>6} "
-                        f"{s.failures:>9} {s.redispatched:>13} {hit:>11}  {beat:>17}  {s.pid}"
-                        + (f"  ({s.reason})" if s.state != _UP and s.reason else ""))
+            rows.append(
+                f"{s.replica:>7} {s.state:<10} {s.matches:>8} {s.affinity:>9} {s.stolen:>7} {s.calls:>6} "
+                f"{s.failures:>9} {s.redispatched:>13} {hit:>11}  {beat:>17}  {s.pid}"
+                + (f"  ({s.reason})" if s.state != _UP and s.reason else "")
+            )
         return "\n".join(rows)
 
     # -- shutdown -----------------------------------------------------------------------------

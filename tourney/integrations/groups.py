@@ -147,11 +147,19 @@ class GroupScorer:
         self.scale = scale
         self.on_failure = on_failure
         self.accept_partial = accept_partial
-        self.tournament = Tournament(judge, strategy, seed=seed, judge_options=judge_options,
-                                     strategy_options=strategy_options, store=store, **scheduler_options)
+        self.tournament = Tournament(
+            judge,
+            strategy,
+            seed=seed,
+            judge_options=judge_options,
+            strategy_options=strategy_options,
+            store=store,
+            **scheduler_options,
+        )
         #: running totals over every call: groups, completions, distinct, comparisons, failed, partial
         self.stats: dict[str, int] = dict.fromkeys(
-            ("groups", "completions", "distinct", "comparisons", "failed", "partial"), 0)
+            ("groups", "completions", "distinct", "comparisons", "failed", "partial"), 0
+        )
 
     # -- grouped input -----------------------------------------------------------------------
     def score(self, prompts: Sequence[Prompt], completions: Sequence[Sequence[str]]) -> list[list[float | None]]:
@@ -169,8 +177,9 @@ class GroupScorer:
         own loop thread, where the judge lives, and this coroutine waits for them."""
         return [list(g.rewards) for g in await self.ascore_detailed(prompts, completions)]
 
-    async def ascore_detailed(self, prompts: Sequence[Prompt],
-                              completions: Sequence[Sequence[str]]) -> list[GroupResult]:
+    async def ascore_detailed(
+        self, prompts: Sequence[Prompt], completions: Sequence[Sequence[str]]
+    ) -> list[GroupResult]:
         items, prepared = self._prepare(prompts, completions)
         results: list[PromptResult] = []
         if items:
@@ -191,30 +200,39 @@ class GroupScorer:
         return _unflatten(len(completions), groups, await self.ascore(g_prompts, g_completions))
 
     # -- internals ---------------------------------------------------------------------------
-    def _prepare(self, prompts: Sequence[Prompt],
-                 completions: Sequence[Sequence[str]]) -> tuple[list[Item], list[dict[str, Any]]]:
+    def _prepare(
+        self, prompts: Sequence[Prompt], completions: Sequence[Sequence[str]]
+    ) -> tuple[list[Item], list[dict[str, Any]]]:
         """Check the batch; dedupe each group; parse each group's item (a bad one fails that
         group only). Returns the items to rank and, per group, what is needed to finish it."""
         prompts = _as_list(prompts, "prompts", "one prompt per group")
         completions = _as_list(completions, "completions", "one list of completions per group")
         if len(prompts) != len(completions):
-            raise ValueError(f"got {len(prompts)} prompts and {len(completions)} groups of completions: "
-                             "give one prompt per group")
+            raise ValueError(
+                f"got {len(prompts)} prompts and {len(completions)} groups of completions: give one prompt per group"
+            )
         items: list[Item] = []
         prepared: list[dict[str, Any]] = []
         for g, (prompt, group) in enumerate(zip(prompts, completions)):
             texts = check_responses(group, name=f"completions[{g}]")
             distinct = list(dict.fromkeys(texts))
             index_of = {t: k for k, t in enumerate(distinct)}
-            entry: dict[str, Any] = {"g": g, "prompt": prompt, "n": len(texts),
-                                     "of": [index_of[t] for t in texts], "distinct": len(distinct), "item": None}
+            entry: dict[str, Any] = {
+                "g": g,
+                "prompt": prompt,
+                "n": len(texts),
+                "of": [index_of[t] for t in texts],
+                "distinct": len(distinct),
+                "item": None,
+            }
             prepared.append(entry)
             if not distinct:  # an empty group: no rewards to give
                 continue
             gid = "g-" + content_hash(json.dumps([_prompt_key(prompt), sorted(distinct)], ensure_ascii=False), 8)
             try:
-                item = parse_item({"id": gid, "prompt": _plain(prompt), "responses": distinct}, len(items),
-                                  where=f"group {g}")
+                item = parse_item(
+                    {"id": gid, "prompt": _plain(prompt), "responses": distinct}, len(items), where=f"group {g}"
+                )
             except InputError as exc:
                 entry["error"] = exc
                 continue
@@ -239,16 +257,19 @@ class GroupScorer:
                 if res.status == "failed" or (res.status in ("partial", "coin_flip") and not self.accept_partial):
                     why = res.messages or ("failed",)
                     if res.status == "partial":
-                        why = (f"judge errors in {res.errors} of {res.samples} judgements "
-                               f"(accept_partial=False)", *why)
+                        why = (f"judge errors in {res.errors} of {res.samples} judgements (accept_partial=False)", *why)
                     elif res.status == "coin_flip":  # its order rests on coins where votes were missing
-                        why = (f"decided by coin flips where votes were missing ({res.abstentions} abstentions, "
-                               f"{res.errors} errors; accept_partial=False)", *why)
+                        why = (
+                            f"decided by coin flips where votes were missing ({res.abstentions} abstentions, "
+                            f"{res.errors} errors; accept_partial=False)",
+                            *why,
+                        )
                     gr = self._failed(entry, tuple(why), res)
                     failures.append((gr, None))
                 else:
-                    gr = GroupResult(self._rewards(entry["of"], res), res.status, distinct, res.comparisons,
-                                     res.messages, res)
+                    gr = GroupResult(
+                        self._rewards(entry["of"], res), res.status, distinct, res.comparisons, res.messages, res
+                    )
             out.append(gr)
             self._count(gr)
         if failures and self.on_failure == "raise":
@@ -257,13 +278,17 @@ class GroupScorer:
             raise kind(f"{len(failures)} of {len(prepared)} groups could not be scored: {lines}")
         return out
 
-    def _failed(self, entry: dict[str, Any], messages: tuple[str, ...],
-                res: PromptResult | None = None) -> GroupResult:
+    def _failed(self, entry: dict[str, Any], messages: tuple[str, ...], res: PromptResult | None = None) -> GroupResult:
         value = None if self.on_failure in (None, "raise") else float(self.on_failure)
         n = entry["n"]
-        log.warning("tourney rewards: group %d (prompt %s, %d completions) could not be scored: %s; its "
-                    "rewards are %s", entry["g"], _short(entry["prompt"]), n, "; ".join(messages),
-                    "None" if value is None else f"the neutral value {value}")
+        log.warning(
+            "tourney rewards: group %d (prompt %s, %d completions) could not be scored: %s; its rewards are %s",
+            entry["g"],
+            _short(entry["prompt"]),
+            n,
+            "; ".join(messages),
+            "None" if value is None else f"the neutral value {value}",
+        )
         return GroupResult((value,) * n, "failed", entry["distinct"], res.comparisons if res else 0, messages, res)
 
     def _rewards(self, of: list[int], res: PromptResult) -> tuple[float, ...]:
@@ -318,9 +343,18 @@ def score_groups(
     ``prompts[g]``; returns one list of rewards per group, one reward per completion (see the
     module docstring for ``scale``, duplicates and ``on_failure``). Builds the judge for this
     call and releases it; an RL loop calling every step should keep a :class:`GroupScorer`."""
-    with GroupScorer(judge, strategy, seed=seed, scale=scale, on_failure=on_failure, accept_partial=accept_partial,
-                     store=store, judge_options=judge_options, strategy_options=strategy_options,
-                     **scheduler_options) as scorer:
+    with GroupScorer(
+        judge,
+        strategy,
+        seed=seed,
+        scale=scale,
+        on_failure=on_failure,
+        accept_partial=accept_partial,
+        store=store,
+        judge_options=judge_options,
+        strategy_options=strategy_options,
+        **scheduler_options,
+    ) as scorer:
         return scorer.score(prompts, completions)
 
 
@@ -349,13 +383,16 @@ def _as_list(x: Any, name: str, what: str) -> list[Any]:
     return list(x)
 
 
-def _flat_groups(prompts: Sequence[Prompt], completions: Sequence[str]) -> tuple[list[list[int]], list[Prompt],
-                                                                                 list[list[str]]]:
+def _flat_groups(
+    prompts: Sequence[Prompt], completions: Sequence[str]
+) -> tuple[list[list[int]], list[Prompt], list[list[str]]]:
     prompts = _as_list(prompts, "prompts", "one prompt per completion")
     completions = _as_list(completions, "completions", "one completion per prompt")
     if len(prompts) != len(completions):
-        raise ValueError(f"a flat batch needs one prompt per completion, got {len(prompts)} prompts for "
-                         f"{len(completions)} completions")
+        raise ValueError(
+            f"a flat batch needs one prompt per completion, got {len(prompts)} prompts for "
+            f"{len(completions)} completions"
+        )
     groups = group_by_prompt(prompts)
     return groups, [prompts[idx[0]] for idx in groups], [[completions[i] for i in idx] for idx in groups]
 

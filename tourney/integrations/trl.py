@@ -68,8 +68,11 @@ def completion_text(completion: Any) -> str | None:
                 if isinstance(content, str):
                     return content
                 if isinstance(content, Sequence):
-                    parts = [p["text"] for p in content
-                             if isinstance(p, Mapping) and p.get("type") == "text" and isinstance(p.get("text"), str)]
+                    parts = [
+                        p["text"]
+                        for p in content
+                        if isinstance(p, Mapping) and p.get("type") == "text" and isinstance(p.get("text"), str)
+                    ]
                     return "".join(parts) if parts else None
                 return None
     return None
@@ -108,9 +111,17 @@ class TourneyReward:
             raise TypeError(f"name must be a non-empty string, got {name!r}")
         self.__name__ = name
         self._config: dict[str, Any] = dict(
-            judge=judge, strategy=strategy, seed=seed, scale=scale, on_failure=on_failure,
-            accept_partial=accept_partial, store=store, judge_options=judge_options,
-            strategy_options=strategy_options, **scheduler_options)
+            judge=judge,
+            strategy=strategy,
+            seed=seed,
+            scale=scale,
+            on_failure=on_failure,
+            accept_partial=accept_partial,
+            store=store,
+            judge_options=judge_options,
+            strategy_options=strategy_options,
+            **scheduler_options,
+        )
         self._scorer: GroupScorer | None = GroupScorer(**self._config)
         self.last: list[GroupResult] = []
 
@@ -152,8 +163,12 @@ class AsyncTourneyReward(TourneyReward):
     loop, concurrently with its other async reward functions, while the tournaments run on the
     scorer's loop thread (where the judge lives)."""
 
-    async def __call__(self, prompts: Sequence[Prompt], completions: Sequence[Any],  # type: ignore[override]
-                       **kwargs: Any) -> list[float | None]:
+    async def __call__(
+        self,
+        prompts: Sequence[Prompt],
+        completions: Sequence[Any],  # type: ignore[override]
+        **kwargs: Any,
+    ) -> list[float | None]:
         plan = _Plan(prompts, completions, self.scorer.on_failure)
         results = await self.scorer.ascore_detailed(plan.prompts, plan.groups)
         return plan.rewards(self._remember(results), kwargs)
@@ -164,19 +179,25 @@ class _Plan:
 
     def __init__(self, prompts: Sequence[Prompt], completions: Sequence[Any], on_failure: Any):
         if len(prompts) != len(completions):
-            raise ValueError(f"got {len(prompts)} prompts for {len(completions)} completions: TRL passes one "
-                             "prompt per completion")
+            raise ValueError(
+                f"got {len(prompts)} prompts for {len(completions)} completions: TRL passes one prompt per completion"
+            )
         self.n = len(completions)
         self.on_failure = on_failure
         texts = [completion_text(c) for c in completions]
         self.unreadable = [i for i, t in enumerate(texts) if t is None]
         if self.unreadable:
-            msg = (f"{len(self.unreadable)} of {self.n} completions have no text to judge (no assistant message "
-                   f"with text content), e.g. completion {self.unreadable[0]}: {completions[self.unreadable[0]]!r:.80}")
+            msg = (
+                f"{len(self.unreadable)} of {self.n} completions have no text to judge (no assistant message "
+                f"with text content), e.g. completion {self.unreadable[0]}: {completions[self.unreadable[0]]!r:.80}"
+            )
             if on_failure == "raise":
                 raise InputError(msg)
-            log.warning("tourney rewards: %s; their rewards are %s", msg,
-                        "None" if on_failure is None else f"the neutral value {on_failure}")
+            log.warning(
+                "tourney rewards: %s; their rewards are %s",
+                msg,
+                "None" if on_failure is None else f"the neutral value {on_failure}",
+            )
         self.index: list[list[int]] = []
         self.prompts: list[Prompt] = []
         self.groups: list[list[str]] = []

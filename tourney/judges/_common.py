@@ -139,8 +139,9 @@ class Defences:
 
     def match_identity(self, fmt: JudgeFormat, match: Match) -> dict[str, Any]:
         """What this match's store key adds: ``{}`` unless the defences change its prompt or parse."""
-        return fmt.defence_identity(match.first_text, match.second_text,
-                                    neutralise=self.neutralise, quote_check=self.quote_check)
+        return fmt.defence_identity(
+            match.first_text, match.second_text, neutralise=self.neutralise, quote_check=self.quote_check
+        )
 
 
 def resolve_format(model: str, options: dict[str, Any], judge: str) -> JudgeFormat:

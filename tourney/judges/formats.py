@@ -394,13 +394,13 @@ def split_thinking(text: str) -> tuple[str, str | None]:
     idx = text.rfind(THINK_END)
     if idx < 0:
         return _strip_think_start(text), None
-    return _strip_think_start(text[:idx]), text[idx + len(THINK_END):].strip()
+    return _strip_think_start(text[:idx]), text[idx + len(THINK_END) :].strip()
 
 
 def _strip_think_start(text: str) -> str:
     text = text.strip()
     if text.startswith(THINK_START):
-        text = text[len(THINK_START):].strip()
+        text = text[len(THINK_START) :].strip()
     return text
 
 
@@ -457,8 +457,9 @@ def _turns(prompt: Prompt) -> str | list[tuple[str, str]]:
     if not turns:
         raise InputError("a chat prompt needs at least one user message")
     if turns[0][0] != "user" or turns[-1][0] != "user":
-        raise InputError("a multi-turn prompt must start with a user turn and end with the final user turn "
-                         "(the responses answer it)")
+        raise InputError(
+            "a multi-turn prompt must start with a user turn and end with the final user turn (the responses answer it)"
+        )
     if len(turns) == 1:
         return turns[0][1]
     return turns
@@ -502,9 +503,11 @@ _N_BARE = r"\[(?=\[\s*+[AB]\s*+\]\])"
 _N_QUOTE = r"<(?=/?(?:quote|summary)_[AB]>)"
 # \boxed, then (as the parser reads a box: at most 64 spaces before the brace, content of at most
 # MAX_BOX_CONTENT_CHARS) spaces and LaTeX text wrappers, then "assistant" in any case.
-_N_BOXED = (
-    r"\\boxed(?=\s{0,64}+\{(?:\s{1,%d}+|\\%s\s{0,%d}+\{){0,%d}+(?i:assistant))"
-    % (MAX_BOX_CONTENT_CHARS, _LATEX_WRAPPERS, MAX_BOX_CONTENT_CHARS, MAX_BOX_CONTENT_CHARS // 4)
+_N_BOXED = r"\\boxed(?=\s{0,64}+\{(?:\s{1,%d}+|\\%s\s{0,%d}+\{){0,%d}+(?i:assistant))" % (
+    MAX_BOX_CONTENT_CHARS,
+    _LATEX_WRAPPERS,
+    MAX_BOX_CONTENT_CHARS,
+    MAX_BOX_CONTENT_CHARS // 4,
 )
 
 
@@ -559,7 +562,7 @@ def _last_box(text: str, pos: int = 0, budget: int | None = None) -> tuple[tuple
         else:
             return last, False
         end = brace.end()
-        last = (m.start(), end, text[m.end():end - 1])
+        last = (m.start(), end, text[m.end() : end - 1])
         pos = end
 
 
@@ -709,7 +712,7 @@ def _sections(text: str, spans: Sequence[tuple[int, int]], starts: Sequence[int]
             if j < 0:
                 break
             if not _in_spans(spans, starts, i):
-                out[tag] = text[i + len(open_):j].strip()
+                out[tag] = text[i + len(open_) : j].strip()
                 break
             pos = j + len(close)
     return out
@@ -724,11 +727,11 @@ def _verbatim_extent(text: str, s: int, e: int, cand: str, left_first: bool) -> 
     side while it still occurs verbatim in ``cand``; one side after the other, each by binary
     search (occurrence is monotone: a substring of an occurring string occurs)."""
     a, b = s, e
-    for side in ((0, 1) if left_first else (1, 0)):
+    for side in (0, 1) if left_first else (1, 0):
         lo, hi = 0, min(_QUOTE_PROBE_CHARS, a if side == 0 else len(text) - b)
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            probe = text[a - mid:b] if side == 0 else text[a:b + mid]
+            probe = text[a - mid : b] if side == 0 else text[a : b + mid]
             if probe in cand:
                 lo = mid
             else:

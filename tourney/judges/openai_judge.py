@@ -272,7 +272,9 @@ class OpenAIJudge(Judge):
                 # 0 = unlimited: the pool follows what is in flight (aiohttp's default is 100)
                 connector=aiohttp.TCPConnector(limit=self.max_inflight or 0, limit_per_host=0),
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s, sock_connect=min(self.timeout_s, CONNECT_TIMEOUT_S)),
+                timeout=aiohttp.ClientTimeout(
+                    total=self.timeout_s, sock_connect=min(self.timeout_s, CONNECT_TIMEOUT_S)
+                ),
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
             self._session_loop = loop
@@ -351,11 +353,15 @@ class OpenAIJudge(Judge):
 
     def _auth_message(self, url: str, status: int, message: str) -> str:
         if self._api_key:
-            hint = (f"check the key in the environment variable {self.api_key_env} "
-                    "(--judge-opt api_key_env=NAME reads another variable)")
+            hint = (
+                f"check the key in the environment variable {self.api_key_env} "
+                "(--judge-opt api_key_env=NAME reads another variable)"
+            )
         else:
-            hint = (f"no key was sent: set it in the environment variable {self.api_key_env} "
-                    "(or name another variable with --judge-opt api_key_env=NAME)")
+            hint = (
+                f"no key was sent: set it in the environment variable {self.api_key_env} "
+                "(or name another variable with --judge-opt api_key_env=NAME)"
+            )
         return f"openai judge: the server at {url} refused the request (HTTP {status}: {message}); {hint}"
 
     async def _post(self, body: dict[str, Any], rid: str) -> tuple[dict[str, Any], list[dict[str, Any]], float]:
@@ -373,8 +379,9 @@ class OpenAIJudge(Judge):
             self.stats["requests"] += 1
             t0 = time.perf_counter()
             try:
-                async with session.post(url, data=payload, headers={"X-Request-Id": rid}, proxy=self._proxy,
-                                        allow_redirects=False) as resp:
+                async with session.post(
+                    url, data=payload, headers={"X-Request-Id": rid}, proxy=self._proxy, allow_redirects=False
+                ) as resp:
                     raw = await resp.read()
                     status, reason = resp.status, resp.reason
                     retry_after = resp.headers.get("Retry-After")
@@ -397,7 +404,9 @@ class OpenAIJudge(Judge):
                 raise self._unavailable
             if status in _RETRY_STATUS:
                 # a 429 is the server pacing us on purpose: neither a failure nor a success
-                raise self._failed(f"HTTP {status} from {url}: {message}", _retry_after(retry_after), counts=status != 429)
+                raise self._failed(
+                    f"HTTP {status} from {url}: {message}", _retry_after(retry_after), counts=status != 429
+                )
             self._ok()
             redirect = " (redirects are not followed: give the final URL)" if 300 <= status < 400 else ""
             raise JudgeError(f"openai judge: HTTP {status} from {url}: {message}{redirect}")
@@ -427,41 +436,51 @@ class OpenAIJudge(Judge):
         timeout = min(self.timeout_s, PREFLIGHT_TIMEOUT_S)
         where = "--judge openai:URL"
         try:
-            async with self._http().get(url, timeout=aiohttp.ClientTimeout(total=timeout), proxy=self._proxy,
-                                        allow_redirects=False) as resp:
+            async with self._http().get(
+                url, timeout=aiohttp.ClientTimeout(total=timeout), proxy=self._proxy, allow_redirects=False
+            ) as resp:
                 raw = await resp.read()
                 status, reason = resp.status, resp.reason
         except TimeoutError:
             raise JudgeUnavailableError(
                 f"openai judge: the server at {url} did not answer within {timeout:g} s (the preflight "
-                f"GET /models); is it up and healthy, and is {where} right?") from None
+                f"GET /models); is it up and healthy, and is {where} right?"
+            ) from None
         except aiohttp.ClientError as exc:
             raise JudgeUnavailableError(
                 f"openai judge: cannot reach the server at {url} ({type(exc).__name__}: {self._scrub(str(exc))}); "
-                f"is it running, and is {where} right?") from None
+                f"is it running, and is {where} right?"
+            ) from None
         text = self._scrub(raw.decode("utf-8", "replace"))
         if status in _AUTH_STATUS:
-            raise JudgeUnavailableError(self._auth_message(url, status, _server_message(text, self._scrub(reason or ""))))
+            raise JudgeUnavailableError(
+                self._auth_message(url, status, _server_message(text, self._scrub(reason or "")))
+            )
         if status == 429:
             log.warning("openai judge: the server at %s is rate-limiting (HTTP 429); the model was not checked", url)
             self._preflight_ok = True
             return
         if status != 200:
-            fix = "is the base URL right (it usually ends in /v1)?" if status in (404, 405) else "is the server healthy?"
+            fix = (
+                "is the base URL right (it usually ends in /v1)?" if status in (404, 405) else "is the server healthy?"
+            )
             raise JudgeUnavailableError(
                 f"openai judge: the server at {url} answered the preflight GET /models with HTTP {status} "
-                f"({_server_message(text, self._scrub(reason or ''))}); {fix} (preflight=false skips this check)")
+                f"({_server_message(text, self._scrub(reason or ''))}); {fix} (preflight=false skips this check)"
+            )
         models = _model_ids(text)
         if models is None:
             raise JudgeUnavailableError(
                 f"openai judge: the server at {url} answered the preflight GET /models with something that is not "
                 f"an OpenAI model list ({text.strip()[:200]!r}); is {where} an OpenAI-compatible API "
-                "(the base URL usually ends in /v1)?")
+                "(the base URL usually ends in /v1)?"
+            )
         if self.model not in models:
             served = ", ".join(repr(m) for m in models[:20]) + (", ..." if len(models) > 20 else "")
             raise JudgeUnavailableError(
                 f"openai judge: the server at {self._display_base()} does not serve the model {self.model!r} "
-                f"(--model / option model); it serves: {served or 'no models'}")
+                f"(--model / option model); it serves: {served or 'no models'}"
+            )
         self._preflight_ok = True
 
     # -- judging ---------------------------------------------------------------------------
@@ -586,9 +605,13 @@ def _parse_base_url(arg: str) -> urllib.parse.SplitResult:
         parts = urllib.parse.urlsplit(arg)
         parts.port  # noqa: B018  (raises ValueError on a bad port)
     except ValueError as exc:
-        raise SpecError(f"the openai judge's base URL is not a valid URL ({exc}); expected http://HOST:PORT/v1") from None
-    hint = ("the URL is recorded in every output line and in the run's metadata: put the key in an environment "
-            "variable instead (export OPENAI_API_KEY=..., or --judge-opt api_key_env=NAME) and remove it from the URL")
+        raise SpecError(
+            f"the openai judge's base URL is not a valid URL ({exc}); expected http://HOST:PORT/v1"
+        ) from None
+    hint = (
+        "the URL is recorded in every output line and in the run's metadata: put the key in an environment "
+        "variable instead (export OPENAI_API_KEY=..., or --judge-opt api_key_env=NAME) and remove it from the URL"
+    )
     if parts.username is not None or parts.password is not None:
         safe = urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname or "", query="", fragment=""))
         raise SpecError(f"the openai judge's base URL carries credentials (user:password@ in {safe!r}): {hint}")
@@ -596,7 +619,8 @@ def _parse_base_url(arg: str) -> urllib.parse.SplitResult:
         if any(word in name.lower() for word in _CREDENTIAL_PARAMS):
             safe = urllib.parse.urlunsplit(parts._replace(query="", fragment=""))
             raise SpecError(
-                f"the openai judge's base URL carries a credential (the query parameter {name!r} in {safe}?...): {hint}")
+                f"the openai judge's base URL carries a credential (the query parameter {name!r} in {safe}?...): {hint}"
+            )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SpecError(f"the openai judge's base URL must start with http:// or https:// and name a host, got {arg!r}")
     return parts
@@ -607,8 +631,13 @@ def _secret_forms(key: str | None) -> tuple[str, ...]:
     longest first, so a form containing another is replaced whole."""
     if not key:
         return ()
-    forms = {key, json.dumps(key)[1:-1], json.dumps(key, ensure_ascii=False)[1:-1],
-             urllib.parse.quote(key, safe=""), urllib.parse.quote_plus(key)}
+    forms = {
+        key,
+        json.dumps(key)[1:-1],
+        json.dumps(key, ensure_ascii=False)[1:-1],
+        urllib.parse.quote(key, safe=""),
+        urllib.parse.quote_plus(key),
+    }
     return tuple(sorted((f for f in forms if f), key=len, reverse=True))
 
 
@@ -696,7 +725,9 @@ def _choices(data: dict[str, Any], n: int) -> list[dict[str, Any]]:
 
 def _text(choice: dict[str, Any]) -> str:
     msg = choice.get("message") or {}
-    return "".join(x for x in (msg.get("reasoning") or msg.get("reasoning_content"), msg.get("content")) if isinstance(x, str))
+    return "".join(
+        x for x in (msg.get("reasoning") or msg.get("reasoning_content"), msg.get("content")) if isinstance(x, str)
+    )
 
 
 def _split_total(total: int, weights: list[int]) -> list[int]:

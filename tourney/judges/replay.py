@@ -41,7 +41,9 @@ def _short(text: str, n: int = 60) -> str:
 
 @JUDGES.register("replay")
 class ReplayJudge(Judge):
-    options: ClassVar[dict[str, str]] = {"cycle": "reuse recorded samples cyclically when more are asked for (default false)"}
+    options: ClassVar[dict[str, str]] = {
+        "cycle": "reuse recorded samples cyclically when more are asked for (default false)"
+    }
     fresh_samples = False  # a recorded abstention stays one: there is no other draw
 
     def __init__(self, spec: Spec | None = None, path: str | None = None, **options: Any):

@@ -189,7 +189,9 @@ class SimulatedJudge(Judge):
         for s in range(match.sample_offset, match.sample_offset + match.samples):
             u_out, u_abs, u_tie, u_lat, u_tok = uniforms(f"s|{base}|{s}", 5)
             if self.latency_median_s > 0:
-                latency = max(latency, self.latency_median_s * math.exp(self.latency_sigma * _STD_NORMAL.inv_cdf(u_lat)))
+                latency = max(
+                    latency, self.latency_median_s * math.exp(self.latency_sigma * _STD_NORMAL.inv_cdf(u_lat))
+                )
             tokens = max(1, int(self.tokens_median * math.exp(self.tokens_sigma * _STD_NORMAL.inv_cdf(u_tok))))
             if u_abs < self.abstain_rate:
                 outcome, verdict = Outcome.ABSTAIN, ""

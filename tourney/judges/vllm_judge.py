@@ -173,7 +173,9 @@ class _CachedTokens:
             def __init__(self, vllm_config: Any, engine_index: int = 0):
                 pass
 
-            def record(self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None, engine_idx: int = 0) -> None:
+            def record(
+                self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None, engine_idx: int = 0
+            ) -> None:
                 if iteration_stats is None:
                     return
                 for fin in iteration_stats.finished_requests:
@@ -366,8 +368,13 @@ class VLLMJudge(Judge):
             keep_second = keep - keep_first
             first, cut_first = _cut_middle(self._tokenizer, match.first_text, first_ids, keep_first)
             second, cut_second = _cut_middle(self._tokenizer, match.second_text, second_ids, keep_second)
-            new_ids = self.render(render_messages(fmt, dataclasses.replace(match, first_text=first, second_text=second),
-                                                    neutralise=self.defences.neutralise))
+            new_ids = self.render(
+                render_messages(
+                    fmt,
+                    dataclasses.replace(match, first_text=first, second_text=second),
+                    neutralise=self.defences.neutralise,
+                )
+            )
             if len(new_ids) <= budget:
                 note = {
                     "policy": "truncate",
@@ -395,7 +402,9 @@ class VLLMJudge(Judge):
         if s.top_k is not None:
             kwargs["top_k"] = s.top_k
         if s.structured:
-            kwargs["structured_outputs"] = StructuredOutputsParams(regex=self.format.verdict_regex(s.max_thinking_chars))
+            kwargs["structured_outputs"] = StructuredOutputsParams(
+                regex=self.format.verdict_regex(s.max_thinking_chars)
+            )
         return SamplingParams(**kwargs)
 
     def _engine_input(self, ids: list[int]) -> Any:
@@ -475,9 +484,14 @@ class VLLMJudge(Judge):
         else:  # statistics unavailable: vLLM's request-level figure (one child's) for each
             cached, source = [int(final.num_cached_tokens or 0)] * match.samples, "request"
             if not self._cached.sources["request"]:
-                log.warning("vLLM gave %d of %d per-sample cached-token counts for request %s: every sample gets "
-                            "the request-level count (one sample's); judgements record "
-                            "extra['cached_tokens_source'] = 'request'", len(cached_counts), match.samples, rid)
+                log.warning(
+                    "vLLM gave %d of %d per-sample cached-token counts for request %s: every sample gets "
+                    "the request-level count (one sample's); judgements record "
+                    "extra['cached_tokens_source'] = 'request'",
+                    len(cached_counts),
+                    match.samples,
+                    rid,
+                )
         self._cached.sources[source] += 1
         extra_base: dict[str, Any] = {"request_id": rid, "cached_tokens_source": source}
         if context is not None:
@@ -537,7 +551,12 @@ class VLLMJudge(Judge):
         return self.defences.match_identity(self.format, match)
 
     def describe(self) -> dict[str, Any]:
-        return {**self.spec.to_dict(), "identity": self.identity(), "defences": self.defences.to_dict(), "dead": self.dead}
+        return {
+            **self.spec.to_dict(),
+            "identity": self.identity(),
+            "defences": self.defences.to_dict(),
+            "dead": self.dead,
+        }
 
     def stats(self) -> dict[str, Any]:
         """Counters of this judge's engine (shared with judges made by :meth:`derive`; a Ray
@@ -555,5 +574,7 @@ def _cut_middle(tokenizer: Any, text: str, ids: list[int], keep: int) -> tuple[s
     cut = len(ids) - keep
     head = keep - keep // 2
     tail = keep // 2
-    text = tokenizer.decode(ids[:head]) + TRUNCATION_MARKER.format(n=cut) + (tokenizer.decode(ids[-tail:]) if tail else "")
+    text = (
+        tokenizer.decode(ids[:head]) + TRUNCATION_MARKER.format(n=cut) + (tokenizer.decode(ids[-tail:]) if tail else "")
+    )
     return text, cut

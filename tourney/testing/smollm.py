@@ -99,7 +99,10 @@ _NEEDED = {
 PIP_TIMEOUT_S = 900.0
 _PROBE = [
     {"role": "system", "content": "You are a careful judge."},
-    {"role": "user", "content": "Which answer is better? Assistant 1: Paris. Assistant 2: Lyon. Question: capital of France?"},
+    {
+        "role": "user",
+        "content": "Which answer is better? Assistant 1: Paris. Assistant 2: Lyon. Question: capital of France?",
+    },
 ]
 
 
@@ -176,9 +179,7 @@ def locate_wheel(wheel: str | os.PathLike[str] | None = None, cache_dir: str | o
             raise SmolLMUnavailableError(f"the SmolLM2 wheel {p} does not exist")
         digest = _sha256(p)
         if digest != WHEEL_SHA256:
-            raise SmolLMUnavailableError(
-                f"{p} is not {WHEEL_FILENAME}: SHA-256 {digest}, expected {WHEEL_SHA256}"
-            )
+            raise SmolLMUnavailableError(f"{p} is not {WHEEL_FILENAME}: SHA-256 {digest}, expected {WHEEL_SHA256}")
         return p
 
     wheels = Path(cache_dir if cache_dir is not None else default_cache_dir()) / "wheels"
@@ -189,14 +190,25 @@ def locate_wheel(wheel: str | os.PathLike[str] | None = None, cache_dir: str | o
         cached.unlink()  # a damaged or foreign file: fetch again
     wheels.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".download.", dir=wheels) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--no-input", "--quiet", WHEEL_REQUIREMENT, "-d", tmp]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--quiet",
+            WHEEL_REQUIREMENT,
+            "-d",
+            tmp,
+        ]
         try:
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise SmolLMUnavailableError(
-                f"downloading {WHEEL_REQUIREMENT} took more than {PIP_TIMEOUT_S:.0f} s; "
-                + _offline_hint(cached)
+                f"downloading {WHEEL_REQUIREMENT} took more than {PIP_TIMEOUT_S:.0f} s; " + _offline_hint(cached)
             ) from None
         if res.returncode != 0:
             tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-8:])

@@ -159,8 +159,12 @@ def build_tiny_model(path: str | os.PathLike[str], *, seed: int = 0) -> Path:
         tok.train_from_iterator(_CORPUS, trainer=trainer)
         # <think> and </think>: single tokens, not "special", so they survive
         # skip_special_tokens=True like in the real DeepSeek-R1-distill tokenizer.
-        tok.add_tokens([AddedToken(THINK_OPEN, special=False, normalized=False),
-                        AddedToken(THINK_CLOSE, special=False, normalized=False)])
+        tok.add_tokens(
+            [
+                AddedToken(THINK_OPEN, special=False, normalized=False),
+                AddedToken(THINK_CLOSE, special=False, normalized=False),
+            ]
+        )
         fast = PreTrainedTokenizerFast(
             tokenizer_object=tok,
             bos_token=BOS,
