@@ -266,14 +266,14 @@ def explain(
     pid = result.get("id")
     strategy = result.get("strategy") or {}
     judge = result.get("judge") or {}
-    spec = lambda s: (
-        s.get("name", "?")
-        + (  # noqa: E731
-            ":" + ",".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in s["options"].items())
-            if s.get("options")
-            else ""
-        )
-    )
+
+    def spec(s: dict[str, Any]) -> str:
+        options = s.get("options")
+        if not options:
+            return str(s.get("name", "?"))
+        opts = ",".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in options.items())
+        return f"{s.get('name', '?')}:{opts}"
+
     out.append(
         f"prompt {pid}: "
         + (

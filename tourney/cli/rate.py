@@ -117,10 +117,12 @@ def format_table(board: dict[str, Any]) -> str:
     body = [_cells(r, comp, wr, ci_fmt="[{:.1f}, {:.1f}]", name_max=40) for r in board["leaderboard"]]
     widths = [max(len(x[c]) for x in [head, *body]) for c in range(len(head))]
     right = {0, 2, 4} | ({len(head) - 1} if wr else set())
-    fmt = lambda cells: "  ".join(
-        c.rjust(w) if k in right else c.ljust(w)  # noqa: E731
-        for k, (c, w) in enumerate(zip(cells, widths))
-    ).rstrip()
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if k in right else c.ljust(w) for k, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+
     lines = [fmt(head), fmt(["-" * w for w in widths]), *map(fmt, body)]
     return "\n".join(lines + [_footer(board)]) + "\n"
 

@@ -163,10 +163,10 @@ class AsyncTourneyReward(TourneyReward):
     loop, concurrently with its other async reward functions, while the tournaments run on the
     scorer's loop thread (where the judge lives)."""
 
-    async def __call__(
+    async def __call__(  # type: ignore[override]
         self,
         prompts: Sequence[Prompt],
-        completions: Sequence[Any],  # type: ignore[override]
+        completions: Sequence[Any],
         **kwargs: Any,
     ) -> list[float | None]:
         plan = _Plan(prompts, completions, self.scorer.on_failure)
