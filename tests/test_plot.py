@@ -157,3 +157,21 @@ def test_matplotlib_is_imported_only_when_plotting():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_drawing_leaves_the_callers_matplotlib_alone(tmp_path: Path):
+    """In a notebook the inline backend must survive a call (switching pyplot to Agg made every
+    later figure of the notebook vanish), and no figure stays open in pyplot."""
+    code = f"""
+import matplotlib
+matplotlib.use("svg")
+import matplotlib.pyplot as plt
+from tourney.plotting import plot_accuracy
+rows = [{{"strategy": "knockout", "budget": b, "comparisons": c, "top1": t, "ci95": [t - 0.1, t + 0.1]}}
+        for b, c, t in [(15, 15, 0.5), (30, 30, 0.6)]]
+plot_accuracy({{"rows": rows}}, {str(tmp_path / "a.png")!r})
+print(matplotlib.get_backend(), len(plt.get_fignums()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["svg", "0"], out
+    assert png_size(tmp_path / "a.png")[0] > 0

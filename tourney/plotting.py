@@ -106,15 +106,15 @@ def bracket_rounds(result: Mapping[str, Any]) -> tuple[list[list[BracketMatch]],
     return rounds, roots
 
 
-def _pyplot() -> Any:
+def _figure(width: float, height: float) -> Any:
+    """A matplotlib ``Figure`` of ``width`` x ``height`` inches that pyplot does not know about:
+    drawing and saving it never touches the caller's backend (a notebook's inline plots keep
+    working after a call) or pyplot's list of open figures (nothing to close)."""
     try:
-        import matplotlib
+        from matplotlib.figure import Figure
     except ImportError as exc:
         raise MissingExtraError("matplotlib", "plot", "tourney plot") from exc
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=(width, height))
 
 
 def _check_path(path: str | os.PathLike[str]) -> str:
@@ -126,12 +126,8 @@ def _check_path(path: str | os.PathLike[str]) -> str:
 
 
 def _save(fig: Any, path: str) -> tuple[int, int]:
-    plt = _pyplot()
-    try:
-        fig.savefig(path, dpi=DPI)
-        w, h = fig.get_size_inches()
-    finally:
-        plt.close(fig)
+    fig.savefig(path, dpi=DPI)  # the format's canvas (Agg for PNG) is picked from the extension
+    w, h = fig.get_size_inches()
     if path.lower().endswith(".png"):  # Agg renders int(inches * dpi) pixels
         return int(w * DPI), int(h * DPI)
     return round(w * 72), round(h * 72)
@@ -155,7 +151,6 @@ def plot_bracket(
     ``labels``: text per candidate (e.g. the start of each response; default ``#i``)."""
     path = _check_path(path)
     rounds, roots = bracket_rounds(result)
-    plt = _pyplot()
     name = (lambda i: f"#{i}  {_short(labels[i], 26)}") if labels is not None else (lambda i: f"#{i}")
     # vertical layout: leaves (players entering the bracket) in order of a depth-first walk
     ys: dict[int, float] = {}
@@ -181,12 +176,15 @@ def plot_bracket(
     bottom = max(ys.values()) + 0.7
     height = max(2.5, 0.55 * (bottom + 0.9) + 1.0)
     width = max(4.0, 0.95 * (col * n_rounds + 1.8))
-    fig, ax = plt.subplots(figsize=(width, height))
+    from matplotlib.patches import Rectangle
+
+    fig = _figure(width, height)
+    ax = fig.subplots()
     for rnd in rounds:
         for m in rnd:
             x, y = (m.round - 1) * col, ys[id(m)]
             ax.add_patch(
-                plt.Rectangle((x, y - 0.42), box_w, 0.84, fill=False, lw=1.0, ls="--" if m.coin_flip else "-", ec="0.3")
+                Rectangle((x, y - 0.42), box_w, 0.84, fill=False, lw=1.0, ls="--" if m.coin_flip else "-", ec="0.3")
             )
             for k, (p, v) in enumerate(zip(m.players, m.votes)):
                 ax.text(
@@ -233,8 +231,8 @@ def plot_leaderboard(
         raise InputError("the leaderboard has no rows to plot")
     if top is not None:
         rows = rows[:top]
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.0, max(2.0, 0.32 * len(rows) + 1.3)))
+    fig = _figure(7.0, max(2.0, 0.32 * len(rows) + 1.3))
+    ax = fig.subplots()
     ys = list(range(len(rows)))
     ratings = [r["rating"] for r in rows]
     for y, r in zip(ys, rows):
@@ -284,36 +282,47 @@ def plot_accuracy(
             }
         )
         raise InputError(f"the simulate rows have no {metric!r} field; numeric fields: {', '.join(known)}")
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(reports), figsize=(6.4 * len(reports), 4.4), squeeze=False)
+    many = any(len({(row.get("strategy"), row.get("max_rounds")) for row in r["rows"]}) > 6 for r in reports)
+    fig = _figure((6.4 + (3.0 if many else 0.0)) * len(reports), 4.4)
+    axes = fig.subplots(1, len(reports), squeeze=False)
     for ax, rep in zip(axes[0], reports):
         by: dict[tuple[str, Any], list[Mapping[str, Any]]] = {}
         per_limit = len(rep.get("max_rounds") or [None]) > 1  # one curve per (strategy, round limit)
         for row in rep["rows"]:
             if _finite(row.get(metric)) and _finite(row.get("comparisons")):
                 by.setdefault((str(row.get("strategy")), row.get("max_rounds") if per_limit else None), []).append(row)
+        # with round limits: a strategy keeps one colour, a round limit one line style
+        colours = {name: f"C{k % 10}" for k, name in enumerate(dict.fromkeys(name for name, _ in by))}
+        limits = list(dict.fromkeys(limit for _, limit in by))
         for (name, limit), rs in by.items():
             label = _curve_label(name, limit, per_limit)
+            style: dict[str, Any] = {"color": colours[name]}
+            if per_limit:
+                style["ls"] = _LINE_STYLES[limits.index(limit) % len(_LINE_STYLES)]
             rs = sorted(rs, key=lambda row: row["comparisons"])
             xs = [row["comparisons"] for row in rs]
             ys = [row[metric] for row in rs]
             ci: list[Any] = [row.get("ci95") for row in rs] if metric == "top1" else []
             if ci and all(isinstance(c, (list, tuple)) and len(c) == 2 and all(map(_finite, c)) for c in ci):
                 err = [[max(0.0, y - c[0]) for y, c in zip(ys, ci)], [max(0.0, c[1] - y) for y, c in zip(ys, ci)]]
-                ax.errorbar(xs, ys, yerr=err, marker="o", ms=4, capsize=3, label=label)
+                ax.errorbar(xs, ys, yerr=err, marker="o", ms=4, capsize=3, label=label, **style)
             else:
-                ax.plot(xs, ys, marker="o", ms=4, label=label)
+                ax.plot(xs, ys, marker="o", ms=4, label=label, **style)
         ax.set_xlabel("comparisons per prompt (mean)")
         ax.set_ylabel(metric)
         if metric == "top1":
             ax.set_ylim(-0.02, 1.02)
         if by and max(x["comparisons"] for rs in by.values() for x in rs) > 50:
-            from matplotlib.ticker import ScalarFormatter
+            from matplotlib.ticker import FormatStrFormatter
 
             ax.set_xscale("log")
-            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))  # 30, not 3 x 10^1
+            ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        if len(by) > 6:  # many curves: the legend beside the panel, not over the points
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        else:
+            ax.legend(fontsize=7, loc="best")
         bench = rep.get("bench") or {}
         ax.set_title(
             title
@@ -323,6 +332,10 @@ def plot_accuracy(
         )
     fig.tight_layout()
     return _save(fig, path)
+
+
+#: line styles of round limits, in the order a report lists them
+_LINE_STYLES = ("-", "--", ":", "-.")
 
 
 def _curve_label(strategy: str, limit: Any, per_limit: bool) -> str:
