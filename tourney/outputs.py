@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import IO, Any, TextIO, cast
 
 from .errors import InputError, MissingExtraError, TourneyError
-from .types import RESULT_KEYS, PromptResult, dumps
+from .types import RESULT_COLUMNS, RESULT_KEYS, PromptResult, dumps
 
 __all__ = [
     "OUTPUT_FORMATS",
@@ -84,32 +84,6 @@ __all__ = [
 OUTPUT_FORMATS = ("jsonl", "parquet")
 #: rows per parquet row group (memory of the parquet writer: one row group of results)
 ROW_GROUP = 1024
-
-#: the result columns, in order (the input's other fields follow)
-RESULT_COLUMNS = (
-    "id",
-    "status",
-    "error",
-    "best",
-    "best_response",
-    "ranking",
-    "scores",
-    "scale",
-    "uncertainty",
-    "duplicates",
-    "comparisons",
-    "samples",
-    "abstentions",
-    "ties",
-    "errors",
-    "tokens",
-    "budget_limited",
-    "strategy",
-    "judge",
-    "seed",
-    "matches",
-    "info",
-)
 
 
 class OutputError(TourneyError, OSError):

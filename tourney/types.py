@@ -260,35 +260,35 @@ class Ranking:
         return self.order[0]
 
 
-#: every top-level key a result row can hold (``PromptResult.to_json``), plus ``input``, where an
-#: input field of the same name as one of these is written instead (see ``to_json``)
-RESULT_KEYS = frozenset(
-    {
-        "id",
-        "status",
-        "error",
-        "best",
-        "best_response",
-        "ranking",
-        "scores",
-        "scale",
-        "uncertainty",
-        "duplicates",
-        "comparisons",
-        "samples",
-        "abstentions",
-        "ties",
-        "errors",
-        "tokens",
-        "budget_limited",
-        "strategy",
-        "judge",
-        "seed",
-        "matches",
-        "info",
-        "input",
-    }
+#: the top-level keys of a result row (``PromptResult.to_json``), in the order they are written
+#: (also the parquet schema's column order, :mod:`tourney.outputs`)
+RESULT_COLUMNS = (
+    "id",
+    "status",
+    "error",
+    "best",
+    "best_response",
+    "ranking",
+    "scores",
+    "scale",
+    "uncertainty",
+    "duplicates",
+    "comparisons",
+    "samples",
+    "abstentions",
+    "ties",
+    "errors",
+    "tokens",
+    "budget_limited",
+    "strategy",
+    "judge",
+    "seed",
+    "matches",
+    "info",
 )
+#: every top-level key a result row can hold, plus ``input``, where an input field of the same
+#: name as one of these is written instead (see ``to_json``)
+RESULT_KEYS = frozenset({*RESULT_COLUMNS, "input"})
 
 
 @dataclass(frozen=True)
