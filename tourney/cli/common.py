@@ -23,7 +23,7 @@ import shlex
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..health import CHECK_EVERY, DEFAULT_FAIL_FAST, DEFAULT_MAX_FAILURE_RATE
@@ -90,15 +90,20 @@ def _failure_rate(text: str) -> float:
     return value
 
 
-def _fail_fast(text: str) -> int:
-    """``--fail-fast``: an integer >= 0 (0 turns the rule off)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (0: off), got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (0: off), got {text!r}")
-    return value
+def _int_at_least(minimum: int, meaning: str) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``minimum``; ``meaning`` (what the bound means) is
+    part of the usage error, e.g. ``must be an integer >= 0 (0: off), got '-1'``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum} ({meaning}), got {text!r}")
+        return value
+
+    return parse
 
 
 class _RenamedTokenBudget(argparse.Action):
@@ -117,17 +122,6 @@ class _RenamedTokenBudget(argparse.Action):
             "shared by all prompts) is --token-budget N; tokens per judge sample are "
             "--judge-opt max_tokens=N"
         )
-
-
-def _positive_int(text: str) -> int:
-    """A whole number >= 1 (``--max-rounds``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1 (one round is the first batch of matches), got {value}")
-    return value
 
 
 def add_input_options(r: argparse.ArgumentParser) -> None:
@@ -262,7 +256,7 @@ def add_judging_options(r: argparse.ArgumentParser) -> None:
     )
     r.add_argument(
         "--max-rounds",
-        type=_positive_int,
+        type=_int_at_least(1, "one round is the first batch of matches"),
         default=None,
         metavar="R",
         help="per-prompt limit of sequential rounds (judge calls on its critical path); the ranking "
@@ -280,7 +274,7 @@ def add_judging_options(r: argparse.ArgumentParser) -> None:
     )
     r.add_argument(
         "--fail-fast",
-        type=_fail_fast,
+        type=_int_at_least(0, "0: off"),
         default=DEFAULT_FAIL_FAST,
         metavar="K",
         help="run health: stop the run (exit 3) when the judge's first K verdicts all fail to parse "
