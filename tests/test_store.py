@@ -561,6 +561,49 @@ def test_two_processes_write_concurrently_and_both_succeed(tmp_path):
         assert set(store.get_many(expected)) == expected
 
 
+CREATORS = """
+import multiprocessing, os, sys
+from tourney.store import JudgementStore
+
+def open_once(path, barrier, results):
+    barrier.wait()
+    try:
+        JudgementStore(path).close()
+        results.put(None)
+    except Exception as exc:
+        results.put(repr(exc))
+
+if __name__ == "__main__":
+    ctx = multiprocessing.get_context("fork")
+    directory, trials, width = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    for trial in range(trials):
+        barrier, results = ctx.Barrier(width), ctx.Queue()
+        path = os.path.join(directory, f"s{trial}.sqlite")
+        procs = [ctx.Process(target=open_once, args=(path, barrier, results)) for _ in range(width)]
+        for p in procs:
+            p.start()
+        for error in [results.get() for _ in procs]:
+            if error is not None:
+                print(error)
+        for p in procs:
+            p.join()
+"""
+
+
+def test_processes_that_create_one_new_store_at_once_all_open_it(tmp_path):
+    # Six processes open the same not-yet-existing store at one instant, 40 times over. One of
+    # them creates it; the others must see either no tables or the whole store, never the tables
+    # without the application_id (both become visible at the creator's commit). Read in two
+    # statements, that happened in ~4% of opens and refused the store as "not a tourney store".
+    proc = run_python(CREATORS, str(tmp_path), "40", "6", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT_S)
+    assert proc.returncode == 0, err
+    assert out == ""
+    for trial in range(40):
+        with JudgementStore(tmp_path / f"s{trial}.sqlite", readonly=True) as store:
+            assert store.check() == []
+
+
 def test_a_writer_waits_for_another_writers_lock_then_gives_up_clearly(tmp_path):
     path = tmp_path / "s.sqlite"
     blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

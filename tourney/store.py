@@ -1558,8 +1558,14 @@ class JudgementStore:
         return True
 
     def _initialise_or_verify(self, conn: sqlite3.Connection, check_on_open: bool) -> None:
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        # one read snapshot for both: another process may be creating the store right now, and its
+        # tables and application_id become visible together, at its commit
+        conn.execute("BEGIN")
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        finally:
+            conn.execute("COMMIT")
         if app_id != APPLICATION_ID and (app_id != 0 or tables):
             raise StoreError(
                 f"{self.path} is an SQLite database but not a tourney judgement store "
