@@ -14,11 +14,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from tourney import cache as cache_module
 from tourney.cache import StoreCache
 from tourney.errors import StoreError
 from tourney.items import Item
@@ -109,6 +111,28 @@ def test_a_claim_held_by_another_owner_is_waited_for_and_then_sees_its_judgement
         assert again.result(DEADLINE_S) == paid
         assert b.stats()["held"] == 1
     assert claims_rows(path) == []  # close gives every claim back
+
+
+def test_a_claim_withdrawn_while_the_writer_grants_it_can_be_claimed_again(tmp_path):
+    # The cache withdraws a claim nobody needs any more (cancel, then release) at any moment,
+    # also while the writer's transaction is granting it. The grant must not leave the key
+    # marked as held by this store: a later claim on it would then wait forever.
+    path = tmp_path / "s.sqlite"
+    blocker = sqlite3.connect(path, isolation_level=None, timeout=5)
+    with JudgementStore(path, poll_s=0.02, claim_delay_s=0.0, timeout_s=30) as store:
+        blocker.execute("BEGIN IMMEDIATE")  # the writer's next transaction waits for this lock
+        request = store.claim(claim_key(9))
+        time.sleep(0.3)  # the writer took the request and waits for the lock
+        assert request.cancel()
+        store.release([claim_key(9)])
+        blocker.execute("COMMIT")  # the transaction grants the withdrawn request
+        again = store.claim(claim_key(9))
+        assert again.result(DEADLINE_S) == frozenset()
+        assert store.stats()["held"] == 1
+        store.release([claim_key(9)])
+        store.flush()
+        wait_for(lambda: claims_rows(path) == [], "the claim row to be deleted")
+    blocker.close()
 
 
 def test_a_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path):
@@ -241,6 +265,103 @@ def test_items_with_identical_responses_hold_and_give_back_their_claims_with_a_s
     assert all(r.status == "ok" and sorted(r.ranking) == [0, 1, 2, 3, 4] for r in first)  # copies put back
     assert s1.samples == 12 * 3 and s2.reused == s2.samples == 12 * 3  # 3 distinct responses: 3 pairs each
     assert sum(judge.calls.values()) == 12 * 3  # the second run paid nothing
+
+
+# ---------------------------------------------------------------- one process: the writer falls behind
+
+
+class WatchedJudge(CountingJudge):
+    """An instant simulated judge that notes the store's backlog at each call, and can run a
+    hook at its first call."""
+
+    def __init__(self, spec: str, store: JudgementStore, first_call=None):
+        super().__init__(spec)
+        self.store, self.first_call, self.backlogs = store, first_call, []
+
+    async def judge(self, match):
+        if not self.backlogs and self.first_call is not None:
+            self.first_call()
+        self.backlogs.append(self.store.backlog)
+        return await super().judge(match)
+
+
+def small_items(n=30, k=8):
+    return [Item(i, f"q{i}", f"question {i}", tuple(f"answer {i}.{j}" for j in range(k))) for i in range(n)]
+
+
+def test_new_matches_wait_while_the_stores_writer_is_behind_and_the_run_is_unchanged(tmp_path, monkeypatch):
+    # With an instant judge the writer falls behind (here: another connection holds the write
+    # lock for 0.5 s from the first judge call). New matches then wait until it catches up, so
+    # what is judged and not committed (what a kill would lose) stays bounded; the run's
+    # results are those of a run without a store.
+    monkeypatch.setattr(cache_module, "MAX_BACKLOG", 8)
+    items = small_items()
+    plain = asyncio.run(
+        Scheduler(build_judge("simulated:seed=2"), build_strategy("knockout"), seed=1, concurrency=2).rank(items)
+    )
+    path = tmp_path / "s.sqlite"
+    blocker = sqlite3.connect(path, isolation_level=None, timeout=10, check_same_thread=False)
+
+    def block() -> None:
+        blocker.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.5, blocker.execute, ("COMMIT",)).start()
+
+    with JudgementStore(path, timeout_s=30) as store:
+        judge = WatchedJudge("simulated:seed=2", store, first_call=block)
+        sched = Scheduler(
+            judge, build_strategy("knockout"), seed=1, concurrency=2, max_active_prompts=2,
+            cache=StoreCache(store, judge),
+        )  # fmt: skip
+        res = asyncio.run(sched.rank(items))
+        store.flush()
+        assert store.stats()["judgements"] == 30 * 7
+    blocker.close()
+    assert [(r.id, r.best, list(r.ranking)) for r in res] == [(r.id, r.best, list(r.ranking)) for r in plain]
+    assert len(judge.backlogs) == 30 * 7
+    # the writer fell behind, and matches waited: past the bound go only the matches queued with
+    # their claims already (2 prompts x 4 first-round matches) and the 2 in the workers
+    assert 8 <= max(judge.backlogs) <= 8 + 2 * 4 + 2
+
+
+def test_a_run_whose_store_fills_up_while_matches_wait_stops_with_the_stores_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_module, "MAX_BACKLOG", 8)
+    path = tmp_path / "s.sqlite"
+    with JudgementStore(path, timeout_s=5) as store:
+
+        def fill_up() -> None:  # SQLite's own SQLITE_FULL from now on (the file may not grow)
+            pages = store._wconn.execute("PRAGMA page_count").fetchone()[0]
+            store._wconn.execute(f"PRAGMA max_page_count = {pages}")
+
+        judge = WatchedJudge("simulated:seed=2", store, first_call=fill_up)
+        sched = Scheduler(judge, build_strategy("knockout"), seed=1, concurrency=2, cache=StoreCache(store, judge))
+        with pytest.raises(StoreError, match="disk full"):
+            asyncio.run(asyncio.wait_for(sched.rank(small_items(60, 16)), DEADLINE_S))
+        store._wconn.execute("PRAGMA max_page_count = 1073741823")  # room again: close commits the rest
+    assert len(judge.backlogs) < 60 * 15  # stopped early, not after paying for everything
+
+
+def test_waiting_for_the_writer_raises_the_stores_error_when_its_commits_fail(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_module, "MAX_BACKLOG", 4)
+    path = tmp_path / "s.sqlite"
+    store = JudgementStore(path, batch_size=10_000, flush_interval_s=None)
+    cache = StoreCache(store, build_judge("simulated:seed=2"))
+    pages = store._wconn.execute("PRAGMA page_count").fetchone()[0]
+    store._wconn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own SQLITE_FULL from now on
+    for s in range(10):  # never committed: no flush interval; incompressible reasoning needs new pages
+        store.put(
+            store.key(JUDGE, PROMPT, "4", "5", s), Judgement(Outcome.A, reasoning=os.urandom(2000).hex(), sample=s),
+            prompt_id="q", prompt=PROMPT, first=0, second=1, first_text="4", second_text="5", judge_identity=JUDGE,
+        )  # fmt: skip
+    assert cache.backlogged()
+    with pytest.raises(StoreError, match="disk full"):
+        store.flush()
+    with pytest.raises(StoreError, match="disk full"):  # not a wait for a drain that never comes
+        asyncio.run(asyncio.wait_for(cache.drained(), DEADLINE_S))
+    store._wconn.execute("PRAGMA max_page_count = 1073741823")
+    store.flush()
+    assert not cache.backlogged()
+    asyncio.run(asyncio.wait_for(cache.drained(), DEADLINE_S))
+    store.close()
 
 
 # ---------------------------------------------------------------- processes sharing a store

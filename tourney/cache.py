@@ -65,9 +65,10 @@ def _claim_key(identity_json: str, prompt_hash: str) -> str:
     return sha256_hex('{"claim":"prompt","judge":' + identity_json + ',"prompt_sha256":"' + prompt_hash + '"}')
 
 
-#: new matches wait (off the workers) while the store's writer has more puts than this to commit:
-#: it bounds the memory of the queue and what a kill loses when judgements come faster than
-#: commits (an instant judge on a busy machine); a real judge never comes near it
+#: new matches wait (off the workers: :meth:`StoreCache.backlogged`, :meth:`StoreCache.drained`)
+#: while the store's writer has more puts than this to commit: it bounds the memory of the queue
+#: and what a kill loses when judgements come faster than commits (an instant judge on a busy
+#: machine); a real judge never comes near it
 MAX_BACKLOG = 500
 #: ... re-checked this often (seconds)
 BACKLOG_WAIT_S = 0.005
@@ -228,7 +229,9 @@ class StoreCache:
                 return lease
             if self.store.backlog > MAX_BACKLOG:  # let the writer catch up: bounds memory and a kill's losses
                 if self._drained is None or self._drained.done():
-                    self._drained = asyncio.ensure_future(self._until_drained())
+                    self._drained = asyncio.ensure_future(self.drained())
+                    # its error is every waiter's; retrieved here too, for when none is left
+                    self._drained.add_done_callback(lambda f: f.cancelled() or f.exception())
                 await asyncio.shield(self._drained)  # one task polls for every waiter
                 continue
             d = self._item_digests(match, item)
@@ -245,11 +248,31 @@ class StoreCache:
                     waits.append(f)
             await asyncio.wait(waits)
 
-    def save(self, match: Match, judgements: Sequence[Judgement], item: Item | None = None) -> None:
+    def backlogged(self) -> bool:
+        """Whether the store's writer is more than ``MAX_BACKLOG`` puts behind: the scheduler then
+        holds new matches back until :meth:`drained`."""
+        return self.store.backlog > MAX_BACKLOG
+
+    async def drained(self) -> None:
+        """Wait until the store's writer is at most ``MAX_BACKLOG // 2`` puts behind (one waiter
+        polls for every held match). Raises :class:`StoreError` when its commits fail: the puts
+        would never drain."""
+        store = self.store
+        while store.backlog > MAX_BACKLOG // 2:
+            if store._error is not None:
+                raise store._error
+            await asyncio.sleep(BACKLOG_WAIT_S)
+
+    def save(
+        self, match: Match, judgements: Sequence[Judgement], item: Item | None = None, lease: Lease | None = None
+    ) -> None:
         """Store ``judgements`` (samples ``match.sample_offset ..``) of ``match`` from input
         ``item``: pending at once (other tasks waiting for these keys get them), committed by the
-        store's writer thread within its flush interval. Raises :class:`StoreError` when the
-        store cannot take them (an earlier commit failed; they stay pending)."""
+        store's writer thread within its flush interval. ``lease``: the one these samples were
+        claimed under (:meth:`acquire`), whose keys are used instead of hashing them again. Raises
+        :class:`StoreError` when the store cannot take them (an earlier commit failed; they stay
+        pending)."""
+        claimed = lease.claimed if lease is not None else {}
         judge_json = self._judge_json(match, item)
         d = self._item_digests(match, item)
         fh, sh = d.of(match.first_text), d.of(match.second_text)
@@ -260,7 +283,7 @@ class StoreCache:
             sample = match.sample_offset + k
             if j.sample != sample:
                 j = dataclasses.replace(j, sample=sample)
-            key = _key_from_hashes(judge_json, d.prompt_hash, fh, sh, sample)
+            key = claimed.get(sample) or _key_from_hashes(judge_json, d.prompt_hash, fh, sh, sample)
             try:
                 self.store._put_hashed(  # digests computed with the store's own recipe
                     key, j, match.prompt_id, match.first, match.second, judge_json, judge_hash, d.prompt_json,
@@ -381,10 +404,6 @@ class StoreCache:
             claim.stored.update(cf.result())
             claim.future.set_result(None)
             claim.granted = True
-
-    async def _until_drained(self) -> None:
-        while self.store.backlog > MAX_BACKLOG // 2:
-            await asyncio.sleep(BACKLOG_WAIT_S)
 
     def _let_go(self, key: str) -> None:
         f = self._inflight.pop(key, None)

@@ -66,7 +66,7 @@ import numbers
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -110,8 +110,10 @@ class JudgementCache(Protocol):
     only those present), with a claim on the others, so that no other task or process pays for
     them meanwhile (it may wait while one does); ``try_acquire`` is the same without waiting
     (None when it would wait); ``save`` stores new samples; ``release`` gives back what a lease
-    claimed and did not save. ``prefetch`` / ``started`` bracket the start of an item (its
-    prompt's claim is asked for early), ``done`` says the item's prompt is finished. The
+    claimed and did not save (``save`` takes that lease, to reuse its keys). ``backlogged``
+    says the store's writer is behind, and ``drained`` waits until it caught up: new matches wait
+    meanwhile. ``prefetch`` / ``started`` bracket the start of an item (its prompt's claim is
+    asked for early), ``done`` says the item's prompt is finished. The
     acquiring and saving calls raise StoreError when the store cannot be used. ``item`` is the
     input item the match comes from (its ``scores`` are part of the key)."""
 
@@ -119,7 +121,11 @@ class JudgementCache(Protocol):
 
     def try_acquire(self, match: Match, item: Item) -> Any | None: ...
 
-    def save(self, match: Match, judgements: Sequence[Judgement], item: Item) -> None: ...
+    def save(self, match: Match, judgements: Sequence[Judgement], item: Item, lease: Any = None) -> None: ...
+
+    def backlogged(self) -> bool: ...
+
+    async def drained(self) -> None: ...
 
     def release(self, lease: Any) -> None: ...
 
@@ -303,6 +309,7 @@ class Scheduler:
         self._loop = asyncio.get_running_loop()
         self._leases: dict[int, Any] = {}  # id(task) -> its claim, from _claim to _run_task
         self._claiming: set[asyncio.Future] = set()
+        self._held: deque[_Task] = deque()  # matches held back while the store's writer catches up
         await self.judge.preflight()  # JudgeUnavailableError before any work is paid for
         workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
         feeder = asyncio.create_task(self._feed(items))
@@ -383,7 +390,7 @@ class Scheduler:
         failure: BaseException | None = None
         source = iter(items)
         while True:
-            while failure is None and len(ahead) < CLAIM_LOOKAHEAD:
+            while failure is None and len(ahead) < max(CLAIM_LOOKAHEAD, self.max_active_prompts):
                 try:
                     item = next(source)
                 except StopIteration:
@@ -482,10 +489,13 @@ class Scheduler:
             except StoreError as exc:  # an unreadable store: stop rather than pay for everything again
                 self._abort(exc)
                 return
+            if lease is None and self.cache.backlogged():  # the store's writer is behind: wait for it
+                self._held.append(task)
+                if len(self._held) == 1:
+                    self._background(self._release_held())
+                return
             if lease is None:  # the prompt's claim, or a sample another task judges: wait off the workers
-                claim = asyncio.ensure_future(self._claim(task))
-                self._claiming.add(claim)
-                claim.add_done_callback(self._claiming.discard)
+                self._background(self._claim(task))
                 return
             self._leases[id(task)] = lease
         self._queue_task(task)
@@ -494,6 +504,25 @@ class Scheduler:
         # priority affects timing only, never results (see the module docstring)
         self._seq += 1
         self._queue.put_nowait((len(task.state.results), task.state.item.index, self._seq, task))
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` beside the workers (cancelled when the run ends)."""
+        fut = asyncio.ensure_future(coro)
+        self._claiming.add(fut)
+        fut.add_done_callback(self._claiming.discard)
+
+    async def _release_held(self) -> None:
+        """Once the store's writer has caught up, queue the matches held back meanwhile (one
+        waiter for all of them: holding costs a match no task of its own)."""
+        assert self.cache is not None  # (only held with a store)
+        try:
+            await self.cache.drained()
+        except StoreError as exc:  # its commits fail: stop rather than pay for more
+            self._abort(exc)
+            return
+        held, self._held = self._held, deque()
+        for task in held:
+            self._enqueue(task)
 
     async def _claim(self, task: _Task) -> None:
         """Get a task's stored samples and a claim on the others from the cache, then queue the
@@ -552,13 +581,13 @@ class Scheduler:
                     self._abort(exc)
                     return
             try:
-                await self._judge_task(task, self._match(task), lease.stored)
+                await self._judge_task(task, self._match(task), lease.stored, lease)
             finally:
                 self.cache.release(lease)  # what was claimed and not saved (a retry, a failure, a stop)
         if self.cache is not None and state.closed and state.inflight == 0:
             self.cache.done(state.item)  # the prompt is finished: its claim may go (after its judgements)
 
-    async def _judge_task(self, task: _Task, match: Match, stored: dict[int, Judgement]) -> None:
+    async def _judge_task(self, task: _Task, match: Match, stored: dict[int, Judgement], lease: Any = None) -> None:
         state = task.state
         # samples this task saved before a retry are not reuse
         stored_reused = len(set(stored) - task.saved) if task.saved else len(stored)
@@ -589,7 +618,7 @@ class Scheduler:
                 got = self._errors(sub, self._gave_up(task, exc))
             if self.cache is not None:
                 try:
-                    self.cache.save(sub, got, state.item)
+                    self.cache.save(sub, got, state.item, lease)
                 except StoreError as exc:  # disk full, read-only: stop the run, keep what is stored
                     self._abort(exc)
                     return

@@ -1147,6 +1147,10 @@ class JudgementStore:
                             self._next_poll = time.monotonic() + self.poll_s
                     continue
                 if isinstance(got, frozenset):
+                    if req.future.cancelled():
+                        # withdrawn while this transaction took it: its owner's release (asked
+                        # after the cancel, committed next cycle) deletes the row; it is not held
+                        continue
                     self._held.add(req.key)
                 resolved.append((req.future, got))
             self._error = None
