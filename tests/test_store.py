@@ -163,6 +163,24 @@ def test_error_is_stored_but_not_reused_and_is_replaced_by_a_real_judgement(tmp_
         assert store.check() == []
 
 
+def test_one_large_commit_keeps_every_row(tmp_path):
+    # one commit of 4,000 judgements and 4,001 new texts: the texts' ids are looked up in
+    # several IN (...) queries of at most 500 keys, then inserted
+    path = tmp_path / "s.sqlite"
+    puts = {}
+    with JudgementStore(path, batch_size=10_000, flush_interval_s=None) as store:
+        for n in range(4000):
+            j = full_judgement(Outcome.A if n % 3 else Outcome.B, sample=n % 7, reasoning=f"reason {n}")
+            puts[put(store, j, first_text=f"answer {n}", first=n + 1)] = j
+        assert store.backlog == 4000
+        store.flush()
+        assert store.backlog == 0
+    with JudgementStore(path, readonly=True) as store:
+        assert store.get_many(puts) == puts
+        assert store.stats()["judgements"] == 4000
+        assert store.check() == []
+
+
 def test_abstain_is_reused(tmp_path):
     abstain = full_judgement(Outcome.ABSTAIN, verdict="I cannot decide")
     with JudgementStore(tmp_path / "s.sqlite") as store:
