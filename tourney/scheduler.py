@@ -94,7 +94,9 @@ log = logging.getLogger("tourney")
 
 #: sample indices of re-samples start at multiples of this (ordinary indices stay below it)
 RESAMPLE_STRIDE = 1_000_000
-#: with a store, input items are read this many ahead, their prompts' claims asked for meanwhile
+#: with a store, input items are read this many ahead (or ``max_active_prompts``, when more),
+#: their prompts' claims asked for meanwhile: asked later, the store's writer grants them after
+#: the prompts' first matches (with an instant judge, 64 ahead was too late for 95% of prompts)
 CLAIM_LOOKAHEAD = 64
 #: in-order output: at most this many times ``max_active_prompts`` items started and not yet
 #: yielded (finished results wait for an earlier, slower one in a buffer this size at most)
@@ -379,10 +381,11 @@ class Scheduler:
             self._maybe_end()
 
     def _claimed_ahead(self, items: Iterable[Item | InputError]) -> Iterator[Item | InputError]:
-        """``items``, read ``CLAIM_LOOKAHEAD`` ahead when there is a store: the claim on each
-        item's prompt is asked for as it is read, so it is granted by the time the item starts
-        (a claim costs the store's writer a transaction: asked at start, every first match of a
-        prompt would wait for it). An error reading the input surfaces after the items before it."""
+        """``items``, read ``CLAIM_LOOKAHEAD`` (or ``max_active_prompts``) ahead when there is a
+        store: the claim on each item's prompt is asked for as it is read, so it is granted by the
+        time the item starts (a claim costs the store's writer a transaction: asked at start,
+        every first match of a prompt would wait for it). An error reading the input surfaces
+        after the items before it."""
         if self.cache is None:
             yield from items
             return
