@@ -8,7 +8,7 @@ side file (time, prompt id, pair, sample) the moment it returns; the scheduler p
 store in the same event-loop step. The parent kills the process with SIGKILL at a random moment,
 then compares: a judgement logged but not in the store was lost; its AGE is the time from its
 completion to the kill. The store's promise: only judgements of the last ``flush_interval_s``
-(0.05 s) plus one commit are lost. Printed: completed, lost, and the age of the oldest lost
+(0.02 s) plus one commit are lost. Printed: completed, lost, and the age of the oldest lost
 judgement per kill, and over all kills the largest age and the age below which 99% of lost ones
 fall. The worst case is an instant judge (the writer always busy): ``--judge simulated``.
 """

@@ -472,8 +472,8 @@ def test_sigkill_leaves_claims_that_a_resumed_run_takes_over(tmp_path):
 
 def test_sigkill_loses_only_the_judgements_of_the_last_moments(tmp_path):
     """A real process, killed with SIGKILL while judging: every judgement it completed more than
-    a second before the kill is in the store (the store commits within flush_interval_s = 0.05 s;
-    benchmarks/bench_kill.py measures the actual figure, NOTES-store.md states it)."""
+    a second before the kill is in the store (the store commits within flush_interval_s = 0.02 s;
+    benchmarks/bench_kill.py measures the actual figure, the README states it)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench_kill", REPO / "benchmarks" / "bench_kill.py")

@@ -70,12 +70,13 @@ Writer thread, batching and what a kill loses
     pending map (reads see it at once) and a queue; one writer thread per store commits the
     queue together with the claim requests, in one transaction per cycle, as soon as it has
     work (group commit: everything that arrived during a commit goes into the next one). Puts
-    alone wait at most ``flush_interval_s`` (0.05 s) before their commit. :meth:`flush` waits
+    alone wait at most ``flush_interval_s`` (0.02 s) before their commit. :meth:`flush` waits
     until everything put before it is committed. What can be lost:
 
     * process killed (SIGKILL, OOM, crash): only puts not yet committed, i.e. those of the last
-      ``flush_interval_s`` plus one commit: at most ~40 ms of judgements, measured on real
-      killed processes (benchmarks/bench_kill.py; tests/test_claims.py bounds it).
+      ``flush_interval_s`` plus one commit: about the last 100 ms of judgements on a loaded
+      2-core machine, measured on real killed processes (benchmarks/bench_kill.py, where 0.05 s
+      gave ~150 ms and the same throughput; tests/test_claims.py bounds it).
     * power loss / OS crash: commits use ``synchronous=NORMAL`` (no fsync per commit: a WAL
       commit survives a process kill without one); with ``durable=True`` (the default) a sync
       thread fsyncs the WAL at most ``sync_interval_s`` (1 s) after a commit, and close fsyncs
@@ -514,7 +515,7 @@ class JudgementStore:
         *,
         readonly: bool = False,
         batch_size: int = 2000,
-        flush_interval_s: float | None = 0.05,
+        flush_interval_s: float | None = 0.02,
         durable: bool = True,
         sync_interval_s: float = 1.0,
         timeout_s: float = 60.0,
