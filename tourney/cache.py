@@ -196,7 +196,7 @@ class StoreCache:
         if claim is None:
             return None
         claim.users.add(id(item) if item is not None else id(match))  # before any wait: it must not be given back
-        if not claim.granted or self.store.backlog > MAX_BACKLOG:
+        if not claim.granted or self.backlogged():
             return None
         keys = self._keys(match, item, d)
         inflight = self._inflight
@@ -227,7 +227,7 @@ class StoreCache:
             lease = self.try_acquire(match, item)
             if lease is not None:
                 return lease
-            if self.store.backlog > MAX_BACKLOG:  # let the writer catch up: bounds memory and a kill's losses
+            if self.backlogged():  # let the writer catch up: bounds memory and a kill's losses
                 if self._drained is None or self._drained.done():
                     self._drained = asyncio.ensure_future(self.drained())
                     # its error is every waiter's; retrieved here too, for when none is left

@@ -392,8 +392,9 @@ class Scheduler:
         ahead: deque[Item | InputError] = deque()
         failure: BaseException | None = None
         source = iter(items)
+        lookahead = max(CLAIM_LOOKAHEAD, self.max_active_prompts)
         while True:
-            while failure is None and len(ahead) < max(CLAIM_LOOKAHEAD, self.max_active_prompts):
+            while failure is None and len(ahead) < lookahead:
                 try:
                     item = next(source)
                 except StopIteration:
@@ -575,7 +576,7 @@ class Scheduler:
                 self.cache.release(lease)
             state.inflight -= 1
         elif self.cache is None:
-            await self._judge_task(task, self._match(task), {})
+            await self._judge_task(task, self._match(task))
         else:
             if lease is None:  # (every task is claimed in _enqueue; never judge without a claim)
                 try:
@@ -584,14 +585,16 @@ class Scheduler:
                     self._abort(exc)
                     return
             try:
-                await self._judge_task(task, self._match(task), lease.stored, lease)
+                await self._judge_task(task, self._match(task), lease)
             finally:
                 self.cache.release(lease)  # what was claimed and not saved (a retry, a failure, a stop)
         if self.cache is not None and state.closed and state.inflight == 0:
             self.cache.done(state.item)  # the prompt is finished: its claim may go (after its judgements)
 
-    async def _judge_task(self, task: _Task, match: Match, stored: dict[int, Judgement], lease: Any = None) -> None:
+    async def _judge_task(self, task: _Task, match: Match, lease: Any = None) -> None:
+        """Judge ``match``'s samples that ``lease`` (the cache's, with a store) has not stored."""
         state = task.state
+        stored: dict[int, Judgement] = lease.stored if lease is not None else {}
         # samples this task saved before a retry are not reuse
         stored_reused = len(set(stored) - task.saved) if task.saved else len(stored)
         wanted = range(match.sample_offset, match.sample_offset + match.samples)
