@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
@@ -138,6 +139,19 @@ def write_jsonl(path: Path, rows: Iterable[Any]) -> Path:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def question_rows(n: int, k: int) -> list[dict[str, Any]]:
+    """``n`` input rows (ids ``p0``..) of ``k`` distinct responses each: prompt ``question i``,
+    responses ``answer i.j``."""
+    return [
+        {"id": f"p{i}", "prompt": f"question {i}", "responses": [f"answer {i}.{j}" for j in range(k)]} for i in range(n)
+    ]
+
+
+def tourney_argv(command: str, inp: Path, out: Path, *args: str) -> list[str]:
+    """``tourney COMMAND INP --out OUT ARGS..`` run by this interpreter, as a subprocess's argv."""
+    return [sys.executable, "-m", "tourney", command, str(inp), "--out", str(out), *args]
 
 
 @pytest.fixture

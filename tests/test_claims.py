@@ -30,7 +30,7 @@ from tourney.store import JudgementStore
 from tourney.strategy import build_strategy
 from tourney.types import Judgement, Outcome
 
-from .conftest import write_jsonl
+from .conftest import question_rows, tourney_argv, write_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 JUDGE = {"name": "simulated", "seed": 0}
@@ -370,20 +370,14 @@ LATENCY_JUDGE = "simulated:latency_median_s=0.05,latency_sigma=0.3"
 
 
 def rows(n=24, k=8):
-    return [
-        {"id": f"p{i}", "prompt": f"question {i}", "responses": [f"answer {i}.{j}" for j in range(k)]} for i in range(n)
-    ]
+    return question_rows(n, k)
 
 
 def rank_cmd(inp, out, store, *extra, judge=LATENCY_JUDGE):
-    return [
-        sys.executable,
-        "-m",
-        "tourney",
+    return tourney_argv(
         "rank",
-        str(inp),
-        "--out",
-        str(out),
+        inp,
+        out,
         "--store",
         str(store),
         "--judge",
@@ -394,7 +388,7 @@ def rank_cmd(inp, out, store, *extra, judge=LATENCY_JUDGE):
         "--seed",
         "3",
         *extra,
-    ]
+    )
 
 
 def env():

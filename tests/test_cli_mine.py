@@ -24,7 +24,7 @@ from tourney import parse_item
 from tourney.cli import main
 from tourney.mining import PairFile, PairPolicy, mine_kto, mine_pairs
 
-from .conftest import ROOT, read_jsonl, require, write_jsonl
+from .conftest import ROOT, question_rows, read_jsonl, require, tourney_argv, write_jsonl
 
 EXAMPLE = ROOT / "tourney" / "data" / "example.jsonl"
 
@@ -156,31 +156,14 @@ JUDGE = "simulated:latency_median_s=0.02,latency_sigma=0.3"
 
 
 def _rows(n: int = 200, k: int = 4) -> list[dict]:
-    return [
-        {"id": f"p{i}", "prompt": f"question {i}", "responses": [f"answer {i}.{j}" for j in range(k)]} for i in range(n)
-    ]
+    return question_rows(n, k)
 
 
 def _cmd(inp: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "tourney",
-        "mine-pairs",
-        str(inp),
-        "--out",
-        str(out),
-        "--judge",
-        JUDGE,
-        "--policy",
-        "best_each",
-        "--no-progress",
-        "--concurrency",
-        "8",
-        "--seed",
-        "5",
-        *extra,
-    ]
+    return tourney_argv(
+        "mine-pairs", inp, out, "--judge", JUDGE, "--policy", "best_each", "--no-progress", "--concurrency", "8",
+        "--seed", "5", *extra,
+    )  # fmt: skip
 
 
 def _stored(store: Path) -> int:

@@ -24,7 +24,7 @@ from tourney.inputs import open_input
 from tourney.items import FieldMap, Item, ItemError
 from tourney.outputs import read_results, to_arrow, to_dataset, to_pandas
 
-from .conftest import ROOT, read_jsonl, write_jsonl
+from .conftest import ROOT, question_rows, read_jsonl, tourney_argv, write_jsonl
 
 pa = pytest.importorskip("pyarrow") if os.environ.get("CI") != "true" else __import__("pyarrow")
 import pyarrow.parquet as pq
@@ -475,29 +475,13 @@ JUDGE = "simulated:latency_median_s=0.02,latency_sigma=0.3"
 
 
 def _rows(n: int = 100, k: int = 4) -> list[dict]:
-    return [
-        {"id": f"p{i}", "prompt": f"question {i}", "responses": [f"answer {i}.{j}" for j in range(k)]} for i in range(n)
-    ]
+    return question_rows(n, k)
 
 
 def _cmd(inp: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "tourney",
-        "rank",
-        str(inp),
-        "--out",
-        str(out),
-        "--judge",
-        JUDGE,
-        "--no-progress",
-        "--concurrency",
-        "8",
-        "--seed",
-        "5",
-        *extra,
-    ]
+    return tourney_argv(
+        "rank", inp, out, "--judge", JUDGE, "--no-progress", "--concurrency", "8", "--seed", "5", *extra
+    )
 
 
 def _wait_for_lines(path: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:

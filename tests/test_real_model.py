@@ -49,7 +49,7 @@ import pytest
 from tourney.health import reason_key
 from tourney.testing import smollm
 
-from .conftest import ROOT, read_jsonl, write_jsonl
+from .conftest import ROOT, read_jsonl, tourney_argv, write_jsonl
 
 try:
     from tests.vllm_fixtures import loop_thread, smollm_dir, smollm_judge, smollm_server
@@ -133,22 +133,9 @@ def rank_cli(
 
     inp = write_jsonl(tmp_path / "in.jsonl", items)
     out, store = tmp_path / "out.jsonl", tmp_path / "judgements.sqlite"
-    cmd = [
-        sys.executable,
-        "-m",
-        "tourney",
-        "rank",
-        str(inp),
-        "--out",
-        str(out),
-        "--store",
-        str(store),
-        "--no-progress",
-        "--seed",
-        "0",
-        *judge_args,
-        *extra_args,
-    ]
+    cmd = tourney_argv(
+        "rank", inp, out, "--store", str(store), "--no-progress", "--seed", "0", *judge_args, *extra_args
+    )
     t0 = time.perf_counter()
     res = subprocess.run(
         cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env={**os.environ, **(env or {})}, cwd=tmp_path

@@ -13,26 +13,20 @@ import pytest
 
 from tourney.cli import main
 
-from .conftest import read_jsonl, write_jsonl
+from .conftest import question_rows, read_jsonl, tourney_argv, write_jsonl
 
 JUDGE = "simulated:latency_median_s=0.01,latency_sigma=0.5"
 
 
 def rows(n=40, k=8):
-    return [
-        {"id": f"p{i}", "prompt": f"question {i}", "responses": [f"answer {i}.{j}" for j in range(k)]} for i in range(n)
-    ]
+    return question_rows(n, k)
 
 
 def _cmd(inp, out, store, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "tourney",
+    return tourney_argv(
         "rank",
-        str(inp),
-        "--out",
-        str(out),
+        inp,
+        out,
         "--store",
         str(store),
         "--judge",
@@ -43,7 +37,7 @@ def _cmd(inp, out, store, *extra):
         "--seed",
         "3",
         *extra,
-    ]
+    )
 
 
 def _stored(store):
