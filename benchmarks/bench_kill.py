@@ -63,6 +63,27 @@ CHILD = textwrap.dedent("""
 """)
 
 
+def settle(store: Path, quiet_s: float = 0.3, limit_s: float = 10.0) -> None:
+    """Wait until the store's judgement count has not changed for ``quiet_s``."""
+
+    def count() -> int:
+        con = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute("SELECT count(*) FROM judgements").fetchone()[0]
+        except sqlite3.Error:
+            return -1
+        finally:
+            con.close()
+
+    deadline, last = time.monotonic() + limit_s, count()
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        now = count()
+        if now == last:
+            return
+        last = now
+
+
 def one_kill(tmp: Path, spec: str, n: int, after_s: float, tree: Path = REPO) -> dict:
     store, side = tmp / "s.sqlite", tmp / "side.log"
     for p in (store, Path(f"{store}-wal"), Path(f"{store}-shm"), side):
@@ -75,6 +96,8 @@ def one_kill(tmp: Path, spec: str, n: int, after_s: float, tree: Path = REPO) ->
     killed_at = time.time()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    # the store's writer process (if any) commits the batch it was given, then exits: count that
+    settle(store)
     done: dict[tuple, float] = {}
     for line in side.read_text().splitlines():
         parts = line.split()

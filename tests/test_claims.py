@@ -329,14 +329,14 @@ def test_a_run_whose_store_fills_up_while_matches_wait_stops_with_the_stores_err
     with JudgementStore(path, timeout_s=5) as store:
 
         def fill_up() -> None:  # SQLite's own SQLITE_FULL from now on (the file may not grow)
-            pages = store._wconn.execute("PRAGMA page_count").fetchone()[0]
-            store._wconn.execute(f"PRAGMA max_page_count = {pages}")
+            ((pages,),) = store._writer_sql("PRAGMA page_count")
+            store._writer_sql(f"PRAGMA max_page_count = {pages}")
 
         judge = WatchedJudge("simulated:seed=2", store, first_call=fill_up)
         sched = Scheduler(judge, build_strategy("knockout"), seed=1, concurrency=2, cache=StoreCache(store, judge))
         with pytest.raises(StoreError, match="disk full"):
             asyncio.run(asyncio.wait_for(sched.rank(small_items(60, 16)), DEADLINE_S))
-        store._wconn.execute("PRAGMA max_page_count = 1073741823")  # room again: close commits the rest
+        store._writer_sql("PRAGMA max_page_count = 1073741823")  # room again: close commits the rest
     assert len(judge.backlogs) < 60 * 15  # stopped early, not after paying for everything
 
 
@@ -345,8 +345,8 @@ def test_waiting_for_the_writer_raises_the_stores_error_when_its_commits_fail(tm
     path = tmp_path / "s.sqlite"
     store = JudgementStore(path, batch_size=10_000, flush_interval_s=None)
     cache = StoreCache(store, build_judge("simulated:seed=2"))
-    pages = store._wconn.execute("PRAGMA page_count").fetchone()[0]
-    store._wconn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own SQLITE_FULL from now on
+    ((pages,),) = store._writer_sql("PRAGMA page_count")
+    store._writer_sql(f"PRAGMA max_page_count = {pages}")  # SQLite's own SQLITE_FULL from now on
     for s in range(10):  # never committed: no flush interval; incompressible reasoning needs new pages
         store.put(
             store.key(JUDGE, PROMPT, "4", "5", s), Judgement(Outcome.A, reasoning=os.urandom(2000).hex(), sample=s),
@@ -357,7 +357,7 @@ def test_waiting_for_the_writer_raises_the_stores_error_when_its_commits_fail(tm
         store.flush()
     with pytest.raises(StoreError, match="disk full"):  # not a wait for a drain that never comes
         asyncio.run(asyncio.wait_for(cache.drained(), DEADLINE_S))
-    store._wconn.execute("PRAGMA max_page_count = 1073741823")
+    store._writer_sql("PRAGMA max_page_count = 1073741823")
     store.flush()
     assert not cache.backlogged()
     asyncio.run(asyncio.wait_for(cache.drained(), DEADLINE_S))

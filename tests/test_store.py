@@ -433,9 +433,8 @@ def test_disk_full_raises_keeps_committed_and_retries_the_batch(tmp_path):
     store = JudgementStore(path, batch_size=10_000, flush_interval_s=None)
     committed = [put(store, full_judgement(sample=s)) for s in range(10)]
     store.flush()
-    conn = store._wconn
-    pages = conn.execute("PRAGMA page_count").fetchone()[0]
-    conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+    ((pages,),) = store._writer_sql("PRAGMA page_count")
+    store._writer_sql(f"PRAGMA max_page_count = {pages + 2}")
     buffered = [
         put(store, full_judgement(sample=s, reasoning=os.urandom(2000).hex())) for s in range(10, 60)
     ]  # incompressible
@@ -445,7 +444,7 @@ def test_disk_full_raises_keeps_committed_and_retries_the_batch(tmp_path):
     with pytest.raises(StoreError, match="disk full"):
         put(store, full_judgement(sample=60))  # a failing store keeps saying so
     assert set(store.get_many(buffered)) == set(buffered)  # still served from the buffer
-    conn.execute("PRAGMA max_page_count = 1073741823")  # space freed
+    store._writer_sql("PRAGMA max_page_count = 1073741823")  # space freed
     store.flush()
     store.close()
     with JudgementStore(path, readonly=True) as store:
@@ -459,7 +458,7 @@ def test_close_on_a_full_disk_says_what_was_lost(tmp_path):
     store = JudgementStore(path, batch_size=10_000, flush_interval_s=None)
     committed = put(store, full_judgement())
     store.flush()
-    store._wconn.execute("PRAGMA max_page_count = 1")
+    store._writer_sql("PRAGMA max_page_count = 1")
     put(store, full_judgement(sample=1, reasoning=os.urandom(100_000).hex()))  # ~110 kB compressed
     with pytest.raises(StoreError, match="1 pending judgements were NOT saved"):
         store.close()
@@ -677,6 +676,127 @@ def test_sigkilled_writer_loses_nothing_committed(tmp_path):
         n = store.stats()["judgements"]
         assert n >= reported
         assert set(store.get_many(_writer_keys("solo", reported))) == _writer_keys("solo", reported)
+
+
+# ---------------------------------------------------------------- the writer process
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _wait_gone(pid: int, what: str) -> None:
+    deadline = time.monotonic() + SUBPROCESS_TIMEOUT_S
+    while _alive(pid):
+        assert time.monotonic() < deadline, f"{what} (pid {pid}) is still running"
+        time.sleep(0.02)
+
+
+def test_commits_run_in_a_writer_process_of_their_own_by_default(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with JudgementStore(path) as store:
+        assert store.writer == "process"
+        pid = store._committer.pid
+        assert pid != os.getpid()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[1:3] == [b"-I", b"-S"] and cmdline[3].endswith(b"_store_writer.py")
+        keys = [put(store, full_judgement(sample=s)) for s in range(50)]
+        store.flush()
+        with sqlite3.connect(path) as con:  # committed by the writer process, seen by anyone
+            assert con.execute("SELECT count(*) FROM judgements").fetchone()[0] == 50
+    _wait_gone(pid, "the writer process after close")
+    with JudgementStore(path, writer="thread") as store:  # the same file, committed on a thread
+        assert store.writer == "thread" and not hasattr(store._committer, "pid")
+        assert set(store.get_many(keys)) == set(keys)
+        put(store, full_judgement(sample=50))
+    with JudgementStore(path, readonly=True) as store:
+        assert store.check() == [] and store.stats()["judgements"] == 51
+
+
+def test_both_writers_store_the_same_rows(tmp_path):
+    rows = {}
+    for writer in ("process", "thread"):
+        path = tmp_path / f"{writer}.sqlite"
+        with JudgementStore(path, writer=writer, batch_size=7) as store:
+            for s in range(40):
+                put(store, full_judgement(sample=s, reasoning=f"reasoning {s} " * (s * 10)), first_text=f"r{s % 3}")
+            put(store, full_judgement(Outcome.ERROR, sample=40, error="TimeoutError"))
+        con = sqlite3.connect(path)
+        rows[writer] = (
+            con.execute(
+                "SELECT key, judge_id, prompt_text_id, first_text_id, sample, outcome, reasoning, error "
+                "FROM judgements ORDER BY key"
+            ).fetchall()
+            + con.execute("SELECT hash, body FROM texts ORDER BY hash").fetchall()
+        )
+        con.close()
+    assert len(rows["process"]) > 41 and rows["process"] == rows["thread"]
+
+
+def test_a_killed_writer_process_is_replaced_and_nothing_pending_is_lost(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with JudgementStore(path, flush_interval_s=None) as store:
+        first = [put(store, full_judgement(sample=s)) for s in range(10)]
+        store.flush()
+        pid = store._committer.pid
+        os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid, "the killed writer process")
+        later = [put(store, full_judgement(sample=s)) for s in range(10, 20)]
+        store.flush()  # the commit finds the process gone: a new one commits the same cycle
+        assert store._committer.pid != pid
+        pid = store._committer.pid
+        os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid, "the killed writer process")
+        with pytest.raises(StoreError, match=r"writer process \(pid \d+\) of the judgement store .* ended"):
+            store._writer_sql("SELECT 1")  # a call on the dead process says what happened
+        last = [put(store, full_judgement(sample=s)) for s in range(20, 30)]
+        store.flush()
+        assert set(store.get_many(first + later + last)) == set(first + later + last)
+    with JudgementStore(path, readonly=True) as store:
+        assert store.check() == [] and store.stats()["judgements"] == 30
+
+
+def test_the_writer_process_ends_with_a_killed_parent_and_commits_what_it_was_given(tmp_path):
+    path = tmp_path / "s.sqlite"
+    code = """
+    import sys, time
+    from tourney.store import JudgementStore
+    from tourney.types import Judgement, Outcome
+    store = JudgementStore(sys.argv[1], flush_interval_s=None)
+    for s in range(200):
+        j = Judgement(Outcome.A, sample=s)
+        store.put(store.key({"j": 1}, "p", "a", "b", s), j, prompt_id="p", prompt="p", first=0, second=1,
+                  first_text="a", second_text="b", judge_identity={"j": 1})
+    store.flush()
+    print(store._committer.pid, flush=True)
+    time.sleep(600)
+    """
+    proc = run_python(code, str(path), stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(proc.stdout.readline())
+        assert _alive(pid)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    _wait_gone(pid, "the writer process of a killed run")  # its stdin ended: no orphan left behind
+    with JudgementStore(path) as store:
+        assert store.check() == [] and store.stats()["judgements"] == 200
+
+
+def test_a_store_commits_on_its_thread_where_no_writer_process_can_start(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(sys, "executable", "")
+    with caplog.at_level("WARNING", logger="tourney"), JudgementStore(tmp_path / "s.sqlite") as store:
+        assert store.writer == "thread"
+        key = put(store, full_judgement())
+        store.flush()
+        assert store.get(key) is not None
+    assert "cannot start a writer process" in caplog.text and "committing on a thread" in caplog.text
+    with pytest.raises(ValueError, match="writer must be one of process, thread, got 'fork'"):
+        JudgementStore(tmp_path / "t.sqlite", writer="fork")
 
 
 def test_import_is_light():

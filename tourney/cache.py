@@ -48,7 +48,7 @@ import contextlib
 import dataclasses
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import StoreError
 from .hashing import sha256_hex
@@ -84,6 +84,11 @@ class Lease:
 
     stored: dict[int, Judgement]
     claimed: dict[int, str]
+    #: the match it was taken for, and what :meth:`StoreCache.save` reuses of its keys' making
+    #: (the prompt's digests; the judge part of the key and the two responses' sha256)
+    match: Match | None = None
+    digests: _Digests | None = field(default=None, repr=False)
+    parts: tuple[str, str, str] | None = field(default=None, repr=False)
 
 
 class _Digests:
@@ -165,9 +170,17 @@ class StoreCache:
         return self._keys(match, item, self._item_digests(match, item))
 
     def _keys(self, match: Match, item: Item | None, d: _Digests) -> dict[int, str]:
+        return self._keys_of(match, d, self._parts(match, item, d))
+
+    def _parts(self, match: Match, item: Item | None, d: _Digests) -> tuple[str, str, str]:
+        """The judge part of ``match``'s keys (canonical JSON) and the sha256 of its two responses."""
         plain = self._match_identity is None and (item is None or item.scores is None)
         judge_json = self._identity_json if plain else self._judge_json(match, item)
-        fh, sh = d.of(match.first_text), d.of(match.second_text)
+        return judge_json, d.of(match.first_text), d.of(match.second_text)
+
+    @staticmethod
+    def _keys_of(match: Match, d: _Digests, parts: tuple[str, str, str]) -> dict[int, str]:
+        judge_json, fh, sh = parts
         offset = match.sample_offset
         if match.samples == 1:
             return {offset: _key_from_hashes(judge_json, d.prompt_hash, fh, sh, offset)}
@@ -198,15 +211,21 @@ class StoreCache:
         claim.users.add(id(item) if item is not None else id(match))  # before any wait: it must not be given back
         if not claim.granted or self.backlogged():
             return None
-        keys = self._keys(match, item, d)
+        parts = self._parts(match, item, d)
+        keys = self._keys_of(match, d, parts)
         inflight = self._inflight
         for k in keys.values():
             if k in inflight:
                 return None
-        found = self.store.pending(keys.values()) if self.store.has_pending else {}
-        on_file = [k for k in keys.values() if k in claim.stored and k not in found]
-        if on_file:
-            found.update(self.store.get_many(on_file))  # verified against each row's hash
+        # under the claim, a key is stored (pending or committed) only if the claim's grant or
+        # this run's saves put it in claim.stored: nobody else adds keys to a held prompt
+        known = [k for k in keys.values() if k in claim.stored] if claim.stored else ()
+        found: dict[str, Judgement] = {}
+        if known:
+            found = self.store.pending(known)
+            on_file = [k for k in known if k not in found]
+            if on_file:
+                found.update(self.store.get_many(on_file))  # verified against each row's hash
         stored: dict[int, Judgement] = {}
         claimed: dict[int, str] = {}
         for s, k in keys.items():
@@ -215,7 +234,7 @@ class StoreCache:
             else:
                 claimed[s] = k
                 inflight[k] = None  # no await since the check above: atomic within the loop
-        return Lease(stored, claimed)
+        return Lease(stored, claimed, match, d, parts)
 
     async def acquire(self, match: Match, item: Item | None = None) -> Lease:
         """The stored samples of ``match``, and a claim on the others (see the module
@@ -273,9 +292,11 @@ class StoreCache:
         :class:`StoreError` when the store cannot take them (an earlier commit failed; they stay
         pending)."""
         claimed = lease.claimed if lease is not None else {}
-        judge_json = self._judge_json(match, item)
-        d = self._item_digests(match, item)
-        fh, sh = d.of(match.first_text), d.of(match.second_text)
+        if lease is not None and lease.parts is not None and lease.digests is not None:
+            (judge_json, fh, sh), d = lease.parts, lease.digests  # what acquire computed for these texts
+        else:
+            d = self._item_digests(match, item)
+            judge_json, fh, sh = self._parts(match, item, d)
         judge_hash = self._identity_hash if judge_json is self._identity_json else sha256_hex(judge_json)
         claim = self._claims.get(d.claim_key)
         failure: StoreError | None = None

@@ -489,7 +489,7 @@ class Scheduler:
     def _enqueue(self, task: _Task) -> None:
         if self.cache is not None:  # claim its samples first: it reaches a worker with the claim in hand
             try:
-                lease = self.cache.try_acquire(self._match(task), task.state.item)
+                lease = self.cache.try_acquire(self._match(task), task.state.item)  # (the lease keeps the match)
             except StoreError as exc:  # an unreadable store: stop rather than pay for everything again
                 self._abort(exc)
                 return
@@ -585,7 +585,7 @@ class Scheduler:
                     self._abort(exc)
                     return
             try:
-                await self._judge_task(task, self._match(task), lease)
+                await self._judge_task(task, lease.match or self._match(task), lease)
             finally:
                 self.cache.release(lease)  # what was claimed and not saved (a retry, a failure, a stop)
         if self.cache is not None and state.closed and state.inflight == 0:

@@ -121,19 +121,38 @@ import contextlib
 import json
 import logging
 import os
+import pickle
 import random
 import secrets
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
-import urllib.parse
 import weakref
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from hashlib import sha256
 from typing import Any
 
+from . import _store_writer
+from ._store_writer import (
+    _CHECKPOINT_BYTES,
+    _CHUNK,
+    _COLUMNS,
+    _COMPRESS_MIN_CHARS,
+    _ERROR,
+    Committer,
+    _is_busy,
+    _pack,
+    _proc_state,
+    _row_hash,
+    read_frame,
+    tune_for_writes,
+    write_frame,
+    write_transaction,
+)
+from ._store_writer import connect as _sqlite_connect
 from .errors import StoreError
 from .hashing import sha256_hex as _sha256
 from .types import Judgement, Outcome, Prompt
@@ -150,8 +169,6 @@ KEY_VERSION = 1
 APPLICATION_ID = 0x746F7572
 _APPLICATION = "tourney-judgement-store"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-#: Keys per ``IN (...)`` query: well below SQLite's bound-parameter limit on every version.
-_CHUNK = 500
 #: SQLite page size of new stores (bytes). 4 kB: every commit rewrites whole pages, and the key and
 #: text indexes take random inserts, so each judgement dirties an index page or two; with 16 kB
 #: pages a commit wrote ~30 kB of WAL per judgement (4x the I/O of 4 kB pages, which still hold a
@@ -159,19 +176,6 @@ _CHUNK = 500
 _PAGE_SIZE = 4096
 #: check() reports at most this many problems of one kind, then a count.
 _MAX_PROBLEMS = 50
-#: texts (reasoning, prompts, responses) of at least this many characters are zlib-compressed
-#: when that saves at least 10% (shorter ones never pay for the BLOB header and the call)
-_COMPRESS_MIN_CHARS = 256
-_COMPRESS_LEVEL = 6
-#: the writer connection's page cache (kB; SQLite's default is 2000): random-key index inserts
-#: find more of their pages there; bounded, so memory stays flat in the size of the store
-_WRITER_CACHE_KB = 8000
-#: the WAL is checkpointed into the database and started over once it is this large (bytes)
-_CHECKPOINT_BYTES = 32 * 1024 * 1024
-#: text and judge row ids the writer remembers (at most; then it starts over), so a prompt's
-#: texts are looked up once, not once per match
-_ID_CACHE = 8192
-
 _SCHEMA = f"""
 CREATE TABLE meta (
     name  TEXT PRIMARY KEY,
@@ -220,20 +224,11 @@ PRAGMA application_id = {APPLICATION_ID};
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 _TABLES = ("meta", "judges", "texts", "judgements", "claims")
+#: how the writer thread commits unless told: "process" (a writer process of its own, see
+#: tourney._store_writer) or "thread" (on the writer thread itself)
+WRITERS = ("process", "thread")
+_WRITER_SCRIPT = _store_writer.__file__
 
-# Columns of a judgements row in the order the writer builds them (row_hash last).
-_COLUMNS = (
-    "key", "judge_id", "prompt_id", "prompt_text_id", "first_index", "second_index", "first_text_id",
-    "second_text_id", "sample", "outcome", "reasoning", "verdict", "prompt_tokens", "cached_tokens",
-    "completion_tokens", "latency_s", "error", "extra", "created", "row_hash",
-)  # fmt: skip
-_UPSERT = (
-    f"INSERT INTO judgements ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
-    f"ON CONFLICT (key) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
-    # an error is not a paid judgement: any later put replaces it; a real judgement is never replaced
-    + " WHERE judgements.outcome = 'error'"
-)
 # A row as read back, in the order of its logical content (what row_hash covers), then row_hash:
 # key, judge hash, prompt id, prompt hash, indices, text hashes, sample, outcome, reasoning, verdict,
 # tokens, latency, error, extra, created.
@@ -244,13 +239,6 @@ _READ = (
     "LEFT JOIN judges g ON g.id = j.judge_id LEFT JOIN texts p ON p.id = j.prompt_text_id "
     "LEFT JOIN texts f ON f.id = j.first_text_id LEFT JOIN texts s ON s.id = j.second_text_id"
 )
-_ERROR = Outcome.ERROR.value
-_CLAIM_UPSERT = (
-    "INSERT INTO claims (key, owner, expires) VALUES (?, ?, ?) "
-    "ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires"
-)
-#: a claim request that must wait for another owner's lease
-_WAIT = object()
 
 
 def _json_default(obj: Any) -> Any:
@@ -285,42 +273,6 @@ def _key_from_hashes(judge_json: str, prompt_hash: str, first_hash: str, second_
     return _sha256(text)
 
 
-def _row_hash(logical: Sequence[Any]) -> bytes:
-    """sha256 over a row's logical content: the canonical JSON of ``[key, judge hash, prompt id,
-    prompt hash, first index, second index, first hash, second hash, sample, outcome, reasoning,
-    verdict, prompt tokens, cached tokens, completion tokens, latency, error, extra, created]``
-    (digests as hex, texts uncompressed). The recipe of schema version 1's ``row_hash`` too, so
-    upgraded rows keep theirs."""
-    return sha256(_encode_list(list(logical)).encode("utf-8")).digest()
-
-
-try:  # the C encoder json uses for canonical_json, without its Python wrapper: rows are hashed by the million
-    from json.encoder import c_make_encoder as _c_make_encoder  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - a Python without the C accelerator
-    _c_make_encoder = None
-if _c_make_encoder is not None:
-    _C_ENCODE = _c_make_encoder(
-        None, _json_default, json.encoder.encode_basestring, None, ":", ",", True, False, False
-    )  # markers off (a row is a flat list), sort_keys, no skipkeys, allow_nan False: as _ENCODER
-
-    def _encode_list(values: list) -> str:
-        return "".join(_C_ENCODE(values, 0))
-
-else:  # pragma: no cover
-
-    def _encode_list(values: list) -> str:
-        return canonical_json(values)
-
-
-def _pack(text: str) -> str | bytes:
-    """What is stored for ``text``: itself, or zlib(UTF-8) as bytes when that saves >= 10%."""
-    if len(text) < _COMPRESS_MIN_CHARS:
-        return text
-    raw = text.encode("utf-8")
-    packed = zlib.compress(raw, _COMPRESS_LEVEL)
-    return packed if len(packed) * 10 <= len(raw) * 9 else text
-
-
 def _unpack(value: str | bytes) -> str:
     return value if isinstance(value, str) else zlib.decompress(value).decode("utf-8")
 
@@ -346,39 +298,7 @@ def _check_text(name: str, text: Any) -> str:
     return text
 
 
-def _error_kind(exc: BaseException) -> str:
-    """SQLite's error name (``SQLITE_FULL`` ...), from the exception or, failing that, its text."""
-    name = getattr(exc, "sqlite_errorname", None)
-    if name:
-        return name
-    msg = str(exc).lower()
-    for needle, kind in (
-        ("disk is full", "SQLITE_FULL"), ("readonly", "SQLITE_READONLY"), ("locked", "SQLITE_BUSY"),
-        ("busy", "SQLITE_BUSY"), ("not a database", "SQLITE_NOTADB"), ("malformed", "SQLITE_CORRUPT"),
-        ("unable to open", "SQLITE_CANTOPEN"), ("disk i/o", "SQLITE_IOERR"),
-    ):  # fmt: skip
-        if needle in msg:
-            return kind
-    return "SQLITE_ERROR"
-
-
-def _is_busy(exc: BaseException) -> bool:
-    return _error_kind(exc).startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
-
-
 # ---------------------------------------------------------------------- owners (claims)
-
-
-def _proc_state(pid: int) -> tuple[str, str] | None:
-    """(state letter, start time in clock ticks since boot) of process ``pid`` from
-    ``/proc/PID/stat``, or None when there is no such process. Raises OSError without /proc."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read().decode("ascii", "replace")
-    except FileNotFoundError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # after the command name, which may contain spaces
-    return fields[0], fields[19]  # field 3 (state) and field 22 (starttime)
 
 
 def _host_id() -> str:
@@ -398,32 +318,6 @@ def _new_owner() -> str:
     except OSError:
         start = ""
     return f"{_host_id()}|{pid}|{start}|{secrets.token_hex(6)}"
-
-
-def _owner_alive(owner: str, host_id: str) -> bool | None:
-    """Whether the process behind ``owner`` runs: False when it is on this host (and PID
-    namespace) and its pid is gone, a zombie, or a newer process; True when it runs; None when
-    it cannot be told (another host: only the lease's expiry says)."""
-    parts = owner.split("|")
-    if len(parts) != 5 or f"{parts[0]}|{parts[1]}" != host_id:
-        return None
-    try:
-        pid = int(parts[2])
-    except ValueError:
-        return None
-    try:
-        state = _proc_state(pid)
-    except OSError:  # no /proc: ask the kernel whether the pid exists
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except OSError:
-            return True
-        return True
-    if state is None or state[0] in ("Z", "X"):
-        return False
-    return not parts[3] or state[1] == parts[3]
 
 
 # ---------------------------------------------------------------------- writer bookkeeping
@@ -478,6 +372,103 @@ class _ClaimRequest:
         self.future = future
 
 
+class _WriterEnded(StoreError):
+    """The writer process ended before it answered (killed, out of memory)."""
+
+
+class _WriterProcess:
+    """A :class:`~tourney._store_writer.Committer` in a writer process of its own (see
+    :mod:`tourney._store_writer`), with the Committer's calls, each a round trip on its pipes
+    (the calling thread waits with the GIL released). A writer process that ended (killed, out of
+    memory) fails the call it was answering with a :class:`StoreError`; the batch stays pending
+    with the store, and the next call starts a new process."""
+
+    def __init__(self, args: tuple):
+        self._args = args
+        self.proc: subprocess.Popen | None = None
+        self._start()
+
+    def _start(self) -> None:
+        if not sys.executable:
+            raise OSError("this interpreter does not know its executable (sys.executable is empty)")
+        # -I: neither the script's folder (tourney/, whose types.py would shadow the stdlib's) nor
+        # the user's site is on sys.path, and no PYTHON* variable applies; -S: the stdlib is enough
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", _WRITER_SCRIPT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            close_fds=True, start_new_session=True,  # a Ctrl-C reaches the parent, which closes in order
+        )  # fmt: skip
+        try:
+            self.pid = self._call(("open", *self._args))
+        except BaseException:
+            self.close()
+            raise
+
+    def commit(self, *args: Any) -> list[frozenset | None]:
+        """The Committer's commit; a writer process that ended is replaced, and the cycle sent to
+        the new one (a cycle is safe to repeat: the first put of a key wins, a lease is this owner's)."""
+        for attempt in (1, 2):
+            if self.proc is None or self.proc.poll() is not None:
+                self.close()
+                self._start()
+            try:
+                return self._call(("commit", *args))
+            except _WriterEnded as exc:
+                if attempt == 2:
+                    raise
+                log.warning("%s; starting a new one", exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def sql(self, statement: str) -> list[tuple]:
+        return self._call(("sql", statement))
+
+    def _call(self, message: tuple) -> Any:
+        proc = self.proc
+        if proc is None or proc.stdin is None or proc.stdout is None:
+            raise StoreError(f"the writer process of the judgement store {self._args[0]} is closed")
+        why: BaseException | None = None
+        try:
+            write_frame(proc.stdin.fileno(), message)
+            reply = read_frame(proc.stdout.fileno())
+        except (OSError, EOFError, pickle.UnpicklingError) as exc:
+            reply, why = None, exc
+        if reply is None:
+            self.close()
+            ended = f"exit status {proc.returncode}" if proc.returncode is not None else f"{why}"
+            raise _WriterEnded(
+                f"the writer process (pid {proc.pid}) of the judgement store {self._args[0]} ended ({ended}); "
+                "what it had not committed stays pending, and the next commit starts a new one"
+            )
+        if reply[0] == "ok":
+            return reply[1]
+        if reply[0] == "sqlite":
+            error = sqlite3.OperationalError(reply[2])
+            error.sqlite_errorname = reply[1]  # SQLite's error name, as _store_error reads it
+            raise error
+        raise StoreError(
+            f"the writer process of the judgement store {self._args[0]} failed (a bug in tourney: please report "
+            f"it):\n{reply[1]}"
+        )
+
+    def close(self) -> None:
+        """Let the writer process close its connection and exit (killed after ``timeout_s``)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None and proc.stdin is not None and proc.stdout is not None:
+            with contextlib.suppress(OSError, EOFError, pickle.UnpicklingError):
+                write_frame(proc.stdin.fileno(), ("close",))
+                read_frame(proc.stdout.fileno())
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        try:
+            proc.wait(timeout=self._args[4])
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 _OPEN_STORES: weakref.WeakSet[JudgementStore] = weakref.WeakSet()
 
 
@@ -523,7 +514,11 @@ class JudgementStore:
         lease_s: float = 60.0,
         poll_s: float = 0.05,
         claim_delay_s: float = 0.01,
+        writer: str | None = None,
     ):
+        writer = writer or os.environ.get("TOURNEY_STORE_WRITER") or "process"
+        if writer not in WRITERS:
+            raise ValueError(f"writer must be one of {', '.join(WRITERS)}, got {writer!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if flush_interval_s is not None and not flush_interval_s > 0:
@@ -543,6 +538,7 @@ class JudgementStore:
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.claim_delay_s = claim_delay_s
+        self.writer = writer
         self.owner = _new_owner()
         self._host_id = _host_id()
         # the caller-side state, guarded by _cond's lock; the writer thread takes it for snapshots
@@ -578,25 +574,23 @@ class JudgementStore:
         self._rlock = threading.RLock()  # the read connection
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
-        self._wconn: sqlite3.Connection | None = None
+        # the writer's side: a Committer (writer="thread") or a _WriterProcess running one; the
+        # writer thread holds _wire_lock while it talks to it
+        self._committer: Committer | _WriterProcess | None = None
+        self._wire_lock = threading.Lock()
         self._conn = self._open(check_on_open)
         if not readonly:
             try:
-                self._wconn = self._connect("rwc")
                 self._sconn = self._connect("rwc")
-                for c in (self._conn, self._wconn, self._sconn):
-                    c.execute("PRAGMA synchronous = NORMAL")
-                    c.execute("PRAGMA wal_autocheckpoint = 0")  # the sync thread checkpoints, off the writer
-                    c.execute(f"PRAGMA journal_size_limit = {_CHECKPOINT_BYTES * 4}")
-                self._wconn.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KB}")
+                for c in (self._conn, self._sconn):
+                    tune_for_writes(c)
+                self._committer = self._start_committer()
             except BaseException:
-                for opened in (self._conn, self._wconn, self._sconn):
+                for opened in (self._conn, self._sconn):
                     if opened is not None:
                         opened.close()
-                self._conn = self._wconn = self._sconn = None
+                self._conn = self._sconn = None
                 raise
-            self._text_ids: dict[str, int] = {}  # hash hex -> row id, committed (cleared when full)
-            self._judge_ids: dict[str, int] = {}
             self._thread = threading.Thread(
                 target=self._writer_main, name=f"tourney-store-writer:{os.path.basename(self.path)}", daemon=True
             )
@@ -817,7 +811,7 @@ class JudgementStore:
         pending (a later flush retries them) and :class:`StoreError` says why; everything
         committed before stays."""
         with self._lock:
-            if self.readonly or self._wconn is None:
+            if self.readonly or self._committer is None:
                 self._connection()
                 return
             target = self._put_seq
@@ -873,7 +867,7 @@ class JudgementStore:
         is committed after every put made before it (a run that takes the lease over sees those
         judgements). Keys without a lease of this store are ignored."""
         with self._lock:
-            if self._wconn is None:
+            if self._committer is None:
                 return
             for k in keys:
                 self._held.discard(k)
@@ -903,11 +897,14 @@ class JudgementStore:
                 return
             lost = len(self._pending)
             failure = self._closed_error
-            for c in (self._sconn, self._wconn, self._conn):  # the last one checkpoints and removes the WAL
+            conns = (self._sconn, self._conn)
+            self._conn = self._sconn = None
+        self._close_committer()  # (the writer thread closed it, unless it never ran)
+        with self._lock:
+            for c in conns:  # the last one checkpoints and removes the WAL
                 if c is not None:
                     with contextlib.suppress(sqlite3.Error):  # closing never fails in practice
                         c.close()
-            self._conn = self._wconn = self._sconn = None
             self._pending.clear()
             self._queue.clear()
             orphans = self._requests + self._waiting
@@ -968,9 +965,7 @@ class JudgementStore:
 
     def _writer_main(self) -> None:
         """The writer thread: one transaction per cycle for everything waiting (see the module
-        docstring); exits after the final cycle of :meth:`close`."""
-        conn = self._wconn
-        assert conn is not None
+        docstring), run by the store's Committer; exits after the final cycle of :meth:`close`."""
         while True:
             with self._lock:
                 while True:
@@ -992,141 +987,89 @@ class JudgementStore:
                 renew = bool(self._held) and now >= self._next_renew
                 self._attempts += 1
                 attempt = self._attempts
-            results: dict[int, Any] = {}
-            staged = None
-            if self._wal_full():  # the sync thread copied most of it: finish here, the next commit restarts it
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error as exc:  # a commit reports a store that stopped working
-                    log.debug("checkpoint of %s skipped: %s", self.path, exc)
+                taken = [r.key for r in requests if r.key in self._held]
+                pending = self._pending_by_prompt(requests)
+            results: list[frozenset | None] = []
             if puts or releases or requests or renew or final:
                 try:
-                    staged = self._commit(conn, puts, releases, requests, renew, final, results)
+                    results = self._commit(puts, releases, requests, renew, final, taken, pending)
                 except StoreError as exc:
                     self._after_failure(exc, attempt, requests, final)
                     if final:
+                        self._close_committer()
                         return
                     continue
-            self._after_commit(puts, releases, requests, renew, staged, results)
+            self._after_commit(puts, releases, requests, renew, results)
             if final:
+                self._close_committer()
                 self._sync()  # what close() committed survives a power loss too
                 return
 
-    # The cycle's pieces, in the order the transaction runs them: rows (and their claims'
-    # deletion), releases, claims, renewal, and at close every remaining claim of this owner.
+    def _pending_by_prompt(self, requests: list[_ClaimRequest]) -> dict[str, list[str]]:
+        """prompt hash -> keys of this store's uncommitted non-error puts, for the prompts of
+        ``requests`` (a claim counts them as stored). Called with the lock held."""
+        hashes = {r.prompt_hash for r in requests if r.prompt_hash}
+        out: dict[str, list[str]] = {}
+        if hashes and self._pending:
+            for p in self._pending.values():
+                if p.prompt_hash in hashes and p.judgement.outcome is not Outcome.ERROR:
+                    out.setdefault(p.prompt_hash, []).append(p.key)
+        return out
 
-    def _commit(self, conn, puts, releases, requests, renew, final, results) -> tuple[dict, dict]:
-        """One write transaction for the whole cycle, in a fixed number of statements whatever
-        its size (each statement lets the event loop's thread take the GIL back: fewer is
-        faster): the rows (and their claims' deletion), the releases, the claim requests, the
-        renewal, and at close every claim of this owner."""
-        staged_texts: dict[str, int] = {}
-        staged_judges: dict[str, int] = {}
-        owner = self.owner
-
-        def work() -> None:
-            results.clear()
-            staged_texts.clear()
-            staged_judges.clear()
-            if puts:
-                rows = self._rows(conn, puts, staged_texts, staged_judges)
-                conn.executemany(_UPSERT, rows)
-            if releases:
-                _where_in(conn, "DELETE FROM claims WHERE owner = ? AND key IN ({})", [owner],
-                          [bytes.fromhex(k) for k in releases])  # fmt: skip
-            if requests:
-                self._claim_all(conn, requests, results)
-            if renew:
-                conn.execute("UPDATE claims SET expires = ? WHERE owner = ?", (time.time() + self.lease_s, owner))
-            if final:
-                conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
-
+    def _commit(self, puts, releases, requests, renew, final, taken, pending) -> list[frozenset | None]:
+        """One write transaction for the whole cycle (the Committer's, in the writer process or
+        here): the rows, the releases, the claim requests, the renewal, and at close every claim
+        of this owner. Returns each request's result (None: wait). Raises :class:`StoreError`."""
+        committer = self._committer
+        assert committer is not None
+        wire = [
+            (p.key, p.judge_json, p.judge_hash, p.prompt_json, p.prompt_hash, p.first_text, p.first_hash,
+             p.second_text, p.second_hash, p.logical)
+            for p in puts
+        ]  # fmt: skip
+        asked = [(r.key, r.prompt_hash) for r in requests]
         what = f"committing {len(puts)} judgements to" if puts else "claiming keys in"
-        self._write_transaction(conn, work, what)
-        return staged_texts, staged_judges
+        try:
+            with self._wire_lock:
+                return committer.commit(wire, releases, asked, renew, final, taken, pending)
+        except sqlite3.Error as exc:
+            raise self._store_error(exc, what) from exc
 
-    def _rows(self, conn: sqlite3.Connection, puts: list[_Put], staged_texts: dict, staged_judges: dict) -> list:
-        """The judgements rows of ``puts``, inserting the texts and judges they reference that the
-        file lacks (their ids assigned here: under the write lock nobody else inserts)."""
-        text_ids, judge_ids = self._text_ids, self._judge_ids
-        texts: dict[str, str] = {}
-        judges: dict[str, str] = {}
-        for p in puts:
-            if p.judge_hash not in judge_ids:
-                judges[p.judge_hash] = p.judge_json
-            for h, body in (
-                (p.prompt_hash, p.prompt_json),
-                (p.first_hash, p.first_text),
-                (p.second_hash, p.second_text),
-            ):
-                if h not in text_ids:
-                    texts[h] = body
-        _ensure_ids(conn, "judges", "identity", judges, staged_judges, pack=False)
-        _ensure_ids(conn, "texts", "body", texts, staged_texts, pack=True)
-        new_text, new_judge = staged_texts.get, staged_judges.get  # ids of this transaction, then committed ones
-        rows = []
-        for p in puts:
-            lg = p.logical
-            reasoning = lg[10]
-            rows.append((
-                bytes.fromhex(lg[0]), new_judge(p.judge_hash) or judge_ids[p.judge_hash], lg[2],
-                new_text(p.prompt_hash) or text_ids[p.prompt_hash], lg[4], lg[5],
-                new_text(p.first_hash) or text_ids[p.first_hash], new_text(p.second_hash) or text_ids[p.second_hash],
-                lg[8], lg[9], reasoning if len(reasoning) < _COMPRESS_MIN_CHARS else _pack(reasoning), lg[11], lg[12],
-                lg[13], lg[14], lg[15], lg[16], lg[17], lg[18], _row_hash(lg),
-            ))  # fmt: skip
-        return rows
+    def _start_committer(self) -> Committer | _WriterProcess:
+        """The writer's Committer: in a process of its own (``writer="process"``, falling back to
+        the thread with a warning where no process can be started) or on the writer thread."""
+        args = (self.path, self.owner, self._host_id, self.lease_s, self.timeout_s, _COMPRESS_MIN_CHARS)
+        if self.writer == "process":
+            try:
+                return _WriterProcess(args)
+            except (OSError, StoreError) as exc:
+                log.warning(
+                    "cannot start a writer process for the judgement store %s (%s): committing on a thread "
+                    "instead (slower with a fast judge)", self.path, exc,
+                )  # fmt: skip
+                self.writer = "thread"
+        try:
+            return Committer(*args)
+        except sqlite3.Error as exc:
+            raise self._store_error(exc, "opening") from exc
 
-    def _claim_all(self, conn: sqlite3.Connection, requests: list[_ClaimRequest], results: dict) -> None:
-        """Inside the writer's transaction: for each request, the frozenset of stored keys of its
-        prompt (the lease is taken here), or ``_WAIT`` while another live owner (or this store)
-        holds its key."""
-        now = time.time()
-        alive: dict[str, bool | None] = {}
-        sql = "SELECT key, owner, expires FROM claims WHERE key IN ({})"
-        holders = {k.hex(): (o, e) for k, o, e in _where_in(conn, sql, [], [bytes.fromhex(r.key) for r in requests])}
-        taken = set(self._held)
-        granted: list[_ClaimRequest] = []
-        for req in requests:
-            if req.key in taken:
-                results[id(req)] = _WAIT
-                continue
-            holder = holders.get(req.key)
-            if holder is not None and holder[0] != self.owner and holder[1] >= now:
-                if holder[0] not in alive:
-                    alive[holder[0]] = _owner_alive(holder[0], self._host_id)
-                if alive[holder[0]] is not False:  # alive, or another host's lease not yet expired
-                    results[id(req)] = _WAIT
-                    continue
-            taken.add(req.key)
-            granted.append(req)
-        if not granted:
-            return
-        expires = now + self.lease_s
-        conn.executemany(_CLAIM_UPSERT, [(bytes.fromhex(r.key), self.owner, expires) for r in granted])
-        hashes = list(dict.fromkeys(r.prompt_hash for r in granted if r.prompt_hash))
-        stored: dict[str, set[str]] = {h: set() for h in hashes}
-        if hashes:
-            sql = (
-                "SELECT t.hash, j.key FROM texts t JOIN judgements j ON j.prompt_text_id = t.id "
-                f"WHERE t.hash IN ({{}}) AND j.outcome != '{_ERROR}'"
-            )
-            for h, key in _where_in(conn, sql, [], [bytes.fromhex(h) for h in hashes]):
-                stored[h.hex()].add(key.hex())
-            for p in list(self._pending.values()):  # put by this store, not committed yet
-                if p.prompt_hash in stored and p.judgement.outcome is not Outcome.ERROR:
-                    stored[p.prompt_hash].add(p.key)
-        for r in granted:
-            results[id(r)] = frozenset(stored[r.prompt_hash]) if r.prompt_hash else frozenset()
+    def _close_committer(self) -> None:
+        with self._wire_lock:
+            committer, self._committer = self._committer, None
+            if committer is not None:
+                committer.close()
 
-    def _after_commit(self, puts, releases, requests, renew, staged, results) -> None:
+    def _writer_sql(self, statement: str) -> list[tuple]:
+        """Run ``statement`` on the writer's connection, wherever it lives (tests: a pragma such as
+        ``max_page_count`` that makes the writer's commits fail as on a full disk)."""
+        with self._wire_lock:
+            if self._committer is None:
+                raise StoreError(f"judgement store {self.path} is closed or read-only")
+            return self._committer.sql(statement)
+
+    def _after_commit(self, puts, releases, requests, renew, results) -> None:
         resolved: list[tuple[concurrent.futures.Future, Any]] = []
         with self._lock:
-            if staged is not None:
-                for cache, new in zip((self._text_ids, self._judge_ids), staged):
-                    if len(cache) + len(new) > _ID_CACHE:  # bounded memory: start over (misses cost one query)
-                        cache.clear()
-                    cache.update(new)
             if puts:
                 self._commits += 1
                 del self._queue[: len(puts)]
@@ -1139,9 +1082,8 @@ class JudgementStore:
             self._dirty_since = time.monotonic() if (self._queue or self._releases) else None
             if renew:
                 self._next_renew = time.monotonic() + self.lease_s / 4
-            for req in requests:
-                got = results.get(id(req))
-                if got is _WAIT:
+            for req, got in zip(requests, results):
+                if got is None:  # another owner holds it: re-examined every poll_s
                     if not req.future.cancelled():
                         self._waiting.append(req)
                         if len(self._waiting) == 1:
@@ -1170,12 +1112,6 @@ class JudgementStore:
             self._cond.notify_all()
         for req in requests:
             _resolve(req.future, exc)
-
-    def _wal_full(self) -> bool:
-        try:
-            return os.path.getsize(self.path + "-wal") > _CHECKPOINT_BYTES
-        except OSError:
-            return False
 
     def _sync(self) -> None:
         """fsync the WAL: every commit made before survives a power loss (no-op unless durable)."""
@@ -1451,7 +1387,7 @@ class JudgementStore:
 
     def _store_error(self, exc: BaseException, action: str) -> StoreError:
         """A :class:`StoreError` that says what went wrong in words a user can act on."""
-        kind = _error_kind(exc)
+        kind = _store_writer._error_kind(exc)
         where = f"{action} the judgement store {self.path}"
         pending = ""
         if self._pending:
@@ -1474,36 +1410,18 @@ class JudgementStore:
         return StoreError(f"SQLite error while {where}: {exc} [{kind}]{pending}")
 
     def _write_transaction(self, conn: sqlite3.Connection, fn: Callable[[], object], action: str) -> None:
-        """Run ``fn`` inside ``BEGIN IMMEDIATE ... COMMIT`` on ``conn``, retrying on SQLITE_BUSY
-        until ``timeout_s``. IMMEDIATE takes the write lock up front, so a transaction never has to
-        upgrade a read lock (the one case SQLite's busy handler cannot wait out). ``fn`` must be
-        safe to run again after a rollback."""
-        deadline = time.monotonic() + self.timeout_s
-        attempt = 0
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                fn()
-                conn.execute("COMMIT")
-                return
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
-                        conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc) and time.monotonic() < deadline:
-                    attempt += 1
-                    time.sleep(min(0.5, 0.005 * 2**attempt) * (0.5 + random.random()))
-                    continue
-                raise self._store_error(exc, action) from exc
+        """:func:`~tourney._store_writer.write_transaction` (``BEGIN IMMEDIATE``, retried on
+        SQLITE_BUSY until ``timeout_s``), its failure worded by :meth:`_store_error`."""
+        try:
+            write_transaction(conn, fn, self.timeout_s)
+        except sqlite3.Error as exc:
+            raise self._store_error(exc, action) from exc
 
     def _connect(self, mode: str) -> sqlite3.Connection:
-        uri = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode={mode}"
         try:
-            conn = sqlite3.connect(uri, uri=True, timeout=self.timeout_s, isolation_level=None, check_same_thread=False)
+            return _sqlite_connect(self.path, mode, self.timeout_s)
         except sqlite3.Error as exc:
             raise self._store_error(exc, "opening") from exc
-        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
-        return conn
 
     def _open(self, check_on_open: bool) -> sqlite3.Connection:
         path = self.path
@@ -1714,33 +1632,6 @@ class JudgementStore:
                 "so nothing in it would be reused"
             )
         return problems
-
-
-def _where_in(conn: sqlite3.Connection, sql: str, params: list[Any], values: Sequence[Any]) -> list[tuple]:
-    """Run ``sql`` (with one ``{}`` for the ``IN`` list) over ``values`` in chunks; all rows."""
-    out: list[tuple] = []
-    for i in range(0, len(values), _CHUNK):
-        chunk = values[i : i + _CHUNK]
-        out.extend(conn.execute(sql.format(", ".join("?" * len(chunk))), [*params, *chunk]).fetchall())
-    return out
-
-
-def _ensure_ids(conn: sqlite3.Connection, table: str, column: str, wanted: dict[str, str], staged: dict,
-                pack: bool) -> None:  # fmt: skip
-    """Put the row id of each hash (hex) of ``wanted`` (hash -> body) into ``staged``, inserting
-    the rows the table lacks. Inside a write transaction: new ids follow max(id) unchallenged."""
-    if not wanted:
-        return
-    for h, i in _where_in(
-        conn, f"SELECT hash, id FROM {table} WHERE hash IN ({{}})", [], [bytes.fromhex(h) for h in wanted]
-    ):
-        staged[h.hex()] = i
-    new = [h for h in wanted if h not in staged]
-    if new:
-        base = conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
-        rows = [(base + 1 + n, bytes.fromhex(h), _pack(wanted[h]) if pack else wanted[h]) for n, h in enumerate(new)]
-        conn.executemany(f"INSERT INTO {table} (id, hash, {column}) VALUES (?, ?, ?)", rows)
-        staged.update((h, base + 1 + n) for n, h in enumerate(new))
 
 
 def _resolve(future: concurrent.futures.Future, got: Any) -> None:
