@@ -55,7 +55,7 @@ from .hashing import sha256_hex
 from .items import Item
 from .judges.base import Judge
 from .store import JudgementStore, _key_from_hashes, canonical_json
-from .types import Judgement, Match, Prompt
+from .types import Judgement, Match, Outcome, Prompt
 
 __all__ = ["Lease", "StoreCache"]
 
@@ -104,11 +104,10 @@ class _Digests:
         self.responses: dict[str, str] = {}
 
     def of(self, text: str) -> str:
-        try:
-            return self.responses[text]
-        except KeyError:
+        h = self.responses.get(text)  # (not try/except: each response misses once, and a raise costs)
+        if h is None:
             h = self.responses[text] = sha256_hex(text)
-            return h
+        return h
 
 
 class _PromptClaim:
@@ -312,9 +311,11 @@ class StoreCache:
                 )  # fmt: skip
             except StoreError as exc:
                 failure = failure or exc
-            if claim is not None and j.outcome.value != "error":
+            if claim is not None and j.outcome is not Outcome.ERROR:
                 claim.stored.add(key)
             self._let_go(key)
+            if claimed.get(sample) == key:
+                del claimed[sample]  # saved: release(lease) has nothing left to give back for it
         if failure is not None:
             raise failure
 

@@ -65,18 +65,28 @@ Claims: never pay twice across processes
     at :meth:`close`. A killed process's leases are taken over at once by a run on the same host
     (its pid is gone, a zombie, or a newer process) and after ``lease_s`` (60 s) elsewhere.
 
-Writer thread, batching and what a kill loses
+Writer thread, writer process, batching and what a kill loses
     Writes never run on the caller's thread: :meth:`put` adds the judgement to an in-memory
     pending map (reads see it at once) and a queue; one writer thread per store commits the
     queue together with the claim requests, in one transaction per cycle, as soon as it has
     work (group commit: everything that arrived during a commit goes into the next one). Puts
     alone wait at most ``flush_interval_s`` (0.02 s) before their commit. :meth:`flush` waits
-    until everything put before it is committed. What can be lost:
+    until everything put before it is committed. The transaction itself (rows, text and judge
+    ids, compression, row hashes, claims) is a :class:`~tourney._store_writer.Committer`'s, run
+    by default (``writer="process"``) in a writer process of the store's own, to which the
+    writer thread sends each cycle over a pipe: row building and SQLite then never take the
+    GIL of the interpreter that runs the event loop (with an instant judge: 8.1-8.3k
+    judgements/s against 5.2-5.9k on the thread, benchmarks/bench_scale.py). ``writer="thread"``
+    (or ``TOURNEY_STORE_WRITER=thread``) runs the Committer on the writer thread; so does a
+    store whose writer process cannot start (with a warning). A writer process that is killed
+    is replaced, and the cycle it was given goes to the new one. What can be lost:
 
-    * process killed (SIGKILL, OOM, crash): only puts not yet committed, i.e. those of the last
-      ``flush_interval_s`` plus one commit: about the last 100 ms of judgements on a loaded
-      2-core machine, measured on real killed processes (benchmarks/bench_kill.py, where 0.05 s
-      gave ~150 ms and the same throughput; tests/test_claims.py bounds it).
+    * process killed (SIGKILL, OOM, crash): only puts not yet handed to the writer process,
+      i.e. those of the last ``flush_interval_s`` plus one commit (the writer process of a
+      killed run commits the cycle it was given, then exits at the end of its input): 76-80
+      ms of judgements on a loaded 2-core machine, measured on real killed processes
+      (benchmarks/bench_kill.py; 98-138 ms with the writer on a thread, ~150 ms with a 0.05 s
+      interval; tests/test_claims.py bounds it).
     * power loss / OS crash: commits use ``synchronous=NORMAL`` (no fsync per commit: a WAL
       commit survives a process kill without one); with ``durable=True`` (the default) a sync
       thread fsyncs the WAL at most ``sync_interval_s`` (1 s) after a commit, and close fsyncs
@@ -91,7 +101,7 @@ Memory
     cache stops asking for new work while more than 500 wait), the writer remembers the row ids
     of at most ``_ID_CACHE`` texts and judges (a prompt's texts are used by its matches close
     together; past the bound it starts over), and the page caches are bounded (SQLite's default
-    2 MB, 8 MB for the writer's connection).
+    2 MB, 8 MB for the writer's connection). The writer process adds ~15 MB.
 
 Concurrency
     Several processes may write the same store at once and all succeed: WAL mode, short
@@ -110,7 +120,7 @@ Faults
     put/flush/claim; everything committed stays, and the failed batch stays pending so a later
     :meth:`flush` retries it.
 
-Stdlib only (sqlite3, json, hashlib, zlib, threading), so importing it is cheap.
+Stdlib only (sqlite3, json, hashlib, zlib, threading, subprocess, pickle), so importing it is cheap.
 """
 
 from __future__ import annotations
@@ -133,6 +143,7 @@ import time
 import weakref
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from hashlib import sha256
 from typing import Any
 
 from . import _store_writer
@@ -224,6 +235,7 @@ PRAGMA application_id = {APPLICATION_ID};
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 _TABLES = ("meta", "judges", "texts", "judgements", "claims")
+_OUTCOME_VALUES = {o: o.value for o in Outcome}  # (an enum's .value is a slow property)
 #: how the writer thread commits unless told: "process" (a writer process of its own, see
 #: tourney._store_writer) or "thread" (on the writer thread itself)
 WRITERS = ("process", "thread")
@@ -270,7 +282,7 @@ def _key_from_hashes(judge_json: str, prompt_hash: str, first_hash: str, second_
         '{"first_sha256":"' + first_hash + '","judge":' + judge_json + ',"key_version":' + str(KEY_VERSION)
         + ',"prompt_sha256":"' + prompt_hash + '","sample":' + str(sample) + ',"second_sha256":"' + second_hash + '"}'
     )  # fmt: skip
-    return _sha256(text)
+    return sha256(text.encode("utf-8")).hexdigest()  # (hashing.sha256_hex inline: one call per judgement)
 
 
 def _unpack(value: str | bytes) -> str:
@@ -495,7 +507,8 @@ class JudgementStore:
     open so a corrupted file is refused before it is used. ``lease_s`` is how long a claim lives
     without renewal (renewed every ``lease_s / 4`` while open); ``poll_s`` how often a claim
     held by another run is re-examined; a claim request waits up to ``claim_delay_s`` for others
-    to share its transaction.
+    to share its transaction. ``writer`` says where the commits run: ``"process"`` (a writer
+    process of the store's own; the default, or ``$TOURNEY_STORE_WRITER``) or ``"thread"``.
 
     Use it as a context manager, or call :meth:`close`: pending puts are committed there.
     """
@@ -778,12 +791,13 @@ class JudgementStore:
             raise TypeError(f"judgement must be a Judgement, got {type(judgement).__name__}")
         if not isinstance(prompt_id, str):
             raise TypeError(f"prompt_id must be a str, got {type(prompt_id).__name__}")
-        sample = _check_sample(judgement.sample)
+        sample = judgement.sample
+        if type(sample) is not int:
+            sample = _check_sample(sample)
         extra, outcome = judgement.extra, judgement.outcome
         logical = (
             key, judge_hash, prompt_id, prompt_hash, int(first), int(second), first_hash, second_hash, sample,
-            outcome.value if type(outcome) is Outcome else Outcome(outcome).value, str(judgement.reasoning),
-            str(judgement.verdict),
+            _OUTCOME_VALUES.get(outcome) or Outcome(outcome).value, str(judgement.reasoning), str(judgement.verdict),
             int(judgement.prompt_tokens), int(judgement.cached_tokens), int(judgement.completion_tokens),
             float(judgement.latency_s), None if judgement.error is None else str(judgement.error),
             canonical_json(extra) if extra else "{}", time.time(),
@@ -791,7 +805,8 @@ class JudgementStore:
         p = _Put(key, judgement, judge_json, judge_hash, prompt_json, prompt_hash, first_text, first_hash,
                  second_text, second_hash, logical)  # fmt: skip
         with self._lock:
-            self._check_writable()
+            if self._stopping or self._conn is None or self.readonly:
+                self._check_writable()  # (says which)
             old = self._pending.get(key)
             if old is None or old.judgement.outcome is Outcome.ERROR:  # first paid judgement wins, as in the table
                 self._put_seq += 1
@@ -1042,6 +1057,8 @@ class JudgementStore:
         if self.writer == "process":
             try:
                 return _WriterProcess(args)
+            except sqlite3.Error as exc:  # the store itself cannot be written: no thread would do better
+                raise self._store_error(exc, "opening") from exc
             except (OSError, StoreError) as exc:
                 log.warning(
                     "cannot start a writer process for the judgement store %s (%s): committing on a thread "

@@ -30,6 +30,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 __all__ = [
@@ -159,8 +160,18 @@ class MatchResult:
     request: Request
     judgements: tuple[Judgement, ...]
 
+    @cached_property
+    def _tally(self) -> dict[Outcome, int]:
+        """Samples per outcome, counted once (strategies, run health and the output all ask)."""
+        tally = dict.fromkeys(Outcome, 0)
+        for j in self.judgements:
+            o = j.outcome
+            if type(o) is Outcome:
+                tally[o] += 1
+        return tally
+
     def count(self, outcome: Outcome) -> int:
-        return sum(1 for j in self.judgements if j.outcome is outcome)
+        return self._tally[outcome] if type(outcome) is Outcome else 0
 
     @property
     def first_wins(self) -> int:
@@ -406,6 +417,11 @@ def _add_extra(d: dict[str, Any], extra: Mapping[str, Any]) -> None:
 
 
 def _jsonable(x: Any) -> Any:
+    t = type(x)
+    if t is str or t is int or t is bool or x is None:  # the common leaves first: a result's info is walked whole
+        return x
+    if t is float:
+        return round(x, 10)
     if isinstance(x, Mapping):
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):

@@ -69,6 +69,7 @@ _DEFAULTS: dict[str, Any] = {
 _TRUTH: ContextVar[Mapping[str, float] | None] = ContextVar("tourney_simulated_truth", default=None)
 
 
+@lru_cache(maxsize=1024)  # a prompt's texts come back in every one of its matches
 def _text_id(text: str) -> str:
     return content_hash(text, 12)
 
