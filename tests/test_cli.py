@@ -268,3 +268,16 @@ def test_ray_liveness_flags_are_checked_before_any_cluster_starts(tmp_path, caps
     assert code == 2 and "--replica-timeout (1 s) must be at least twice --heartbeat (1 s)" in err
     assert main(["rank", str(tmp_path / "in.jsonl"), "--no-store", "--executor", "ray", "--call-timeout", "-3"]) == 2
     assert "--call-timeout must be a number of seconds >= 0" in capsys.readouterr().err
+
+
+def test_a_command_switches_threads_every_millisecond(tmp_path):
+    # the store's writer thread gets the GIL back within 1 ms of its writer process's answer
+    # (with CPython's 5 ms the writer fell behind an instant judge: README, store at scale)
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        inp = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "prompt": "q", "responses": ["x", "y"]}])
+        assert main(["rank", str(inp), "--out", str(tmp_path / "out.jsonl"), "--quiet", "--no-progress"]) == 0
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+    finally:
+        sys.setswitchinterval(before)
