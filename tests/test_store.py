@@ -760,6 +760,53 @@ def test_a_killed_writer_process_is_replaced_and_nothing_pending_is_lost(tmp_pat
         assert store.check() == [] and store.stats()["judgements"] == 30
 
 
+def test_a_writer_process_that_cannot_start_again_fails_loudly_and_loses_nothing(tmp_path, monkeypatch):
+    path = tmp_path / "s.sqlite"
+    python = sys.executable
+    store = JudgementStore(path, flush_interval_s=None)
+    first = [put(store, full_judgement(sample=s)) for s in range(5)]
+    store.flush()
+    pid = store._committer.pid
+    os.kill(pid, signal.SIGKILL)
+    _wait_gone(pid, "the killed writer process")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))  # as after an upgrade removed it
+    later = [put(store, full_judgement(sample=s)) for s in range(5, 10)]
+    with pytest.raises(StoreError, match="cannot start a new writer process .* stays pending"):
+        store.flush()
+    with pytest.raises(StoreError, match="cannot start a new writer process"):
+        put(store, full_judgement(sample=10))  # a failing store keeps saying so (the put stays pending)
+    monkeypatch.setattr(sys, "executable", python)
+    store.flush()  # retried at once: a new writer process commits everything pending
+    keys = [*first, *later, store.key(JUDGE, PROMPT, "4", "5", 10)]
+    assert set(store.get_many(keys)) == set(keys)
+    store.close()
+    with JudgementStore(path, readonly=True) as store:
+        assert store.check() == [] and store.stats()["judgements"] == 11
+
+
+def test_an_unexpected_error_in_a_write_cycle_reaches_flush_claims_and_close(tmp_path, monkeypatch):
+    store = JudgementStore(tmp_path / "s.sqlite", flush_interval_s=None)
+    monkeypatch.setattr(store._committer, "commit", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
+    put(store, full_judgement())
+    with pytest.raises(StoreError, match="writer of the judgement store .* failed: RuntimeError: boom"):
+        store.flush()
+    claim = store.claim(hashlib.sha256(b"work").hexdigest())
+    with pytest.raises(StoreError, match="RuntimeError: boom"):
+        claim.result(timeout=SUBPROCESS_TIMEOUT_S)  # answered, not left waiting forever
+    assert store._thread.is_alive()  # the writer thread lives on and retries
+    with pytest.raises(StoreError, match="1 pending judgements were NOT saved"):
+        store.close()
+
+
+def test_a_judgement_whose_latency_is_not_a_number_is_refused_at_put(tmp_path):
+    with JudgementStore(tmp_path / "s.sqlite") as store:
+        with pytest.raises(ValueError, match="latency_s must be a finite number, got nan"):
+            put(store, full_judgement(latency_s=float("nan")))
+        key = put(store, full_judgement(sample=1))  # the store goes on
+        store.flush()
+        assert store.get(key) is not None
+
+
 def test_the_writer_process_ends_with_a_killed_parent_and_commits_what_it_was_given(tmp_path):
     path = tmp_path / "s.sqlite"
     code = """

@@ -130,6 +130,7 @@ import concurrent.futures
 import contextlib
 import json
 import logging
+import math
 import os
 import pickle
 import random
@@ -304,6 +305,13 @@ def _check_sample(sample: Any) -> int:
     return sample
 
 
+def _finite(latency_s: Any) -> float:
+    x = float(latency_s)
+    if not math.isfinite(x):  # JSON (the row hash) has no such number: refused here, not by the writer
+        raise ValueError(f"a judgement's latency_s must be a finite number, got {latency_s!r}")
+    return x
+
+
 def _check_text(name: str, text: Any) -> str:
     if not isinstance(text, str):
         raise TypeError(f"{name} must be a str, got {type(text).__name__}")
@@ -421,7 +429,13 @@ class _WriterProcess:
         for attempt in (1, 2):
             if self.proc is None or self.proc.poll() is not None:
                 self.close()
-                self._start()
+                try:
+                    self._start()
+                except (OSError, subprocess.SubprocessError) as exc:  # no new process (EMFILE, ENOMEM, ...)
+                    raise _WriterEnded(
+                        f"cannot start a new writer process for the judgement store {self._args[0]} ({exc}); "
+                        "what it had not committed stays pending, and the next commit tries again"
+                    ) from exc
             try:
                 return self._call(("commit", *args))
             except _WriterEnded as exc:
@@ -443,6 +457,9 @@ class _WriterProcess:
             reply = read_frame(proc.stdout.fileno())
         except (OSError, EOFError, pickle.UnpicklingError) as exc:
             reply, why = None, exc
+        except BaseException:  # (a KeyboardInterrupt): its reply would answer the next call; end it
+            self.close()
+            raise
         if reply is None:
             self.close()
             ended = f"exit status {proc.returncode}" if proc.returncode is not None else f"{why}"
@@ -799,7 +816,7 @@ class JudgementStore:
             key, judge_hash, prompt_id, prompt_hash, int(first), int(second), first_hash, second_hash, sample,
             _OUTCOME_VALUES.get(outcome) or Outcome(outcome).value, str(judgement.reasoning), str(judgement.verdict),
             int(judgement.prompt_tokens), int(judgement.cached_tokens), int(judgement.completion_tokens),
-            float(judgement.latency_s), None if judgement.error is None else str(judgement.error),
+            _finite(judgement.latency_s), None if judgement.error is None else str(judgement.error),
             canonical_json(extra) if extra else "{}", time.time(),
         )  # fmt: skip
         p = _Put(key, judgement, judge_json, judge_hash, prompt_json, prompt_hash, first_text, first_hash,
@@ -1008,7 +1025,12 @@ class JudgementStore:
             if puts or releases or requests or renew or final:
                 try:
                     results = self._commit(puts, releases, requests, renew, final, taken, pending)
-                except StoreError as exc:
+                except Exception as exc:  # a failed cycle must reach put/flush/claim/close, never end the thread
+                    if not isinstance(exc, StoreError):
+                        log.exception("the writer of the judgement store %s failed", self.path)
+                        exc = StoreError(
+                            f"the writer of the judgement store {self.path} failed: {type(exc).__name__}: {exc}"
+                        )
                     self._after_failure(exc, attempt, requests, final)
                     if final:
                         self._close_committer()
@@ -1053,13 +1075,21 @@ class JudgementStore:
     def _start_committer(self) -> Committer | _WriterProcess:
         """The writer's Committer: in a process of its own (``writer="process"``, falling back to
         the thread with a warning where no process can be started) or on the writer thread."""
-        args = (self.path, self.owner, self._host_id, self.lease_s, self.timeout_s, _COMPRESS_MIN_CHARS)
+        # an absolute path: a writer process started again later must not follow a chdir
+        args = (
+            os.path.abspath(self.path),
+            self.owner,
+            self._host_id,
+            self.lease_s,
+            self.timeout_s,
+            _COMPRESS_MIN_CHARS,
+        )
         if self.writer == "process":
             try:
                 return _WriterProcess(args)
             except sqlite3.Error as exc:  # the store itself cannot be written: no thread would do better
                 raise self._store_error(exc, "opening") from exc
-            except (OSError, StoreError) as exc:
+            except (OSError, subprocess.SubprocessError, StoreError) as exc:
                 log.warning(
                     "cannot start a writer process for the judgement store %s (%s): committing on a thread "
                     "instead (slower with a fast judge)", self.path, exc,
@@ -1082,7 +1112,10 @@ class JudgementStore:
         with self._wire_lock:
             if self._committer is None:
                 raise StoreError(f"judgement store {self.path} is closed or read-only")
-            return self._committer.sql(statement)
+            try:
+                return self._committer.sql(statement)
+            except sqlite3.Error as exc:
+                raise self._store_error(exc, "running a statement on") from exc
 
     def _after_commit(self, puts, releases, requests, renew, results) -> None:
         resolved: list[tuple[concurrent.futures.Future, Any]] = []
