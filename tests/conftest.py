@@ -154,6 +154,14 @@ def tourney_argv(command: str, inp: Path, out: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "tourney", command, str(inp), "--out", str(out), *args]
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (not gone, not a zombie), by the store's own /proc reading."""
+    from tourney._store_writer import _proc_state
+
+    state = _proc_state(pid)
+    return state is not None and state[0] not in ("Z", "X")
+
+
 @pytest.fixture
 def shared_data() -> Path:
     return require(SHARED_DATA, "the shared reference data folder; set TOURNEY_SHARED to the folder holding data/")

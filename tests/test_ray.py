@@ -30,9 +30,9 @@ import numpy as np
 import pytest
 
 try:
-    from tests.conftest import missing, require
+    from tests.conftest import missing, process_alive, require
 except ImportError:  # pragma: no cover - tests/ not a package on the path
-    from conftest import missing, require  # type: ignore[no-redef]
+    from conftest import missing, process_alive, require  # type: ignore[no-redef]
 
 ray = require("ray", "the ray extra: a real local Ray cluster")
 
@@ -416,13 +416,6 @@ def stopped():
             os.kill(pid, signal.SIGKILL)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] not in "ZX"
-    except (OSError, IndexError):
-        return False
-
-
 def bounded_rank(judge, its, concurrency, during, **kw):
     """``rank`` that fails, instead of hanging, when the run does not end within HANG_BOUND_S."""
 
@@ -478,7 +471,7 @@ def test_frozen_replica_is_retired_and_the_run_finishes_with_local_output(cluste
         assert meta["replica_stats"][0]["unresponsive"] == 1
     finally:
         p.close()
-    assert not _alive(stopped[0]), "the retired replica's process was not killed"
+    assert not process_alive(stopped[0]), "the retired replica's process was not killed"
 
 
 def test_pool_whose_only_replica_freezes_stops_the_run_clearly_in_bounded_time(cluster, stopped):

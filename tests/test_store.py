@@ -29,6 +29,8 @@ from tourney.errors import StoreError
 from tourney.store import KEY_VERSION, SCHEMA_VERSION, JudgementStore
 from tourney.types import Judgement, Outcome
 
+from .conftest import process_alive
+
 REPO = Path(__file__).resolve().parents[1]
 JUDGE = {"name": "vllm", "arg": "Qwen/Qwen3-8B", "options": {"format": "pandalm", "temperature": 0.6, "top_p": 0.95}}
 PROMPT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2 + 2 = ?"}]
@@ -681,17 +683,9 @@ def test_sigkilled_writer_loses_nothing_committed(tmp_path):
 # ---------------------------------------------------------------- the writer process
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")
-
-
 def _wait_gone(pid: int, what: str) -> None:
     deadline = time.monotonic() + SUBPROCESS_TIMEOUT_S
-    while _alive(pid):
+    while process_alive(pid):
         assert time.monotonic() < deadline, f"{what} (pid {pid}) is still running"
         time.sleep(0.02)
 
@@ -825,7 +819,7 @@ def test_the_writer_process_ends_with_a_killed_parent_and_commits_what_it_was_gi
     proc = run_python(code, str(path), stdout=subprocess.PIPE, text=True)
     try:
         pid = int(proc.stdout.readline())
-        assert _alive(pid)
+        assert process_alive(pid)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
