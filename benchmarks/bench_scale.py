@@ -95,36 +95,37 @@ def main() -> None:
     store_only = {int(x) for x in args.store_only.split(",") if x}
     print(f"tourney rank, simulated judge (instant), knockout, N = {args.n}; python {sys.version.split()[0]}")
     print(f"{'prompts':>8} {'store':>7} {'wall s':>8} {'judgements/s':>13} {'peak RSS MB':>12} {'B/judgement':>12}")
-    results: dict[tuple[int, bool], dict] = {}
+    writers = ("process", "thread") if args.writer == "both" else (args.writer,)
+    main_writer = writers[0]  # "store on" in the ratios below
+    results: dict[tuple[int, str], dict] = {}  # (prompts, writer or "off") -> run
     with tempfile.TemporaryDirectory(prefix="bench_scale_", dir=args.dir) as d:
         tmp = Path(d)
         for size in sizes:
             inp = tmp / f"in{size}.jsonl"
             write_input(inp, size, args.n)
-            writers = ("process", "thread") if args.writer == "both" else (args.writer,)
-            runs = [(True, w) for w in writers] + ([] if size in store_only else [(False, "-")])
-            for on, writer in runs:
-                r = run(inp, tmp / "out.jsonl", tmp / "s.sqlite" if on else None, writer if on else "process")
-                results[(size, on) if writer in ("process", "-") or args.writer == "thread" else (size, writer)] = r
+            for label in [*writers, *([] if size in store_only else ["off"])]:
+                on = label != "off"
+                r = run(inp, tmp / "out.jsonl", tmp / "s.sqlite" if on else None, label if on else main_writer)
+                results[(size, label)] = r
                 bpj = f"{r['bytes_per_judgement']:.0f}" if on else "-"
                 print(
-                    f"{size:>8} {writer if on else 'off':>7} {r['wall_s']:>8.1f} {r['judgements'] / r['wall_s']:>13.0f} "
+                    f"{size:>8} {label:>7} {r['wall_s']:>8.1f} {r['judgements'] / r['wall_s']:>13.0f} "
                     f"{r['rss_mb']:>12.1f} {bpj:>12}",
                     flush=True,
                 )
             inp.unlink()
     lo, hi = sizes[0], sizes[-1]
-    for on in (True, False):
-        if (hi, on) not in results or (lo, on) not in results:
+    for label, name in ((main_writer, "on"), ("off", "off")):
+        if (hi, label) not in results or (lo, label) not in results:
             continue
-        ratio = results[(hi, on)]["rss_mb"] / results[(lo, on)]["rss_mb"]
-        print(f"peak RSS at {hi} / at {lo} prompts, store {'on' if on else 'off'}: {ratio:.2f}x")
+        ratio = results[(hi, label)]["rss_mb"] / results[(lo, label)]["rss_mb"]
+        print(f"peak RSS at {hi} / at {lo} prompts, store {name}: {ratio:.2f}x")
     for size in sizes:
-        if (size, False) not in results:
+        if (size, "off") not in results:
             continue
-        on, off = results[(size, True)], results[(size, False)]
+        on, off = results[(size, main_writer)], results[(size, "off")]
         print(f"{size} prompts: throughput with the store / without: {off['wall_s'] / on['wall_s']:.2f}")
-        if (size, "thread") in results:
+        if len(writers) == 2:
             th = results[(size, "thread")]
             print(f"{size} prompts: throughput with the writer process / the writer thread: "
                   f"{th['wall_s'] / on['wall_s']:.2f}")  # fmt: skip
