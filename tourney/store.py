@@ -85,8 +85,8 @@ Writer thread, writer process, batching and what a kill loses
       i.e. those of the last ``flush_interval_s`` plus one commit (the writer process of a
       killed run commits the cycle it was given, then exits at the end of its input): 76-80
       ms of judgements on a loaded 2-core machine, measured on real killed processes
-      (benchmarks/bench_kill.py; 98-138 ms with the writer on a thread, ~150 ms with a 0.05 s
-      interval; tests/test_claims.py bounds it).
+      (benchmarks/bench_kill.py; 119-138 ms with the writer on a thread; tests/test_claims.py
+      bounds it).
     * power loss / OS crash: commits use ``synchronous=NORMAL`` (no fsync per commit: a WAL
       commit survives a process kill without one); with ``durable=True`` (the default) a sync
       thread fsyncs the WAL at most ``sync_interval_s`` (1 s) after a commit, and close fsyncs
